@@ -1,0 +1,90 @@
+"""Fashion-MNIST from the original IDX files, with a fixed validation split.
+
+Where the files are looked for, in order: ``$EBJR_DATA``, Debian's ``dataset-fashion-mnist``
+folder, ``apt-get install dataset-fashion-mnist`` (when running as root), the official download.
+
+Splits: ``train`` (55,000) and ``val`` (5,000) are a fixed, seeded partition of the 60,000
+training images; ``test`` (10,000) is the official test set, used for reporting only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+CACHE_DIR = Path.home() / ".cache" / "ebjr" / "fashion-mnist"
+FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+VAL_SIZE = 5_000
+SPLIT_SEED = 0
+SPLITS = ("train", "val", "test")
+
+
+def _has_files(folder: Path) -> bool:
+    return all((folder / name).exists() for pair in FILES.values() for name in pair)
+
+
+def data_dir() -> Path:
+    """The folder holding the four IDX files, installing or downloading them if needed."""
+    if os.environ.get("EBJR_DATA"):
+        folder = Path(os.environ["EBJR_DATA"])
+        if not _has_files(folder):
+            raise FileNotFoundError(f"$EBJR_DATA={folder} lacks the Fashion-MNIST IDX files")
+        return folder
+    if _has_files(DEBIAN_DIR):
+        return DEBIAN_DIR
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("Installing Debian package dataset-fashion-mnist ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-q"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], check=False)
+        if _has_files(DEBIAN_DIR):
+            return DEBIAN_DIR
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    for pair in FILES.values():
+        for name in pair:
+            if not (CACHE_DIR / name).exists():
+                print(f"Downloading {DOWNLOAD_URL}{name} ...", file=sys.stderr)
+                urllib.request.urlretrieve(DOWNLOAD_URL + name, CACHE_DIR / name)
+    return CACHE_DIR
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a uint8 array of its stored shape."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``images: (N, 1, 28, 28) float32`` in [0, 1] and ``labels: (N,) int64``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+    folder = data_dir()
+    image_file, label_file = FILES["test" if split == "test" else "train"]
+    images = read_idx(folder / image_file)
+    labels = read_idx(folder / label_file).astype(np.int64)
+    if split != "test":
+        order = np.random.default_rng(SPLIT_SEED).permutation(len(labels))
+        rows = order[:VAL_SIZE] if split == "val" else order[VAL_SIZE:]
+        images, labels = images[rows], labels[rows]
+    return (images[:, None].astype(np.float32) / 255.0), labels

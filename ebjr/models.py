@@ -1,0 +1,75 @@
+"""Student and Teacher network definitions (PyTorch, used for training and export only).
+
+Both are ResNets in the spirit of the paper's small/large pairs. They take
+``images: (N, 1, 28, 28) float32`` in [0, 1] (normalisation is part of the network, so it is
+inside the exported ONNX file) and return ``logits: (N, 10) float32``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection (projected when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and c_in == c_out
+            else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A small ResNet: a 3x3 stem, one stage per entry of ``widths`` (each after the first
+    halves the resolution), ``blocks`` BasicBlocks per stage, global average pooling, a linear
+    classifier."""
+
+    def __init__(
+        self, widths: tuple[int, ...], blocks: int, stem_stride: int = 1, num_classes: int = 10
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.Conv2d(1, widths[0], 3, stem_stride, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(inplace=True),
+        ]
+        c_in = widths[0]
+        for stage, width in enumerate(widths):
+            for block in range(blocks):
+                stride = 2 if stage > 0 and block == 0 else 1
+                layers.append(BasicBlock(c_in, width, stride))
+                c_in = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(c_in, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+        x = self.features(x)
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+ARCHITECTURES = {
+    "student": dict(widths=(8, 16), blocks=1, stem_stride=2),
+    "teacher": dict(widths=(32, 64, 128), blocks=2, stem_stride=2),
+}
+
+
+def build(name: str, num_classes: int = 10) -> ResNet:
+    """Build the architecture called ``name`` (a key of ``ARCHITECTURES``)."""
+    return ResNet(**ARCHITECTURES[name], num_classes=num_classes)

@@ -1,0 +1,32 @@
+"""Run an ONNX classifier with onnxruntime on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+class OnnxClassifier:
+    """``model(images) -> logits`` for a single-input, single-output ONNX file."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """``batch: (N, ...)`` in the model's input dtype -> ``(N, C)`` outputs."""
+        return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+    def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """Run ``images: (N, ...)`` in chunks of ``batch_size`` and return ``(N, C)`` outputs."""
+        chunks = [self(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks)

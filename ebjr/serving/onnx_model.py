@@ -1,0 +1,36 @@
+"""Serve one ONNX classifier (``<version>/model.onnx``) with onnxruntime on the CPU.
+
+All requests Triton hands to ``execute`` are run as one batch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ebjr.onnx_runner import OnnxClassifier
+from ebjr.serving.triton import error_response, model_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        threads = int(model_parameters(args).get("intra_op_threads", "1"))
+        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
+        self.model = OnnxClassifier(path, threads=threads)
+        self.input_name = config["input"][0]["name"]
+        self.output_name = config["output"][0]["name"]
+
+    def execute(self, requests: list) -> list:
+        batches = [
+            pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests
+        ]
+        try:
+            outputs = self.model(np.concatenate(batches))
+        except Exception as err:  # one failed run fails this batch only, never the server
+            return [error_response(f"onnxruntime failed: {err}") for _ in requests]
+        parts = np.split(outputs, np.cumsum([len(b) for b in batches])[:-1])
+        return [pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, p)]) for p in parts]

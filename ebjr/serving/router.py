@@ -1,0 +1,111 @@
+"""The EBJR router: one Student call per dynamic batch, one Teacher call for the rows below
+their request's threshold, answers scattered back in order (paper eqs. 6-7).
+
+Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), else the
+``default_threshold`` of ``config.pbtxt``. A bad request gets its own INVALID_ARG error; a
+Teacher failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
+``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Nothing
+escapes ``execute``, so one bad request never fails its batch-mates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ebjr.routing import (
+    FALLBACK,
+    ROUTE_NAMES,
+    RequestError,
+    check_finite,
+    join_answers,
+    parse_threshold,
+    threshold_from_parameters,
+    to_student,
+)
+from ebjr.scores import get_score
+from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
+
+ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        p = model_parameters(args)
+        self.student = (p["student_model"], p["student_input"], p["student_output"])
+        self.teacher = (p["teacher_model"], p["teacher_input"], p["teacher_output"])
+        self.default_threshold = parse_threshold(p.get("default_threshold", "-inf"))
+        self.score = get_score(p.get("score", "energy"), float(p.get("temperature", "1.0")))
+        self.on_teacher_error = p.get("on_teacher_error", "fallback")
+        if self.on_teacher_error not in ("fallback", "fail"):
+            raise ValueError(
+                f"on_teacher_error must be fallback or fail, not {self.on_teacher_error}"
+            )
+        self.teacher_timeout_us = int(p.get("teacher_timeout_ms", "0")) * 1000
+
+    def execute(self, requests: list) -> list:
+        responses: list = [None] * len(requests)
+        try:
+            self._route(requests, responses)
+        except Exception as err:  # never let one failure hang or fail the whole batch silently
+            for i, response in enumerate(responses):
+                if response is None:
+                    responses[i] = error_response(f"router failed: {err}")
+        return responses
+
+    def _route(self, requests: list, responses: list) -> None:
+        accepted, images, thresholds = [], [], []
+        for i, request in enumerate(requests):
+            try:
+                batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
+                check_finite(batch)
+                threshold = threshold_from_parameters(request.parameters(), self.default_threshold)
+            except RequestError as err:
+                responses[i] = error_response(str(err), invalid_argument=True)
+                continue
+            accepted.append(i)
+            images.append(batch)
+            thresholds.append(threshold)
+        if not accepted:
+            return
+        counts = np.array([len(b) for b in images])
+        batch = np.concatenate(images)
+        row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
+
+        try:
+            student_logits = call_model(*self.student, batch)
+        except ModelCallError as err:
+            for i in accepted:
+                responses[i] = error_response(str(err))
+            return
+        scores = self.score(student_logits)
+        student_rows = to_student(scores, row_thresholds)
+        teacher_logits, teacher_error = None, None
+        if not student_rows.all():
+            try:
+                teacher_logits = call_model(
+                    *self.teacher, batch[~student_rows], timeout_us=self.teacher_timeout_us
+                )
+            except ModelCallError as err:
+                teacher_error = str(err)
+        routed = join_answers(student_logits, scores, student_rows, teacher_logits)
+
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for i, start, stop in zip(accepted, starts[:-1], starts[1:], strict=True):
+            rows = slice(start, stop)
+            if (
+                teacher_error
+                and self.on_teacher_error == "fail"
+                and (routed.route[rows] == FALLBACK).any()
+            ):
+                responses[i] = error_response(teacher_error)
+                continue
+            responses[i] = pb_utils.InferenceResponse(
+                [
+                    pb_utils.Tensor("logits", routed.logits[rows]),
+                    pb_utils.Tensor("class", routed.predictions[rows, None]),
+                    pb_utils.Tensor("score", routed.scores[rows, None]),
+                    pb_utils.Tensor("threshold", row_thresholds[rows, None]),
+                    pb_utils.Tensor("route", ROUTE_BYTES[routed.route[rows, None]]),
+                ]
+            )

@@ -1,0 +1,51 @@
+import pytest
+from onnx_factory import tiny_classifier
+
+from ebjr.repository import RouterSettings, build_repository, main
+
+
+def test_builds_three_models_from_the_onnx_specs(tmp_path):
+    student = tiny_classifier(tmp_path / "s.onnx", classes=5, input_name="pixels")
+    teacher = tiny_classifier(tmp_path / "t.onnx", classes=5, input_name="input.1")
+    out = tmp_path / "repo"
+    build_repository(student, teacher, out, RouterSettings(default_threshold="3.5"))
+    assert (out / "student" / "1" / "model.onnx").read_bytes() == student.read_bytes()
+    assert (out / "teacher" / "1" / "model.onnx").read_bytes() == teacher.read_bytes()
+    assert "ebjr.serving.onnx_model" in (out / "student" / "1" / "model.py").read_text()
+    assert "ebjr.serving.router" in (out / "ebjr_router" / "1" / "model.py").read_text()
+    student_cfg = (out / "student" / "config.pbtxt").read_text()
+    assert 'name: "pixels", data_type: TYPE_FP32, dims: [ 1, 4, 4 ]' in student_cfg
+    assert 'name: "logits", data_type: TYPE_FP32, dims: [ 5 ]' in student_cfg
+    router_cfg = (out / "ebjr_router" / "config.pbtxt").read_text()
+    assert 'key: "student_input", value: { string_value: "pixels" }' in router_cfg
+    assert 'key: "teacher_input", value: { string_value: "input.1" }' in router_cfg
+    assert 'key: "default_threshold", value: { string_value: "3.5" }' in router_cfg
+    assert 'name: "image", data_type: TYPE_FP32, dims: [ 1, 4, 4 ]' in router_cfg
+    assert "dynamic_batching" in router_cfg and "KIND_CPU" in router_cfg
+
+
+def test_onnxruntime_backend_with_tensorrt_writes_platform_config(tmp_path):
+    model = tiny_classifier(tmp_path / "m.onnx")
+    out = tmp_path / "repo"
+    build_repository(model, model, out, backend="onnxruntime", tensorrt=True)
+    cfg = (out / "teacher" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in cfg and 'name: "tensorrt"' in cfg
+    assert not (out / "teacher" / "1" / "model.py").exists()
+
+
+def test_class_count_mismatch_is_a_clear_error(tmp_path, capsys):
+    student = tiny_classifier(tmp_path / "s.onnx", classes=5)
+    teacher = tiny_classifier(tmp_path / "t.onnx", classes=7)
+    with pytest.raises(ValueError, match="Student has 5 classes but Teacher has 7"):
+        build_repository(student, teacher, tmp_path / "repo")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--student", str(student), "--teacher", str(teacher), "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2
+    assert "Student has 5 classes" in capsys.readouterr().err
+
+
+def test_input_shape_mismatch_is_a_clear_error(tmp_path):
+    student = tiny_classifier(tmp_path / "s.onnx", side=4)
+    teacher = tiny_classifier(tmp_path / "t.onnx", side=6)
+    with pytest.raises(ValueError, match="Student input"):
+        build_repository(student, teacher, tmp_path / "repo")

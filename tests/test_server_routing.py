@@ -1,0 +1,116 @@
+"""The router against the real Triton server, over HTTP and gRPC (paper eqs. 6-7)."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from tritonclient.utils import InferenceServerException
+
+from ebjr.client import classify, connect, infer
+from ebjr.scores import energy
+
+
+def direct(client, model: str, images: np.ndarray) -> np.ndarray:
+    return infer(client, model, {"image": images}, ["logits"])["logits"]
+
+
+def assert_routed_correctly(answer, images, client, threshold):
+    """Each row equals the Student's own output at or above ``threshold``, else the Teacher's."""
+    student, teacher = direct(client, "student", images), direct(client, "teacher", images)
+    np.testing.assert_allclose(answer.scores, energy(student), rtol=1e-5, atol=1e-5)
+    to_student = answer.scores >= np.float32(threshold)
+    assert answer.routes.tolist() == np.where(to_student, "student", "teacher").tolist()
+    np.testing.assert_allclose(answer.logits[to_student], student[to_student], atol=1e-5)
+    np.testing.assert_allclose(answer.logits[~to_student], teacher[~to_student], atol=1e-5)
+    np.testing.assert_array_equal(answer.classes, answer.logits.argmax(axis=1))
+    np.testing.assert_array_equal(answer.thresholds, np.full(len(images), threshold, np.float32))
+
+
+def median_score(client, images) -> float:
+    return float(np.median(classify(client, images, threshold="-inf").scores))
+
+
+def test_router_rows_equal_student_or_teacher_by_threshold(client, test_images):
+    images = test_images[0][:64]
+    threshold = median_score(client, images)
+    answer = classify(client, images, threshold=threshold)
+    assert 0 < (answer.routes == "teacher").sum() < len(images)  # both paths exercised
+    assert_routed_correctly(answer, images, client, threshold)
+
+
+def test_numeric_string_threshold_equals_number(client, test_images):
+    images = test_images[0][:32]
+    threshold = median_score(client, images)
+    as_number = classify(client, images, threshold=threshold)
+    as_string = classify(client, images, threshold=repr(threshold))
+    assert as_string.routes.tolist() == as_number.routes.tolist()
+    np.testing.assert_array_equal(as_string.logits, as_number.logits)
+
+
+@pytest.mark.parametrize(("threshold", "model"), [("-inf", "student"), ("inf", "teacher")])
+def test_infinite_thresholds_route_every_row_to_one_model(client, test_images, threshold, model):
+    images = test_images[0][:48]
+    answer = classify(client, images, threshold=threshold)
+    assert set(answer.routes) == {model}
+    np.testing.assert_allclose(answer.logits, direct(client, model, images), atol=1e-5)
+
+
+def test_default_threshold_from_config_applies_without_parameter(client, test_images):
+    from conftest import MODEL_REPOSITORY
+
+    config = (MODEL_REPOSITORY / "ebjr_router" / "config.pbtxt").read_text()
+    line = next(row for row in config.splitlines() if '"default_threshold"' in row)
+    default = float(line.split('string_value: "')[1].split('"')[0])
+    answer = classify(client, test_images[0][:16])
+    np.testing.assert_array_equal(answer.thresholds, np.float32(default))
+    assert_routed_correctly(answer, test_images[0][:16], client, default)
+
+
+def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(server, test_images):
+    images = test_images[0]
+    http = connect(server.http_url, "http", concurrency=16)
+    median = median_score(http, images[:64])
+    thresholds = [-math.inf, math.inf, median, median - 1.0, median + 1.0, "-inf", str(median)]
+    jobs = [(i, thresholds[i % len(thresholds)]) for i in range(42)]
+    before = http.get_inference_statistics("ebjr_router")["model_stats"][0]
+
+    def send(job):
+        i, threshold = job
+        protocol = "grpc" if i % 2 else "http"
+        c = connect(server.grpc_url if i % 2 else server.http_url, protocol)
+        rows = images[(6 * i) % 250 : (6 * i) % 250 + 6]
+        return rows, float(threshold), classify(c, rows, threshold=threshold)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(send, jobs))
+    for rows, threshold, answer in results:
+        assert_routed_correctly(answer, rows, http, threshold)
+    after = http.get_inference_statistics("ebjr_router")["model_stats"][0]
+    requests = after["inference_count"] - before["inference_count"]
+    executions = after["execution_count"] - before["execution_count"]
+    assert requests == 42 * 6
+    assert executions < 42, "no two concurrent requests shared a dynamic batch"
+
+
+@pytest.mark.parametrize("threshold", ["abc", "nan", True])
+def test_bad_threshold_is_a_clear_error_and_server_keeps_serving(client, test_images, threshold):
+    images = test_images[0][:4]
+    with pytest.raises(InferenceServerException, match="threshold"):
+        classify(client, images, threshold=threshold)
+    assert len(classify(client, images, threshold=0.0).classes) == 4
+
+
+def test_router_metadata_lists_the_documented_outputs(server):
+    meta = connect(server.http_url, "http").get_model_metadata("ebjr_router")
+    assert [o["name"] for o in meta["outputs"]] == [
+        "logits",
+        "class",
+        "score",
+        "threshold",
+        "route",
+    ]
+    assert json.dumps(meta["inputs"][0]["shape"]) == "[-1, 1, 28, 28]"
