@@ -11,11 +11,15 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv data serve stop models test lint format clean
+.PHONY: help venv data perf-deps serve stop models eval bench load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make models  retrain Student and Teacher on Fashion-MNIST and rebuild $(REPO)/"
+	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
+	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
+	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
+	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
 	@echo "make lint    ruff check + format check;  make format  apply ruff formatting"
 
 venv: $(STAMP)
@@ -31,6 +35,12 @@ $(STAMP): requirements.txt pyproject.toml
 data: venv
 	$(BIN)/python -c "from ebjr.data import data_dir; print('Fashion-MNIST in', data_dir())"
 
+# perf_analyzer (inside the tritonclient wheel) needs Debian's libb64.
+perf-deps:
+	@ldconfig -p | grep -q libb64.so.0d || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q libb64-0d; \
+		else echo "perf_analyzer needs libb64-0d: sudo apt-get install libb64-0d"; exit 1; fi; }
+
 serve: venv
 	$(BIN)/python -m ebjr.server --model-repository $(REPO) --host $(HOST) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
@@ -42,6 +52,22 @@ stop:
 models: venv data
 	$(BIN)/python -m ebjr.train --out $(REPO)
 
+eval: venv data
+	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
+
+bench: venv data perf-deps
+	$(BIN)/python -m ebjr.benchmark --repo $(REPO)
+
+USERS ?= 8
+P95_MS ?= 1000
+load: venv data
+	$(BIN)/python load_tests/run.py --repo $(REPO) --users $(USERS) --run-time 60s \
+		--p95-ms $(P95_MS) --out build/load
+
+soak: venv data
+	$(BIN)/python load_tests/run.py --repo $(REPO) --users $(USERS) --run-time 5m \
+		--p95-ms $(P95_MS) --check-memory --out soak
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,7 +76,7 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: venv data lint
+test: venv data perf-deps lint
 	$(BIN)/python -m pytest -v
 
 clean:

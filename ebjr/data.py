@@ -88,3 +88,28 @@ def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = order[:VAL_SIZE] if split == "val" else order[VAL_SIZE:]
         images, labels = images[rows], labels[rows]
     return (images[:, None].astype(np.float32) / 255.0), labels
+
+
+def load_labelled(spec: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled data for calibration or evaluation, from one of:
+
+    - ``fashion-mnist:val`` (or ``:train``/``:test``): a split of the built-in dataset;
+    - ``FILE.npz`` holding ``images`` (N, ...) and ``labels`` (N,);
+    - ``IMAGES.idx[.gz],LABELS.idx[.gz]``: IDX files, uint8 images scaled to [0, 1] with a
+      channel axis added to (N, H, W) images.
+    """
+    if spec.startswith("fashion-mnist:"):
+        return load_split(spec.split(":", 1)[1])
+    if spec.endswith(".npz"):
+        with np.load(spec) as archive:
+            if "images" not in archive or "labels" not in archive:
+                raise ValueError(f"{spec} must hold arrays 'images' and 'labels'")
+            return archive["images"], archive["labels"].astype(np.int64)
+    if "," in spec:
+        image_path, label_path = (Path(p) for p in spec.split(",", 1))
+        images, labels = read_idx(image_path), read_idx(label_path).astype(np.int64)
+        images = images.astype(np.float32) / 255.0
+        return (images[:, None] if images.ndim == 3 else images), labels
+    raise ValueError(
+        f"unrecognised data {spec!r}: use fashion-mnist:val, FILE.npz or IMAGES,LABELS"
+    )

@@ -13,11 +13,17 @@ container, and ``--tensorrt`` adds the TensorRT execution accelerator on GPU.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ebjr.calibration import CALIBRATION_FILE, calibrate_scores
+from ebjr.data import load_labelled
 from ebjr.onnx_info import ModelInfo, TensorSpec, describe
+from ebjr.onnx_runner import OnnxClassifier
 
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
@@ -28,8 +34,8 @@ ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F4
 class RouterSettings:
     """Router knobs written into its ``config.pbtxt`` parameters."""
 
-    default_threshold: str = "-inf"
-    score: str = "energy"
+    default_threshold: str = "calibrated"  # or a number
+    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax
     temperature: float = 1.0
     max_batch_size: int = 64
     max_queue_delay_us: int = 200
@@ -132,6 +138,26 @@ def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
         )
 
 
+def write_calibration(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    pinned_score: str | None = None,
+    temperature: float = 1.0,
+) -> dict:
+    """Run the repository's Student and Teacher on labelled validation data (never the test
+    split) and write ``ebjr_router/calibration.json``; return its record."""
+    models = {name: out / name / "1" / "model.onnx" for name in (STUDENT, TEACHER)}
+    logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
+    record = calibrate_scores(
+        logits[STUDENT], logits[TEACHER], labels,
+        describe(models[STUDENT]).flops, describe(models[TEACHER]).flops,
+        pinned=pinned_score, temperature=temperature,
+    )  # fmt: skip
+    (out / ROUTER / CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def build_repository(
     student_onnx: Path,
     teacher_onnx: Path,
@@ -139,10 +165,22 @@ def build_repository(
     settings: RouterSettings = RouterSettings(),
     backend: str = "python",
     tensorrt: bool = False,
-) -> None:
-    """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair."""
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    pinned_score: str | None = None,
+) -> dict | None:
+    """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair.
+
+    With ``validation`` (images, labels) the router is calibrated on it and the calibration
+    record is returned. Without it, ``settings`` must give a numeric default threshold and a
+    score name.
+    """
     student, teacher = describe(student_onnx), describe(teacher_onnx)
     check_pair(student, teacher)
+    if validation is None and "calibrated" in (settings.default_threshold, settings.score):
+        raise ValueError(
+            "without validation data give a numeric default threshold and a score name "
+            "(--default-threshold, --score), or calibrate with --val-data"
+        )
     model_batch = max(settings.max_batch_size, 1)
     for name, source, info in ((STUDENT, student_onnx, student), (TEACHER, teacher_onnx, teacher)):
         version = out / name / "1"
@@ -158,6 +196,10 @@ def build_repository(
     (out / ROUTER / "1").mkdir(parents=True, exist_ok=True)
     (out / ROUTER / "1" / "model.py").write_text(ROUTER_MODEL_PY)
     (out / ROUTER / "config.pbtxt").write_text(router_config(student, teacher, settings))
+    (out / ROUTER / CALIBRATION_FILE).unlink(missing_ok=True)
+    if validation is None:
+        return None
+    return write_calibration(out, *validation, pinned_score, settings.temperature)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,22 +209,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
     parser.add_argument("--backend", choices=("python", "onnxruntime"), default="python")
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
-    parser.add_argument("--default-threshold", default=RouterSettings.default_threshold)
-    parser.add_argument("--score", default=RouterSettings.score)
+    parser.add_argument(
+        "--val-data",
+        help="labelled validation data to calibrate on: fashion-mnist:val, FILE.npz "
+        "(images, labels) or IMAGES.idx,LABELS.idx",
+    )
+    parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
+    parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
+    parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
     parser.add_argument("--max-batch-size", type=int, default=RouterSettings.max_batch_size)
     args = parser.parse_args(argv)
     settings = RouterSettings(
-        default_threshold=args.default_threshold,
-        score=args.score,
+        default_threshold=args.default_threshold or "calibrated",
+        score="calibrated" if args.val_data else (args.score or "energy"),
+        temperature=args.temperature,
         max_batch_size=args.max_batch_size,
     )
     try:
-        build_repository(
-            args.student, args.teacher, args.out, settings, args.backend, args.tensorrt
-        )
+        validation = load_labelled(args.val_data) if args.val_data else None
+        record = build_repository(
+            args.student, args.teacher, args.out, settings, args.backend, args.tensorrt,
+            validation, args.score,
+        )  # fmt: skip
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     print(f"Wrote {args.out}/{{{STUDENT},{TEACHER},{ROUTER}}}")
+    if record:
+        print(
+            f"Calibrated on {record['rows']} rows: score {record['score']} "
+            f"({record['chosen_by']}), default threshold {record['default_threshold']} "
+            f"sends {record['parity_teacher_fraction']:.1%} to the Teacher"
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ always-Student and ``t = +inf`` always-Teacher.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
@@ -22,23 +21,21 @@ class RequestError(ValueError):
     """A request the router rejects with a clear message (HTTP 400 / gRPC INVALID_ARGUMENT)."""
 
 
-def parse_threshold(value: object) -> float:
-    """Parse a ``threshold`` request parameter into a float.
+def parse_threshold(value: object, name: str = "threshold") -> float:
+    """Parse a ``threshold`` (or other numeric knob called ``name``) request parameter.
 
     Accepts a JSON number or a numeric string (``perf_analyzer`` sends only int, bool and string
     parameters); ``"inf"``/``"-inf"`` mean always-Teacher / always-Student.
     Raises ``RequestError`` for booleans, NaN and non-numeric strings.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise RequestError(f"threshold must be a number or a numeric string, got {value!r}")
+        raise RequestError(f"{name} must be a number or a numeric string, got {value!r}")
     try:
         threshold = float(value.strip() if isinstance(value, str) else value)
     except ValueError:
-        raise RequestError(
-            f"threshold must be a number or a numeric string, got {value!r}"
-        ) from None
+        raise RequestError(f"{name} must be a number or a numeric string, got {value!r}") from None
     if math.isnan(threshold):
-        raise RequestError("threshold must not be NaN")
+        raise RequestError(f"{name} must not be NaN")
     return threshold
 
 
@@ -93,22 +90,10 @@ def join_answers(
     return Routed(logits=logits, scores=np.asarray(scores, dtype=np.float32), route=route)
 
 
-def threshold_from_parameters(parameters_json: str, default: float) -> float:
-    """The request's ``threshold`` from Triton's ``request.parameters()`` JSON, else ``default``.
-
-    Other parameters are ignored, so clients and proxies may add their own.
-    """
-    try:
-        parameters = json.loads(parameters_json or "{}")
-    except json.JSONDecodeError as err:
-        raise RequestError(f"request parameters are not valid JSON: {err}") from None
-    if "threshold" not in parameters:
-        return default
-    return parse_threshold(parameters["threshold"])
-
-
-def check_finite(images: np.ndarray) -> None:
-    """Reject a batch holding NaN or infinite values: no score is meaningful for it."""
+def check_batch(images: np.ndarray) -> None:
+    """Reject an empty batch, or one holding NaN or infinite values (no score is meaningful)."""
+    if len(images) == 0:
+        raise RequestError("empty batch: send at least one row")
     if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
         bad = int((~np.isfinite(images)).reshape(len(images), -1).any(axis=1).sum())
         raise RequestError(f"input holds NaN or Inf values in {bad} of {len(images)} rows")

@@ -111,6 +111,7 @@ class TritonServer:
         log_file: Path | None = None,
         extra: list[str] | None = None,
     ) -> None:
+        self.model_repository = Path(model_repository)
         self.command = server_command(
             model_repository, host, http_port, grpc_port, metrics_port, extra
         )

@@ -119,15 +119,22 @@ def main(argv: list[str] | None = None) -> None:
             "train_seconds": round(time.perf_counter() - start, 1),
             "val_accuracy": accuracy(path, "val"),
             "test_accuracy": accuracy(path, "test"),
-            "flops_per_image": info.flops,
             "parameters": sum(p.numel() for p in model.parameters()),
             **info.to_dict(),
         }
         print(json.dumps({name: metrics["models"][name]}, indent=2))
 
-    build_repository(args.work / "student.onnx", args.work / "teacher.onnx", args.out)
+    record = build_repository(
+        args.work / "student.onnx",
+        args.work / "teacher.onnx",
+        args.out,
+        validation=data.load_split("val"),
+    )
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"Wrote {args.out} and {args.out / 'metrics.json'}")
+    print(
+        f"Wrote {args.out} and {args.out / 'metrics.json'}; calibrated on val: score "
+        f"{record['score']}, default threshold {record['default_threshold']}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""One real ``tritonserver`` per test session, on free loopback ports."""
+"""One real ``tritonserver`` per test session, on free loopback ports.
+
+It serves a temporary copy of ``model_repository/`` plus fault-injection models
+(``tests/fault_models``) and router variants wired to them (``FAULT_ROUTERS``).
+"""
 
 from __future__ import annotations
 
+import shutil
 import socket
 from pathlib import Path
 
@@ -13,6 +18,31 @@ from ebjr.client import connect
 from ebjr.server import PROJECT_ROOT, TritonServer
 
 MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
+FAULT_MODELS = Path(__file__).parent / "fault_models"
+# router variant -> the config.pbtxt parameters that differ from ebjr_router's
+FAULT_ROUTERS = {
+    "router_fallback": {"teacher_model": "teacher_raises", "on_teacher_error": "fallback"},
+    "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail"},
+    "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
+    "router_no_student": {"student_model": "teacher_raises"},
+}
+
+
+def build_test_repository(dest: Path) -> Path:
+    """``model_repository/`` + fault models + router variants, written to ``dest``."""
+    shutil.copytree(MODEL_REPOSITORY, dest)
+    for model in ("teacher_raises", "teacher_sleeps"):
+        shutil.copytree(FAULT_MODELS / model, dest / model)
+    config = (MODEL_REPOSITORY / "ebjr_router" / "config.pbtxt").read_text()
+    for name, overrides in FAULT_ROUTERS.items():
+        shutil.copytree(MODEL_REPOSITORY / "ebjr_router", dest / name)
+        text = config.replace('name: "ebjr_router"', f'name: "{name}"')
+        for key, value in overrides.items():
+            start = text.index(f'key: "{key}"')
+            old = text[start : text.index("}", start) + 1]
+            text = text.replace(old, f'key: "{key}", value: {{ string_value: "{value}" }}')
+        (dest / name / "config.pbtxt").write_text(text)
+    return dest
 
 
 def free_ports(n: int) -> list[int]:
@@ -28,8 +58,10 @@ def free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> TritonServer:
     http, grpc, metrics = free_ports(3)
-    log = Path(tmp_path_factory.mktemp("triton")) / "tritonserver.log"
-    triton = TritonServer(MODEL_REPOSITORY, "127.0.0.1", http, grpc, metrics, log_file=log)
+    root = Path(tmp_path_factory.mktemp("triton"))
+    log = root / "tritonserver.log"
+    repo = build_test_repository(root / "model_repository")
+    triton = TritonServer(repo, "127.0.0.1", http, grpc, metrics, log_file=log)
     triton.start()
     try:
         triton.wait_ready(timeout=180)

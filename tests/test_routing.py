@@ -8,10 +8,9 @@ from ebjr.routing import (
     STUDENT,
     TEACHER,
     RequestError,
-    check_finite,
+    check_batch,
     join_answers,
     parse_threshold,
-    threshold_from_parameters,
     to_student,
 )
 
@@ -43,17 +42,6 @@ def test_parse_threshold_rejects_non_numbers_and_nan(value):
         parse_threshold(value)
 
 
-def test_threshold_from_parameters():
-    assert threshold_from_parameters("{}", 4.0) == 4.0
-    assert threshold_from_parameters("", 4.0) == 4.0
-    assert threshold_from_parameters('{"threshold": "7.5", "other": 1}', 4.0) == 7.5
-    assert threshold_from_parameters('{"threshold": -Infinity}', 4.0) == -math.inf
-    with pytest.raises(RequestError, match="NaN"):
-        threshold_from_parameters('{"threshold": "NaN"}', 4.0)
-    with pytest.raises(RequestError, match="JSON"):
-        threshold_from_parameters("{not json", 4.0)
-
-
 def test_join_answers_scatters_teacher_rows_in_order():
     student = np.arange(12, dtype=np.float32).reshape(4, 3)
     teacher = np.array([[100.0, 0, 0], [0, 0, 200.0]], dtype=np.float32)
@@ -77,9 +65,11 @@ def test_join_answers_rejects_wrong_teacher_row_count():
         join_answers(np.eye(3), np.zeros(3), np.array([True, False, False]), np.ones((1, 3)))
 
 
-def test_check_finite_names_the_bad_rows():
+def test_check_batch_rejects_empty_and_names_the_non_finite_rows():
+    with pytest.raises(RequestError, match="empty batch"):
+        check_batch(np.zeros((0, 1, 2, 2), dtype=np.float32))
     images = np.zeros((4, 1, 2, 2), dtype=np.float32)
-    check_finite(images)
+    check_batch(images)
     images[1, 0, 0, 0], images[3, 0, 1, 1] = np.nan, np.inf
     with pytest.raises(RequestError, match="2 of 4 rows"):
-        check_finite(images)
+        check_batch(images)

@@ -10,18 +10,26 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from ebjr.calibration import CALIBRATION_FILE, Calibration
 from ebjr.client import classify, connect, infer
-from ebjr.scores import energy
+from ebjr.scores import get_score
+
+
+@pytest.fixture(scope="module")
+def served_score(server):
+    """The routing score the router serves: the one its calibration file names."""
+    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
+    return get_score(calibration.score, calibration.temperature)
 
 
 def direct(client, model: str, images: np.ndarray) -> np.ndarray:
     return infer(client, model, {"image": images}, ["logits"])["logits"]
 
 
-def assert_routed_correctly(answer, images, client, threshold):
+def assert_routed_correctly(answer, images, client, threshold, score):
     """Each row equals the Student's own output at or above ``threshold``, else the Teacher's."""
     student, teacher = direct(client, "student", images), direct(client, "teacher", images)
-    np.testing.assert_allclose(answer.scores, energy(student), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(answer.scores, score(student), rtol=1e-5, atol=1e-5)
     to_student = answer.scores >= np.float32(threshold)
     assert answer.routes.tolist() == np.where(to_student, "student", "teacher").tolist()
     np.testing.assert_allclose(answer.logits[to_student], student[to_student], atol=1e-5)
@@ -34,12 +42,12 @@ def median_score(client, images) -> float:
     return float(np.median(classify(client, images, threshold="-inf").scores))
 
 
-def test_router_rows_equal_student_or_teacher_by_threshold(client, test_images):
+def test_router_rows_equal_student_or_teacher_by_threshold(client, test_images, served_score):
     images = test_images[0][:64]
     threshold = median_score(client, images)
     answer = classify(client, images, threshold=threshold)
     assert 0 < (answer.routes == "teacher").sum() < len(images)  # both paths exercised
-    assert_routed_correctly(answer, images, client, threshold)
+    assert_routed_correctly(answer, images, client, threshold, served_score)
 
 
 def test_numeric_string_threshold_equals_number(client, test_images):
@@ -59,22 +67,39 @@ def test_infinite_thresholds_route_every_row_to_one_model(client, test_images, t
     np.testing.assert_allclose(answer.logits, direct(client, model, images), atol=1e-5)
 
 
-def test_default_threshold_from_config_applies_without_parameter(client, test_images):
-    from conftest import MODEL_REPOSITORY
-
-    config = (MODEL_REPOSITORY / "ebjr_router" / "config.pbtxt").read_text()
-    line = next(row for row in config.splitlines() if '"default_threshold"' in row)
-    default = float(line.split('string_value: "')[1].split('"')[0])
+def test_calibrated_default_threshold_applies_without_parameter(
+    client, server, test_images, served_score
+):
+    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
+    default = calibration.default_threshold
     answer = classify(client, test_images[0][:16])
     np.testing.assert_array_equal(answer.thresholds, np.float32(default))
-    assert_routed_correctly(answer, test_images[0][:16], client, default)
+    assert_routed_correctly(answer, test_images[0][:16], client, default, served_score)
 
 
-def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(server, test_images):
+@pytest.mark.parametrize("knob", ["teacher_fraction", "min_accuracy"])
+def test_calibrated_knobs_resolve_to_the_calibration_threshold(
+    client, server, test_images, served_score, knob
+):
+    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
+    value = 0.3 if knob == "teacher_fraction" else 0.9
+    expected = (calibration.for_teacher_fraction(value) if knob == "teacher_fraction"
+                else calibration.for_min_accuracy(value))  # fmt: skip
+    images = test_images[0][:32]
+    answer = classify(client, images, **{knob: str(value)})
+    np.testing.assert_array_equal(answer.thresholds, np.float32(expected))
+    assert_routed_correctly(answer, images, client, expected, served_score)
+
+
+def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(
+    server, test_images, served_score
+):
     images = test_images[0]
     http = connect(server.http_url, "http", concurrency=16)
     median = median_score(http, images[:64])
-    thresholds = [-math.inf, math.inf, median, median - 1.0, median + 1.0, "-inf", str(median)]
+    spread = float(np.std(classify(http, images[:64], threshold="-inf").scores))
+    thresholds = [-math.inf, math.inf, median, median - spread, median + spread, "-inf",
+                  str(median)]  # fmt: skip
     jobs = [(i, thresholds[i % len(thresholds)]) for i in range(42)]
     before = http.get_inference_statistics("ebjr_router")["model_stats"][0]
 
@@ -88,7 +113,7 @@ def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(server, test_
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(send, jobs))
     for rows, threshold, answer in results:
-        assert_routed_correctly(answer, rows, http, threshold)
+        assert_routed_correctly(answer, rows, http, threshold, served_score)
     after = http.get_inference_statistics("ebjr_router")["model_stats"][0]
     requests = after["inference_count"] - before["inference_count"]
     executions = after["execution_count"] - before["execution_count"]

@@ -1,29 +1,34 @@
 """The EBJR router: one Student call per dynamic batch, one Teacher call for the rows below
 their request's threshold, answers scattered back in order (paper eqs. 6-7).
 
-Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), else the
-``default_threshold`` of ``config.pbtxt``. A bad request gets its own INVALID_ARG error; a
-Teacher failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
-``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Nothing
-escapes ``execute``, so one bad request never fails its batch-mates.
+Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), or a
+calibrated knob ``teacher_fraction`` / ``min_accuracy`` (resolved through ``calibration.json``
+next to the router), else the ``default_threshold`` of ``config.pbtxt`` (``calibrated`` takes
+the calibration file's). A bad request gets its own INVALID_ARG error; a Teacher failure
+follows ``on_teacher_error`` (``fallback``: the Student's answer, marked ``student_fallback``;
+``fail``: an error for the requests that needed the Teacher). Nothing escapes ``execute``, so
+one bad request never fails its batch-mates.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ebjr.calibration import CALIBRATION_FILE, Calibration, resolve_threshold
 from ebjr.routing import (
     FALLBACK,
     ROUTE_NAMES,
     RequestError,
-    check_finite,
+    check_batch,
     join_answers,
     parse_threshold,
-    threshold_from_parameters,
     to_student,
 )
 from ebjr.scores import get_score
+from ebjr.serving.metrics import RouterMetrics
 from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
 
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
@@ -34,32 +39,58 @@ class TritonPythonModel:
         p = model_parameters(args)
         self.student = (p["student_model"], p["student_input"], p["student_output"])
         self.teacher = (p["teacher_model"], p["teacher_input"], p["teacher_output"])
-        self.default_threshold = parse_threshold(p.get("default_threshold", "-inf"))
-        self.score = get_score(p.get("score", "energy"), float(p.get("temperature", "1.0")))
+        path = Path(args["model_repository"]) / CALIBRATION_FILE
+        self.calibration = Calibration.load(path) if path.exists() else None
+        if "calibrated" in (p["default_threshold"], p["score"]) and self.calibration is None:
+            raise ValueError(f"config.pbtxt asks for calibrated settings but {path} is missing")
+        if p["default_threshold"] == "calibrated":
+            self.default_threshold = self.calibration.default_threshold
+        else:
+            self.default_threshold = parse_threshold(p["default_threshold"], "default_threshold")
+        if p["score"] == "calibrated":
+            self.score = get_score(self.calibration.score, self.calibration.temperature)
+        else:
+            self.score = get_score(p["score"], float(p.get("temperature", "1.0")))
         self.on_teacher_error = p.get("on_teacher_error", "fallback")
         if self.on_teacher_error not in ("fallback", "fail"):
-            raise ValueError(
-                f"on_teacher_error must be fallback or fail, not {self.on_teacher_error}"
-            )
-        self.teacher_timeout_us = int(p.get("teacher_timeout_ms", "0")) * 1000
+            raise ValueError(f"on_teacher_error must be fallback or fail: {self.on_teacher_error}")
+        self.teacher_timeout_s = float(p.get("teacher_timeout_ms", "0")) / 1000
+        self.metrics = RouterMetrics(args["model_name"], self._score_buckets())
 
-    def execute(self, requests: list) -> list:
+    def _score_buckets(self) -> list[float]:
+        """Histogram buckets at the calibrated scores' deciles, else a wide fixed range."""
+        if self.calibration is None:
+            return np.linspace(-10, 40, 26).tolist()
+        finite = self.calibration.thresholds[np.isfinite(self.calibration.thresholds)]
+        return np.unique(np.quantile(finite, np.linspace(0, 1, 11)).round(3)).tolist()
+
+    async def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
         try:
-            self._route(requests, responses)
+            await self._route(requests, responses)
         except Exception as err:  # never let one failure hang or fail the whole batch silently
             for i, response in enumerate(responses):
                 if response is None:
                     responses[i] = error_response(f"router failed: {err}")
+        outcomes = [
+            "ok" if not r.has_error()
+            else "invalid" if r.error().code() == pb_utils.TritonError.INVALID_ARG
+            else "error"
+            for r in responses
+        ]  # fmt: skip
+        for outcome in ("ok", "invalid", "error"):
+            self.metrics.record_requests(outcome, outcomes.count(outcome))
         return responses
 
-    def _route(self, requests: list, responses: list) -> None:
+    async def _route(self, requests: list, responses: list) -> None:
         accepted, images, thresholds = [], [], []
         for i, request in enumerate(requests):
             try:
                 batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
-                check_finite(batch)
-                threshold = threshold_from_parameters(request.parameters(), self.default_threshold)
+                check_batch(batch)
+                threshold = resolve_threshold(
+                    request.parameters(), self.default_threshold, self.calibration
+                )
             except RequestError as err:
                 responses[i] = error_response(str(err), invalid_argument=True)
                 continue
@@ -73,7 +104,7 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
 
         try:
-            student_logits = call_model(*self.student, batch)
+            student_logits = await call_model(*self.student, batch)
         except ModelCallError as err:
             for i in accepted:
                 responses[i] = error_response(str(err))
@@ -83,13 +114,15 @@ class TritonPythonModel:
         teacher_logits, teacher_error = None, None
         if not student_rows.all():
             try:
-                teacher_logits = call_model(
-                    *self.teacher, batch[~student_rows], timeout_us=self.teacher_timeout_us
+                teacher_logits = await call_model(
+                    *self.teacher, batch[~student_rows], timeout_s=self.teacher_timeout_s
                 )
             except ModelCallError as err:
                 teacher_error = str(err)
+                self.metrics.teacher_failures.increment(1.0)
         routed = join_answers(student_logits, scores, student_rows, teacher_logits)
 
+        answered = np.ones(len(batch), dtype=bool)
         starts = np.concatenate([[0], np.cumsum(counts)])
         for i, start, stop in zip(accepted, starts[:-1], starts[1:], strict=True):
             rows = slice(start, stop)
@@ -99,6 +132,7 @@ class TritonPythonModel:
                 and (routed.route[rows] == FALLBACK).any()
             ):
                 responses[i] = error_response(teacher_error)
+                answered[rows] = False
                 continue
             responses[i] = pb_utils.InferenceResponse(
                 [
@@ -109,3 +143,4 @@ class TritonPythonModel:
                     pb_utils.Tensor("route", ROUTE_BYTES[routed.route[rows, None]]),
                 ]
             )
+        self.metrics.record_rows(routed.route[answered], routed.scores[answered])

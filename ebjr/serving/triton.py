@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -23,17 +24,26 @@ class ModelCallError(RuntimeError):
     """A BLS call to another model returned an error or timed out."""
 
 
-def call_model(
-    model: str, input_name: str, output_name: str, batch: np.ndarray, timeout_us: int = 0
+async def call_model(
+    model: str, input_name: str, output_name: str, batch: np.ndarray, timeout_s: float = 0.0
 ) -> np.ndarray:
-    """Run ``batch`` through ``model`` over BLS and return its ``output_name`` tensor."""
+    """Run ``batch`` through ``model`` over BLS and return its ``output_name`` tensor.
+
+    With ``timeout_s > 0``, stop waiting after that long and raise ``ModelCallError``; the late
+    answer is dropped when it comes. (Triton's own BLS ``timeout`` bounds queueing only, not a
+    model that is already running.)
+    """
     request = pb_utils.InferenceRequest(
         model_name=model,
         requested_output_names=[output_name],
         inputs=[pb_utils.Tensor(input_name, batch)],
-        timeout=timeout_us,
     )
-    response = request.exec()
+    pending = asyncio.ensure_future(request.async_exec())
+    done, _ = await asyncio.wait({pending}, timeout=timeout_s or None)
+    if not done:
+        pending.add_done_callback(lambda f: f.exception())  # drop the late answer quietly
+        raise ModelCallError(f"{model} did not answer within {timeout_s * 1000:.0f} ms")
+    response = pending.result()
     if response.has_error():
         raise ModelCallError(f"{model} failed: {response.error().message()}")
     return pb_utils.get_output_tensor_by_name(response, output_name).as_numpy()

@@ -1,0 +1,106 @@
+import math
+
+import numpy as np
+import pytest
+
+from ebjr.calibration import (
+    Calibration,
+    calibrate,
+    cheapest_reaching,
+    crossing_threshold,
+    resolve_threshold,
+    sweep,
+)
+from ebjr.routing import RequestError
+
+
+def brute_force(scores, student_ok, teacher_ok, t, fs, ft):
+    to_teacher = scores < t
+    n_t = to_teacher.sum()
+    accuracy = (np.where(to_teacher, teacher_ok, student_ok)).mean()
+    flops = ((len(scores) - n_t) * fs + n_t * (fs + ft)) / len(scores)
+    return accuracy, n_t / len(scores), flops
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sweep_matches_a_brute_force_count(seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, size=23).astype(np.float32)  # many ties
+    student_ok, teacher_ok = rng.random(23) < 0.6, rng.random(23) < 0.8
+    result = sweep(scores, student_ok, teacher_ok, 2.0, 10.0)
+    assert result.thresholds[0] == -np.inf and result.thresholds[-1] == np.inf
+    assert len(result.thresholds) == len(np.unique(scores)) + 2
+    for i, t in enumerate(result.thresholds):
+        acc, frac, flops = brute_force(scores, student_ok, teacher_ok, t, 2.0, 10.0)
+        assert result.accuracy[i] == pytest.approx(acc)
+        assert result.teacher_fraction[i] == pytest.approx(frac)
+        assert result.flops[i] == pytest.approx(flops)
+
+
+def test_sweep_end_points_are_student_and_teacher():
+    scores = np.array([0.3, 0.1, 0.2])
+    result = sweep(scores, np.array([1, 0, 0], bool), np.array([1, 1, 0], bool), 1.0, 4.0)
+    assert (result.accuracy[0], result.flops[0]) == (pytest.approx(1 / 3), 1.0)
+    assert (result.accuracy[-1], result.flops[-1]) == (pytest.approx(2 / 3), 5.0)
+
+
+def test_cheapest_reaching_and_crossing_point():
+    scores = np.arange(10, dtype=np.float64)
+    student_ok = scores >= 5  # the Student is right exactly on high scores
+    result = sweep(scores, student_ok, np.ones(10, bool))
+    i = cheapest_reaching(result, 1.0)
+    assert result.thresholds[i] == 5.0 and result.teacher_fraction[i] == 0.5
+    assert cheapest_reaching(result, 1.1) is None
+    assert crossing_threshold(scores, student_ok, bins=10) == pytest.approx(4.5)
+
+
+def test_calibrate_refuses_the_test_split():
+    with pytest.raises(ValueError, match="test split"):
+        calibrate(np.zeros(3), np.ones(3, bool), np.ones(3, bool), 1, 2, split="test")
+
+
+def make_calibration():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=1000)
+    student_ok = rng.random(1000) < 1 / (1 + np.exp(-3 * scores))  # right more often when high
+    record = calibrate(scores, student_ok, rng.random(1000) < 0.95, 1.0, 10.0)
+    return record, scores
+
+
+def test_calibration_record_and_knobs():
+    record, scores = make_calibration()
+    assert record["parity_accuracy"] >= record["teacher_accuracy"] - 0.001
+    cal = Calibration.load_record(record)
+    assert cal.default_threshold == float(record["parity_threshold"])
+    for fraction in (0.1, 0.3, 0.5):
+        t = cal.for_teacher_fraction(fraction)
+        assert abs((scores < t).mean() - fraction) <= 0.01
+    t = cal.for_min_accuracy(0.9)
+    i = int(np.flatnonzero(cal.thresholds == t)[0])
+    assert cal.accuracy[i] >= 0.9 and (cal.accuracy[:i] < 0.9).all() or i == 0
+    with pytest.raises(RequestError, match="teacher_fraction must be in"):
+        cal.for_teacher_fraction(1.5)
+    with pytest.raises(RequestError, match="min_accuracy must be in"):
+        cal.for_min_accuracy(0.9999)
+
+
+def test_resolve_threshold_knobs_and_errors():
+    record, _ = make_calibration()
+    cal = Calibration.load_record(record)
+    assert resolve_threshold("{}", 4.0, cal) == 4.0
+    assert resolve_threshold("", 4.0) == 4.0
+    assert resolve_threshold('{"threshold": "7.5", "other": 1}', 4.0) == 7.5
+    assert resolve_threshold('{"threshold": -Infinity}', 4.0) == -math.inf
+    assert resolve_threshold('{"teacher_fraction": "0.3"}', 4.0, cal) == cal.for_teacher_fraction(
+        0.3
+    )
+    with pytest.raises(RequestError, match="at most one"):
+        resolve_threshold('{"threshold": 1, "min_accuracy": 0.5}', 4.0, cal)
+    with pytest.raises(RequestError, match="needs a calibration.json"):
+        resolve_threshold('{"teacher_fraction": 0.3}', 4.0, None)
+    with pytest.raises(RequestError, match="teacher_fraction must not be NaN"):
+        resolve_threshold('{"teacher_fraction": "nan"}', 4.0, cal)
+    with pytest.raises(RequestError, match="NaN"):
+        resolve_threshold('{"threshold": "NaN"}', 4.0)
+    with pytest.raises(RequestError, match="JSON"):
+        resolve_threshold("{not json", 4.0)

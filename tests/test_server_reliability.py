@@ -1,0 +1,153 @@
+"""Bad input, Teacher and Student faults, and the router's metrics, on the real server."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from ebjr.client import classify, connect, infer
+
+
+def raw_infer(client, model: str, array: np.ndarray, datatype: str, **params):
+    module = grpcclient if isinstance(client, grpcclient.InferenceServerClient) else httpclient
+    tensor = module.InferInput("image", list(array.shape), datatype)
+    tensor.set_data_from_numpy(array)
+    return client.infer(model, [tensor], parameters=params or None)
+
+
+def assert_still_serving(client, images):
+    answer = classify(client, images[:2], threshold=0.0)
+    assert answer.classes.tolist() == answer.logits.argmax(1).tolist()
+
+
+@pytest.mark.parametrize(
+    ("make", "datatype", "message"),
+    [
+        (lambda x: x.astype(np.float64), "FP64", "data-type|datatype|FP64"),
+        (lambda x: x[:, :, :27], "FP32", "shape"),
+        (lambda x: np.repeat(x, 17, axis=0)[:65], "FP32", "batch-size must be <= 64"),
+        (lambda x: x[:0], "FP32", "empty batch|byte size mismatch"),
+    ],
+    ids=["wrong-dtype", "wrong-shape", "batch-above-max", "empty-batch"],
+)
+def test_malformed_tensors_are_refused_and_server_keeps_serving(
+    client, test_images, make, datatype, message
+):
+    images = test_images[0][:4]
+    with pytest.raises(InferenceServerException, match=message):
+        raw_infer(client, "ebjr_router", make(images), datatype)
+    assert_still_serving(client, test_images[0])
+
+
+def test_missing_input_is_refused(server, test_images):
+    client = httpclient.InferenceServerClient(server.http_url)
+    with pytest.raises(InferenceServerException, match="input"):
+        client.infer("ebjr_router", [])
+    assert_still_serving(client, test_images[0])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_rejected_as_invalid_argument(client, test_images, bad):
+    images = test_images[0][:3].copy()
+    images[1, 0, 5, 5] = bad
+    with pytest.raises(InferenceServerException, match="NaN or Inf values in 1 of 3 rows") as err:
+        classify(client, images)
+    assert err.value.status() in ("400", "StatusCode.INVALID_ARGUMENT")
+    assert_still_serving(client, test_images[0])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"threshold": 1.0, "teacher_fraction": 0.3}, "at most one"),
+        ({"teacher_fraction": "1.5"}, r"teacher_fraction must be in \[0, 1\]"),
+        ({"min_accuracy": "1.0"}, "min_accuracy must be in"),
+        ({"teacher_fraction": "lots"}, "teacher_fraction must be a number"),
+    ],
+)
+def test_bad_knobs_are_clear_errors(client, test_images, params, message):
+    with pytest.raises(InferenceServerException, match=message):
+        classify(client, test_images[0][:2], **params)
+    assert_still_serving(client, test_images[0])
+
+
+def test_unknown_parameters_are_ignored(client, test_images):
+    images = test_images[0][:8]
+    plain = classify(client, images, threshold="5.0")
+    extra = classify(client, images, threshold="5.0", colour="blue", priority_hint=3)
+    np.testing.assert_array_equal(plain.logits, extra.logits)
+
+
+def test_teacher_failure_falls_back_to_the_student_only_for_teacher_rows(client, test_images):
+    images = test_images[0][:16]
+    student = infer(client, "student", {"image": images}, ["logits"])["logits"]
+    answer = classify(client, images, model="router_fallback", threshold="inf")
+    assert set(answer.routes) == {"student_fallback"}
+    np.testing.assert_allclose(answer.logits, student, atol=1e-5)
+    untouched = classify(client, images, model="router_fallback", threshold="-inf")
+    assert set(untouched.routes) == {"student"}
+
+
+def test_teacher_failure_in_fail_mode_errors_only_requests_that_needed_it(client, test_images):
+    images = test_images[0][:8]
+    with pytest.raises(InferenceServerException, match="injected Teacher failure"):
+        classify(client, images, model="router_fail", threshold="inf")
+    assert set(classify(client, images, model="router_fail", threshold="-inf").routes) == {
+        "student"
+    }
+
+
+def test_slow_teacher_times_out_into_fallback(client, test_images):
+    start = time.perf_counter()
+    answer = classify(client, test_images[0][:4], model="router_timeout", threshold="inf")
+    elapsed = time.perf_counter() - start
+    assert set(answer.routes) == {"student_fallback"}
+    assert elapsed < 1.9, (
+        f"the 300 ms Teacher timeout did not cut the 2 s Teacher ({elapsed:.2f} s)"
+    )
+
+
+def test_student_failure_fails_the_request_clearly(client, test_images):
+    with pytest.raises(InferenceServerException, match="teacher_raises failed"):
+        classify(client, test_images[0][:4], model="router_no_student", threshold="-inf")
+    assert_still_serving(client, test_images[0])
+
+
+def scrape(server) -> str:
+    return urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
+
+
+def counter(text: str, name: str, **labels) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    match = re.search(rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$", text, re.MULTILINE)
+    return float(match[1]) if match else 0.0
+
+
+def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
+    client = connect(server.http_url, "http")
+    images = test_images[0][:10]
+    before = scrape(server)
+    classify(client, images, threshold="inf")
+    classify(client, images[:4], threshold="-inf")
+    classify(client, images[:3], model="router_fallback", threshold="inf")
+    with pytest.raises(InferenceServerException):
+        classify(client, images[:2], threshold="nan")
+    after = scrape(server)
+
+    def delta(name, **labels):
+        return counter(after, name, **labels) - counter(before, name, **labels)
+
+    assert delta("ebjr_rows_total", model="ebjr_router", route="teacher") == 10
+    assert delta("ebjr_rows_total", model="ebjr_router", route="student") == 4
+    assert delta("ebjr_rows_total", model="router_fallback", route="student_fallback") == 3
+    assert delta("ebjr_teacher_failures_total", model="router_fallback") == 1
+    assert delta("ebjr_requests_total", model="ebjr_router", outcome="ok") == 2
+    assert delta("ebjr_requests_total", model="ebjr_router", outcome="invalid") == 1
+    assert delta("ebjr_score_count", model="ebjr_router") == 14
