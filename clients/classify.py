@@ -3,8 +3,8 @@
     python clients/classify.py --index 0 --count 5 --threshold 8.5
     python clients/classify.py --png shoe.png --protocol grpc --teacher-fraction 0.3
 
-Prints, per image: the class name, which model answered, the Student's energy score and the
-request's round-trip latency.
+Prints, per image: the class name, which model answered, the Student's routing score (the
+score named in the router's calibration file), the threshold applied and the round-trip latency.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import DEFAULT_URLS, classify, connect
+from ebjr.client import DEFAULT_URLS, classify, cli_args, connect
 from ebjr.data import CLASS_NAMES, load_split
 
 
@@ -34,14 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
     parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
     knob = parser.add_mutually_exclusive_group()
-    knob.add_argument("--threshold", help="energy threshold t (number, inf or -inf)")
+    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
     knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
     knob.add_argument("--min-accuracy", type=float, help="cheapest calibrated threshold for it")
     parser.add_argument("--png", help="classify this PNG instead of test images")
     parser.add_argument("--invert", action="store_true", help="PNG has a light background")
     parser.add_argument("--index", type=int, default=0, help="first test image")
     parser.add_argument("--count", type=int, default=5, help="number of test images")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(cli_args(argv))
 
     if args.png:
         images, labels = load_png(args.png, args.invert), [None]
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     client = connect(args.url or DEFAULT_URLS[args.protocol], args.protocol)
-    print(f"{'#':>5}  {'class':<12} {'truth':<12} {'answered by':<17} {'energy':>7} {'t':>7} "
+    print(f"{'#':>5}  {'class':<12} {'truth':<12} {'answered by':<17} {'score':>7} {'t':>7} "
           f"{'ms':>6}")  # fmt: skip
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         start = time.perf_counter()

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
 
-from ebjr.client import DEFAULT_URLS, classify, connect
+from ebjr.client import DEFAULT_URLS, classify, cli_args, connect
 from ebjr.data import load_split
 
 
 def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: int, **params):
     """Return (accuracy, teacher_fraction, images_per_second, thresholds applied)."""
     batches = [slice(i, i + batch_size) for i in range(0, len(labels), batch_size)]
-    clients = [connect(url, protocol) for _ in range(workers)]
+    local = threading.local()  # one client per worker thread: the HTTP client is not thread-safe
 
     def send(k: int):
-        return classify(clients[k % workers], images[batches[k]], **params)
+        if not hasattr(local, "client"):
+            local.client = connect(url, protocol)
+        return classify(local.client, images[batches[k]], **params)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4, help="concurrent requests")
     parser.add_argument("--limit", type=int, help="use only the first N test images")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(cli_args(argv))
 
     images, labels = load_split("test")
     if args.limit:

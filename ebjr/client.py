@@ -29,6 +29,15 @@ class Answer:
     routes: np.ndarray  # (N,) str: "student", "teacher" or "student_fallback"
 
 
+def cli_args(argv: list[str] | None) -> list[str]:
+    """Command-line arguments with ``-inf`` protected from argparse (which would read it as an
+    option): ``--threshold -inf`` then works like ``--threshold=-inf``."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    return [" " + a if a.lower() in ("-inf", "-infinity") else a for a in args]
+
+
 def connect(url: str | None = None, protocol: str = "http", **kwargs):
     """An ``InferenceServerClient`` for ``protocol`` (``http`` or ``grpc``)."""
     if protocol not in PROTOCOLS:

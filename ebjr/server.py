@@ -169,6 +169,14 @@ class TritonServer:
         self.stop()
 
 
+class Stop(Exception):
+    """Raised by the SIGTERM handler so that ``main`` unwinds and stops the server."""
+
+
+def _raise_stop(*_: object) -> None:
+    raise Stop  # stopping inside the handler would re-enter Popen.wait and deadlock
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve an EBJR model repository with Triton.")
     parser.add_argument("--model-repository", type=Path, default=PROJECT_ROOT / "model_repository")
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     server = TritonServer(
         args.model_repository, args.host, args.http_port, args.grpc_port, args.metrics_port
     )
-    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGTERM, _raise_stop)
     server.start()
     args.pid_file.parent.mkdir(parents=True, exist_ok=True)
     args.pid_file.write_text(f"{os.getpid()}\n")
@@ -199,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         server.process.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):
         print("\nStopping tritonserver ...", file=sys.stderr)
     finally:
         server.stop()
