@@ -11,13 +11,14 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv data perf-deps serve stop models eval bench load soak test lint format clean
+.PHONY: help venv data perf-deps serve stop models eval bench tune load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make models  retrain Student and Teacher on Fashion-MNIST and rebuild $(REPO)/"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
+	@echo "make tune    router serving variants measured side by side -> TUNING.md"
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
 	@echo "make lint    ruff check + format check;  make format  apply ruff formatting"
@@ -57,6 +58,9 @@ eval: venv data
 
 bench: venv data perf-deps
 	$(BIN)/python -m ebjr.benchmark --repo $(REPO)
+
+tune: venv data perf-deps
+	$(BIN)/python -m ebjr.tuning --repo $(REPO)
 
 USERS ?= 8
 P95_MS ?= 1000

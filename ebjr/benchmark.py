@@ -142,33 +142,46 @@ def benchmark(
              (ROUTER, repr(parity))]  # fmt: skip
     sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
     results: dict = {"parity_threshold": parity, "cases": [], "sweep": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        input_file = write_input_data(Path(tmp) / "input.json", data.load_split("test")[0][:images])
-
-        def measure(model: str, threshold: str | None, concurrency: int) -> dict:
-            before = routed_rows(server.metrics_url)
-            m = run_perf_analyzer(model, server.grpc_url, concurrency, input_file, window_ms,
-                                  threshold)  # fmt: skip
-            after = routed_rows(server.metrics_url)
-            delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-            total = sum(delta.values())
-            fraction = delta.get("teacher", 0.0) / total if total else None
-            row = {
-                "model": model,
-                "threshold": threshold,
-                "concurrency": concurrency,
-                **m.__dict__,
-                "teacher_fraction": fraction if model == ROUTER else None,
-            }
-            print(json.dumps(row), flush=True)  # fmt: skip
-            return row
-
+    with Measurer(server, window_ms, images) as measure:
         for concurrency in concurrencies:
             for model, threshold in cases:
                 results["cases"].append(measure(model, threshold, concurrency))
         for threshold in sweep:
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
     return results
+
+
+class Measurer:
+    """``measure(model, threshold, concurrency) -> row``: one perf_analyzer run on ``server``
+    with real test images, plus the router's Teacher fraction from its own counters."""
+
+    def __init__(self, server: TritonServer, window_ms: int, images: int = 500) -> None:
+        self.server, self.window_ms, self.images = server, window_ms, images
+
+    def __enter__(self) -> Measurer:
+        self._tmp = tempfile.TemporaryDirectory()
+        test_images = data.load_split("test")[0][: self.images]
+        self.input_file = write_input_data(Path(self._tmp.name) / "input.json", test_images)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
+        router = model != "student" and model != "teacher"
+        before = routed_rows(self.server.metrics_url, model) if router else {}
+        m = run_perf_analyzer(model, self.server.grpc_url, concurrency, self.input_file,
+                              self.window_ms, threshold)  # fmt: skip
+        fraction = None
+        if router:
+            after = routed_rows(self.server.metrics_url, model)
+            delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+            total = sum(delta.values())
+            fraction = delta.get("teacher", 0.0) / total if total else None
+        row = {"model": model, "threshold": threshold, "concurrency": concurrency,
+               **m.__dict__, "teacher_fraction": fraction}  # fmt: skip
+        print(json.dumps(row), flush=True)
+        return row
 
 
 def _row(results: dict, model: str, threshold: str | None, concurrency: int) -> dict:

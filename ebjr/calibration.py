@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ebjr import specialized as spec
 from ebjr.routing import RequestError, parse_threshold
 from ebjr.scores import SCORES, get_score
 
@@ -51,7 +52,8 @@ def sweep(
     order = np.argsort(scores, kind="stable")
     sorted_scores = np.asarray(scores, dtype=np.float64)[order]
     n = len(sorted_scores)
-    thresholds = np.concatenate([[-np.inf], np.unique(sorted_scores), [np.inf]])
+    distinct = np.unique(sorted_scores)
+    thresholds = np.concatenate([[-np.inf], distinct[np.isfinite(distinct)], [np.inf]])
     n_teacher = np.searchsorted(sorted_scores, thresholds, side="left")  # rows with score < t
     teacher_cum = np.concatenate([[0], np.cumsum(np.asarray(teacher_correct)[order])])
     student_cum = np.concatenate([[0], np.cumsum(np.asarray(student_correct)[order])])
@@ -88,6 +90,11 @@ def crossing_threshold(scores: np.ndarray, student_correct: np.ndarray, bins: in
     return float(edges[wrong_dominates.max() + 1])
 
 
+def _finite(scores: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(scores)
+    return np.asarray(scores)[keep], np.asarray(correct)[keep]
+
+
 def _round_trip(value: float) -> float | str:
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
@@ -102,14 +109,20 @@ def calibrate(
     temperature: float = 1.0,
     points: int = 201,
     split: str = "val",
+    specialized: bool = False,
 ) -> dict:
     """The calibration record for one score on one labelled split (never the test split).
 
-    The table keeps ``points`` thresholds at evenly spaced Teacher fractions.
+    The table keeps ``points`` thresholds at evenly spaced Teacher fractions. ``specialized``:
+    ``scores`` are ``ebjr.specialized.effective_scores`` (-inf where the Student predicts
+    "other"), and the ``-inf`` end point is left out: eq. 16 never gives those rows to the
+    Student.
     """
     if split == "test":
         raise ValueError("calibration must not use the test split")
     full = sweep(scores, student_correct, teacher_correct, student_flops, teacher_flops)
+    if specialized:
+        full = Sweep(*(getattr(full, f)[1:] for f in Sweep.__dataclass_fields__))
     keep = np.unique(
         np.searchsorted(full.teacher_fraction, np.linspace(0, 1, points), side="left").clip(
             0, len(full.thresholds) - 1
@@ -132,7 +145,7 @@ def calibrate(
         if parity is not None
         else 1.0,
         "parity_accuracy": float(full.accuracy[parity]) if parity is not None else teacher_accuracy,
-        "crossing_threshold": crossing_threshold(np.asarray(scores), np.asarray(student_correct)),
+        "crossing_threshold": crossing_threshold(*_finite(scores, student_correct)),
         "default_threshold": _round_trip(parity_threshold),
         "table": {
             "threshold": [_round_trip(float(t)) for t in full.thresholds[keep]],
@@ -152,21 +165,33 @@ def calibrate_scores(
     pinned: str | None = None,
     temperature: float = 1.0,
     split: str = "val",
+    specialized: tuple[np.ndarray, int] | None = None,
 ) -> dict:
     """Calibrate every routing score and keep the one reaching Teacher accuracy cheapest.
 
-    student_logits, teacher_logits: (N, C); labels: (N,). ``pinned`` names the score to use
-    whatever the measurement says. The record's ``evidence`` holds every score's parity point;
-    ties go to ``energy``, the paper's score.
+    student_logits: (N, C) (or (N, C + 1) for a specialized Student), teacher_logits: (N, C');
+    labels: (N,). ``pinned`` names the score to use whatever the measurement says.
+    ``specialized`` = (classes, other_index) applies eqs. 16-18. The record's ``evidence``
+    holds every score's parity point; ties go to ``energy``, the paper's score.
     """
-    student_ok = student_logits.argmax(axis=1) == labels
     teacher_ok = teacher_logits.argmax(axis=1) == labels
+    if specialized is None:
+        student_ok = student_logits.argmax(axis=1) == labels
+    else:
+        classes, other = specialized
+        student_ok = spec.student_correct(student_logits, labels, classes, other)
     evidence, records = {}, {}
     for name in SCORES:
         t = temperature if name == "energy" else 1.0
+        score = get_score(name, t)
+        if specialized is None:
+            scores = score(student_logits)
+        else:
+            raw = spec.specialized_scores(student_logits, other, score)
+            scores = spec.effective_scores(raw, student_logits, other)
         record = calibrate(
-            get_score(name, t)(student_logits), student_ok, teacher_ok,
-            student_flops, teacher_flops, name, t, split=split,
+            scores, student_ok, teacher_ok, student_flops, teacher_flops, name, t,
+            split=split, specialized=specialized is not None,
         )  # fmt: skip
         records[name] = record
         evidence[name] = {

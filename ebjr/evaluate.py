@@ -1,6 +1,7 @@
 """Offline evaluation of a model repository, as in the EBJR paper (``make eval``).
 
     python -m ebjr.evaluate [--repo model_repository] [--out evaluation]
+                            [--val-data FILE.npz --test-data FILE.npz]   # your own data
 
 Runs Student and Teacher once per split with onnxruntime (logits cached under ``build/eval``),
 then reports on the *test* split with every threshold chosen on the *validation* split:
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ebjr import data
+from ebjr import specialized as spec
 from ebjr.calibration import CALIBRATION_FILE, PARITY_TOLERANCE, Calibration, calibrate, sweep
 from ebjr.onnx_info import describe
 from ebjr.onnx_runner import OnnxClassifier
@@ -54,20 +56,23 @@ def _digest(paths: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def model_outputs(repo: Path, split: str, cache: Path, spec: str | None = None) -> Split:
-    """Student and Teacher logits on ``split`` (``fashion-mnist:<split>`` unless ``spec``)."""
-    models = [repo / name / "1" / "model.onnx" for name in ("student", "teacher")]
-    spec = spec or f"fashion-mnist:{split}"
-    key = hashlib.sha256(spec.encode()).hexdigest()[:8]
+def model_outputs(
+    repo: Path, split: str, cache: Path, student: str = "student", source: str | None = None
+) -> Split:
+    """``student`` and Teacher logits on labelled data ``source`` (default: Fashion-MNIST's
+    ``split``; see ``ebjr.data.load_labelled``), cached under ``cache``."""
+    models = [repo / name / "1" / "model.onnx" for name in (student, "teacher")]
+    source = source or f"fashion-mnist:{split}"
+    key = hashlib.sha256(source.encode()).hexdigest()[:8]
     path = cache / f"{split}-{key}-{_digest(models)}.npz"
     if path.exists():
         with np.load(path) as archive:
             return Split(archive["student"], archive["teacher"], archive["labels"])
-    images, labels = data.load_labelled(spec)
-    student, teacher = (OnnxClassifier(m, threads=2).predict(images) for m in models)
+    images, labels = data.load_labelled(source)
+    student_logits, teacher = (OnnxClassifier(m, threads=2).predict(images) for m in models)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, student=student, teacher=teacher, labels=labels)
-    return Split(student, teacher, labels)
+    np.savez(path, student=student_logits, teacher=teacher, labels=labels)
+    return Split(student_logits, teacher, labels)
 
 
 def latency_ms(model_path: Path, images: np.ndarray, runs: int = 300) -> float:
@@ -83,11 +88,16 @@ def latency_ms(model_path: Path, images: np.ndarray, runs: int = 300) -> float:
     return float(np.median(times) * 1000)
 
 
-def apply(scores: np.ndarray, threshold: float, split: Split, fs: float, ft: float) -> dict:
-    """Accuracy, Teacher fraction and FLOPs of routing ``split`` at ``threshold``."""
+def apply(
+    scores: np.ndarray, threshold: float, split: Split, fs: float, ft: float,
+    student_ok: np.ndarray | None = None,
+) -> dict:  # fmt: skip
+    """Accuracy, Teacher fraction and FLOPs of routing ``split`` at ``threshold``
+    (``student_ok`` overrides the Student's correctness, e.g. for a specialized Student)."""
     to_teacher = scores < threshold
     fraction = float(to_teacher.mean())
-    accuracy = float(np.where(to_teacher, split.teacher_ok, split.student_ok).mean())
+    ok = split.student_ok if student_ok is None else student_ok
+    accuracy = float(np.where(to_teacher, split.teacher_ok, ok).mean())
     return {"threshold": threshold, "accuracy": accuracy, "teacher_fraction": fraction,
             "flops": fs + fraction * ft}  # fmt: skip
 
@@ -154,7 +164,9 @@ def plots(out: Path, test: Split, rows: dict, fs: float, ft: float, threshold: f
     bins = np.linspace(scores.min(), scores.max(), 60)
     ax.hist(scores[test.student_ok], bins, alpha=0.6, density=True, label="Student right")
     ax.hist(scores[~test.student_ok], bins, alpha=0.6, density=True, label="Student wrong")
-    ax.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:.3f} (from val)")
+    ax.axvline(
+        threshold, color="k", ls="--", label=f"energy parity threshold {threshold:.3f} (val)"
+    )
     ax.set_xlabel("energy score logsumexp(z)")
     ax.set_ylabel("density")
     ax.legend()
@@ -165,13 +177,136 @@ def plots(out: Path, test: Split, rows: dict, fs: float, ft: float, threshold: f
     return files
 
 
-def report(repo: Path, out: Path, temperature: float = 1.0) -> str:
-    """Evaluate ``repo`` and write ``out/EVALUATION.md`` with its plots; return the text."""
+SHARES = (0.25, 0.5, 0.75, 0.9)
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One model's routing inputs on a skewed stream: scores (N,), student_ok (N,)."""
+
+    scores: np.ndarray
+    student_ok: np.ndarray
+    split: Split
+
+
+def _streams(general: Split, special: Split, rows: np.ndarray, served, record: dict):
+    """(general, specialized) ``Stream``s on ``rows`` of one split."""
+    classes, other = np.array(record["popular"]), len(record["popular"])
+    score = get_score(record["score"], record["temperature"])
+    g = Split(general.student[rows], general.teacher[rows], general.labels[rows])
+    s = Split(special.student[rows], special.teacher[rows], special.labels[rows])
+    raw = spec.specialized_scores(s.student, other, score)
+    return (
+        Stream(served(g.student), g.student_ok, g),
+        Stream(spec.effective_scores(raw, s.student, other),
+               spec.student_correct(s.student, s.labels, classes, other), s),
+    )  # fmt: skip
+
+
+def specialized_report(repo: Path, cache: Path, out: Path, served, fs: float, ft: float):
+    """Specialized vs general EBJR on skewed streams (paper Fig. 6). Returns (lines, pngs)."""
+    path = repo / "ebjr_specialized" / CALIBRATION_FILE
+    if not path.exists():
+        return [], []
+    record = json.loads(path.read_text())
+    popular = tuple(record["popular"])
+    f_special = describe(repo / "student_specialized" / "1" / "model.onnx").flops
+    splits = {name: (model_outputs(repo, name, cache),
+                     model_outputs(repo, name, cache, "student_specialized"))
+              for name in ("val", "test")}  # fmt: skip
+    results, curves = {}, {}
+    for share in SHARES:
+        val_rows = spec.skewed_stream(splits["val"][0].labels, popular, share, 5000, seed=0)
+        test_rows = spec.skewed_stream(splits["test"][0].labels, popular, share, 10000, seed=1)
+        val = _streams(*splits["val"], val_rows, served, record)
+        test = _streams(*splits["test"], test_rows, served, record)
+        results[share] = {}
+        for kind, v, t, f_s in (("general", val[0], test[0], fs),
+                                ("specialized", val[1], test[1], f_special)):  # fmt: skip
+            cal = calibrate(v.scores, v.student_ok, v.split.teacher_ok, f_s, ft,
+                            specialized=kind == "specialized")  # fmt: skip
+            point = apply(t.scores, float(cal["parity_threshold"]), t.split, f_s, ft, t.student_ok)
+            results[share][kind] = {**point, "teacher_accuracy": float(t.split.teacher_ok.mean())}
+            if share == 0.75:
+                curves[kind] = sweep(t.scores, t.student_ok, t.split.teacher_ok, f_s, ft)
+    lines = [
+        "## Specialized EBJR (paper section 2.4, Fig. 6)",
+        "",
+        f"Specialized Student: popular classes {list(popular)} "
+        f'({", ".join(data.CLASS_NAMES[c] for c in popular)}) + "other", '
+        f"{f_special / 1e6:.3f} MFLOPs; routing score {record['score']} over the top-C logits "
+        '(eq. 17), "other" always to the Teacher (eq. 16). Streams sampled with replacement '
+        "from the validation split (thresholds chosen there) and the test split (reported), "
+        "fixed seeds; general EBJR serves its own calibrated score.",
+        "",
+        "| popular share | Teacher acc. (test stream) | general: acc. | general: to Teacher | "
+        "general: fewer FLOPs | specialized: acc. | specialized: to Teacher | "
+        "specialized: fewer FLOPs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for share, r in results.items():
+        g, s = r["general"], r["specialized"]
+        lines.append(
+            f"| {share:.0%} | {g['teacher_accuracy']:.2%} | {g['accuracy']:.2%} | "
+            f"{g['teacher_fraction']:.1%} | {ft / g['flops']:.2f}x | {s['accuracy']:.2%} | "
+            f"{s['teacher_fraction']:.1%} | {ft / s['flops']:.2f}x |"
+        )
+    wins = [
+        share for share, r in results.items() if r["specialized"]["flops"] < r["general"]["flops"]
+    ]
+    lines += [
+        "",
+        "At the validation-chosen parity threshold, the specialized Student is cheaper than the "
+        "general one at popular shares: "
+        + (", ".join(f"{w:.0%}" for w in wins) if wins else "none of those measured")
+        + "; it stops paying off below "
+        + (f"{min(wins):.0%}" if wins else "every share measured")
+        + " (on this run).",
+        "",
+    ]
+    pngs = _specialized_plots(out, results, curves, ft)
+    return lines + [f"![{p}]({p})" for p in pngs] + [""], pngs
+
+
+def _specialized_plots(out: Path, results: dict, curves: dict, ft: float) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for kind, curve in curves.items():
+        left.plot(curve.flops / 1e6, curve.accuracy * 100, label=f"{kind} EBJR")
+    left.set_xlabel("average MFLOPs per image")
+    left.set_ylabel("test-stream accuracy (%)")
+    left.set_title("75% of images from the popular classes")
+    for kind in ("general", "specialized"):
+        shares = list(results)
+        right.plot([100 * s for s in shares],
+                   [ft / results[s][kind]["flops"] for s in shares], "o-", label=kind)  # fmt: skip
+    right.set_xlabel("share of images from the popular classes (%)")
+    right.set_ylabel("fewer FLOPs than the Teacher at parity (x)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "specialized.png", dpi=110)
+    plt.close(fig)
+    return ["specialized.png"]
+
+
+def report(
+    repo: Path, out: Path, temperature: float = 1.0,
+    val_data: str = "fashion-mnist:val", test_data: str = "fashion-mnist:test",
+) -> str:  # fmt: skip
+    """Evaluate ``repo`` and write ``out/EVALUATION.md`` with its plots; return the text.
+    Thresholds are chosen on ``val_data`` and reported on ``test_data``."""
     cache = Path("build/eval")
-    val, test = model_outputs(repo, "val", cache), model_outputs(repo, "test", cache)
+    val = model_outputs(repo, "val", cache, source=val_data)
+    test = model_outputs(repo, "test", cache, source=test_data)
     student_path, teacher_path = (repo / n / "1" / "model.onnx" for n in ("student", "teacher"))
     fs, ft = describe(student_path).flops, describe(teacher_path).flops
-    images = data.load_split("val")[0]
+    images = data.load_labelled(val_data)[0]
     ls, lt = latency_ms(student_path, images), latency_ms(teacher_path, images)
     calibration = Calibration.load(repo / "ebjr_router" / CALIBRATION_FILE)
     record = json.loads((repo / "ebjr_router" / CALIBRATION_FILE).read_text())
@@ -193,8 +328,9 @@ def report(repo: Path, out: Path, temperature: float = 1.0) -> str:
     lines = [
         "# EVALUATION (generated by `make eval`; do not edit)",
         "",
-        f"Repository `{repo}`, Fashion-MNIST. Thresholds are chosen on the validation split "
-        f"({len(val.labels)} images) and applied to the test split ({len(test.labels)} images). "
+        f"Repository `{repo}`. Thresholds are chosen on the validation data `{val_data}` "
+        f"({len(val.labels)} images) and applied to the test data `{test_data}` "
+        f"({len(test.labels)} images). "
         f"Machine: {platform.machine()}, {platform.system()}. FLOPs are 2 x multiply-adds of "
         "Conv/Gemm/MatMul per image; EBJR's average is `(N_S*F_S + N_T*(F_S+F_T)) / N`. "
         "Latency is the median single-image onnxruntime time (1 thread) measured in this run; "
@@ -272,6 +408,11 @@ def report(repo: Path, out: Path, temperature: float = 1.0) -> str:
         "",
         *[f"![{name}]({name})" for name in pngs],
         "",
+        *(
+            specialized_report(repo, cache, out, served, fs, ft)[0]
+            if test_data == "fashion-mnist:test"
+            else []
+        ),  # fmt: skip
     ]
     text = "\n".join(lines)
     (out / "EVALUATION.md").write_text(text)
@@ -284,8 +425,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("evaluation"))
     parser.add_argument("--temperature", type=float, default=2.0,
                         help="also ablate energy at this temperature")  # fmt: skip
+    parser.add_argument("--val-data", default="fashion-mnist:val",
+                        help="labelled data to choose thresholds on: fashion-mnist:val, "
+                        "FILE.npz (images, labels) or IMAGES.idx,LABELS.idx")  # fmt: skip
+    parser.add_argument("--test-data", default="fashion-mnist:test",
+                        help="labelled data to report on (same formats)")  # fmt: skip
     args = parser.parse_args(argv)
-    report(args.repo, args.out, args.temperature)
+    report(args.repo, args.out, args.temperature, args.val_data, args.test_data)
     print(f"Wrote {args.out / 'EVALUATION.md'}")
 
 

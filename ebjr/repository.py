@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ebjr import specialized as spec
 from ebjr.calibration import CALIBRATION_FILE, calibrate_scores
 from ebjr.data import load_labelled
 from ebjr.onnx_info import ModelInfo, TensorSpec, describe
 from ebjr.onnx_runner import OnnxClassifier
 
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
+SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
 
@@ -38,9 +41,28 @@ class RouterSettings:
     score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax
     temperature: float = 1.0
     max_batch_size: int = 64
-    max_queue_delay_us: int = 200
+    max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
+    instances: int = 1
+    # "in_process": the router runs a Python-backend Student's ONNX itself (one IPC hop less);
+    # "bls": call the Student model over BLS (always so for the onnxruntime backend).
+    student_execution: str = "in_process"
     on_teacher_error: str = "fallback"  # or "fail"
     teacher_timeout_ms: int = 0  # 0 = no timeout
+
+
+@dataclass(frozen=True)
+class Specialized:
+    """A specialized Student (paper section 2.4): ONNX with ``len(popular) + 1`` outputs, the
+    last one "other"; ``popular[i]`` is the Teacher label of its output ``i``. Calibrated on a
+    validation stream where ``share`` of the rows come from the popular classes."""
+
+    onnx: Path
+    popular: tuple[int, ...]
+    share: float = 0.75
+
+    @property
+    def other_index(self) -> int:
+        return len(self.popular)
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -81,23 +103,29 @@ def onnx_model_config(
         + f"max_batch_size: {max_batch_size}\n"
         + f"input [\n{_tensor(info.input)}\n]\n"
         + f"output [\n{_tensor(info.output)}\n]\n"
-        + "dynamic_batching { max_queue_delay_microseconds: 100 }\n"
+        + "dynamic_batching { max_queue_delay_microseconds: 0 }\n"
         + instances
         + extra
     )
 
 
-def router_config(student: ModelInfo, teacher: ModelInfo, settings: RouterSettings) -> str:
-    """``config.pbtxt`` text for the BLS router: input ``image``, per-row outputs."""
+def router_config(
+    student: ModelInfo,
+    teacher: ModelInfo,
+    settings: RouterSettings,
+    specialized: Specialized | None = None,
+) -> str:
+    """``config.pbtxt`` text for the BLS router: input ``image``, per-row outputs in the
+    Teacher's label space."""
     outputs = [
-        _tensor(student.output, "logits"),
+        _tensor(teacher.output, "logits"),
         '  { name: "class", data_type: TYPE_INT64, dims: [ 1 ] }',
         '  { name: "score", data_type: TYPE_FP32, dims: [ 1 ] }',
         '  { name: "threshold", data_type: TYPE_FP32, dims: [ 1 ] }',
         '  { name: "route", data_type: TYPE_STRING, dims: [ 1 ] }',
     ]
     params = {
-        "student_model": STUDENT,
+        "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
         "student_input": student.input.name,
         "student_output": student.output.name,
         "teacher_model": TEACHER,
@@ -108,18 +136,43 @@ def router_config(student: ModelInfo, teacher: ModelInfo, settings: RouterSettin
         "temperature": settings.temperature,
         "on_teacher_error": settings.on_teacher_error,
         "teacher_timeout_ms": settings.teacher_timeout_ms,
+        "student_execution": settings.student_execution,
     }
+    if specialized is not None:
+        params["mode"] = "specialized"
+        params["student_classes"] = ",".join(str(c) for c in specialized.popular)
+        params["other_index"] = specialized.other_index
+    name = SPECIALIZED_ROUTER if specialized else ROUTER
     return (
-        f'name: "{ROUTER}"\nbackend: "python"\n'
+        f'name: "{name}"\nbackend: "python"\n'
         + f"max_batch_size: {settings.max_batch_size}\n"
         + f"input [\n{_tensor(student.input, 'image')}\n]\n"
         + "output [\n"
         + ",\n".join(outputs)
         + "\n]\n"
         + f"dynamic_batching {{ max_queue_delay_microseconds: {settings.max_queue_delay_us} }}\n"
-        + "instance_group [ { count: 1, kind: KIND_CPU } ]\n"
+        + f"instance_group [ {{ count: {settings.instances}, kind: KIND_CPU }} ]\n"
         + _parameters(params)
     )
+
+
+def edit_config(text: str, parameters: dict[str, object] | None = None, **fields: object) -> str:
+    """Change a generated ``config.pbtxt``: ``parameters`` values by key, and top-level
+    ``name``, ``max_queue_delay_microseconds`` or instance ``count`` given as keywords."""
+    for key, value in (parameters or {}).items():
+        start = text.index(f'key: "{key}"')
+        old = text[start : text.index("}", start) + 1]
+        text = text.replace(old, f'key: "{key}", value: {{ string_value: "{value}" }}')
+    patterns = {
+        "name": (r'^name: "[^"]*"', 'name: "{}"'),
+        "max_queue_delay_microseconds": (r"max_queue_delay_microseconds: \d+",
+                                         "max_queue_delay_microseconds: {}"),
+        "count": (r"count: \d+", "count: {}"),
+    }  # fmt: skip
+    for field, value in fields.items():
+        pattern, replacement = patterns[field]
+        text = re.sub(pattern, replacement.format(value), text, count=1, flags=re.MULTILINE)
+    return text
 
 
 def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
@@ -138,24 +191,73 @@ def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
         )
 
 
+def check_specialized(student: ModelInfo, teacher: ModelInfo, spec: Specialized) -> None:
+    """Refuse a specialized Student whose outputs do not match ``spec.popular`` + "other"."""
+    if student.input.shape != teacher.input.shape:
+        raise ValueError(f"specialized Student input {student.input.shape} differs from Teacher's")
+    if student.num_classes != len(spec.popular) + 1:
+        raise ValueError(
+            f"specialized Student has {student.num_classes} outputs; expected "
+            f"{len(spec.popular) + 1} ({len(spec.popular)} popular classes + 'other')"
+        )
+    if len(set(spec.popular)) != len(spec.popular) or not all(
+        0 <= c < teacher.num_classes for c in spec.popular
+    ):
+        raise ValueError(f"popular classes {spec.popular} must be distinct Teacher labels")
+
+
 def write_calibration(
     out: Path,
     images: np.ndarray,
     labels: np.ndarray,
     pinned_score: str | None = None,
     temperature: float = 1.0,
+    specialized: Specialized | None = None,
 ) -> dict:
     """Run the repository's Student and Teacher on labelled validation data (never the test
-    split) and write ``ebjr_router/calibration.json``; return its record."""
-    models = {name: out / name / "1" / "model.onnx" for name in (STUDENT, TEACHER)}
+    split) and write the router's ``calibration.json``; return its record. The specialized
+    router is calibrated on a stream with ``specialized.share`` popular rows."""
+    student_name = SPECIALIZED_STUDENT if specialized else STUDENT
+    router = SPECIALIZED_ROUTER if specialized else ROUTER
+    if specialized is not None:
+        rows = spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
+        images, labels = images[rows], labels[rows]
+    models = {name: out / name / "1" / "model.onnx" for name in (student_name, TEACHER)}
     logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
     record = calibrate_scores(
-        logits[STUDENT], logits[TEACHER], labels,
-        describe(models[STUDENT]).flops, describe(models[TEACHER]).flops,
+        logits[student_name], logits[TEACHER], labels,
+        describe(models[student_name]).flops, describe(models[TEACHER]).flops,
         pinned=pinned_score, temperature=temperature,
+        specialized=(np.array(specialized.popular), specialized.other_index)
+        if specialized else None,
     )  # fmt: skip
-    (out / ROUTER / CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    if specialized is not None:
+        record["popular"], record["share"] = list(specialized.popular), specialized.share
+    (out / router / CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
     return record
+
+
+def _write_onnx_model(
+    out: Path, name: str, source: Path, info: ModelInfo, batch: int, backend: str, tensorrt: bool
+) -> None:
+    version = out / name / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    if Path(source).resolve() != (version / "model.onnx").resolve():
+        shutil.copyfile(source, version / "model.onnx")
+    if backend == "python":
+        (version / "model.py").write_text(ONNX_MODEL_PY)
+    else:
+        (version / "model.py").unlink(missing_ok=True)
+    (out / name / "config.pbtxt").write_text(
+        onnx_model_config(name, info, batch, backend, tensorrt)
+    )
+
+
+def _write_router(out: Path, config: str, name: str) -> None:
+    (out / name / "1").mkdir(parents=True, exist_ok=True)
+    (out / name / "1" / "model.py").write_text(ROUTER_MODEL_PY)
+    (out / name / "config.pbtxt").write_text(config)
+    (out / name / CALIBRATION_FILE).unlink(missing_ok=True)
 
 
 def build_repository(
@@ -167,8 +269,10 @@ def build_repository(
     tensorrt: bool = False,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     pinned_score: str | None = None,
+    specialized: Specialized | None = None,
 ) -> dict | None:
-    """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair.
+    """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
+    ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
 
     With ``validation`` (images, labels) the router is calibrated on it and the calibration
     record is returned. Without it, ``settings`` must give a numeric default threshold and a
@@ -176,30 +280,31 @@ def build_repository(
     """
     student, teacher = describe(student_onnx), describe(teacher_onnx)
     check_pair(student, teacher)
+    if backend != "python":
+        settings = replace(settings, student_execution="bls")
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError(
             "without validation data give a numeric default threshold and a score name "
             "(--default-threshold, --score), or calibrate with --val-data"
         )
-    model_batch = max(settings.max_batch_size, 1)
-    for name, source, info in ((STUDENT, student_onnx, student), (TEACHER, teacher_onnx, teacher)):
-        version = out / name / "1"
-        version.mkdir(parents=True, exist_ok=True)
-        if Path(source).resolve() != (version / "model.onnx").resolve():
-            shutil.copyfile(source, version / "model.onnx")
-        if backend == "python":
-            (version / "model.py").write_text(ONNX_MODEL_PY)
-        else:
-            (version / "model.py").unlink(missing_ok=True)
-        config = onnx_model_config(name, info, model_batch, backend, tensorrt)
-        (out / name / "config.pbtxt").write_text(config)
-    (out / ROUTER / "1").mkdir(parents=True, exist_ok=True)
-    (out / ROUTER / "1" / "model.py").write_text(ROUTER_MODEL_PY)
-    (out / ROUTER / "config.pbtxt").write_text(router_config(student, teacher, settings))
-    (out / ROUTER / CALIBRATION_FILE).unlink(missing_ok=True)
+    batch = max(settings.max_batch_size, 1)
+    _write_onnx_model(out, STUDENT, student_onnx, student, batch, backend, tensorrt)
+    _write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, backend, tensorrt)
+    _write_router(out, router_config(student, teacher, settings), ROUTER)
+    if specialized is not None:
+        special = describe(specialized.onnx)
+        check_specialized(special, teacher, specialized)
+        _write_onnx_model(
+            out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, backend, tensorrt
+        )
+        config = router_config(special, teacher, settings, specialized)
+        _write_router(out, config, SPECIALIZED_ROUTER)
     if validation is None:
         return None
-    return write_calibration(out, *validation, pinned_score, settings.temperature)
+    record = write_calibration(out, *validation, pinned_score, settings.temperature)
+    if specialized is not None:
+        write_calibration(out, *validation, pinned_score, settings.temperature, specialized)
+    return record
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -218,7 +323,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
     parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
     parser.add_argument("--max-batch-size", type=int, default=RouterSettings.max_batch_size)
+    parser.add_argument(
+        "--specialized-student", type=Path, help="also serve a top-C + 'other' Student"
+    )
+    parser.add_argument("--popular", help="its classes as Teacher labels, e.g. 0,1,2")
+    parser.add_argument("--share", type=float, default=0.75,
+                        help="popular share of the stream it is calibrated on")  # fmt: skip
     args = parser.parse_args(argv)
+    if bool(args.specialized_student) != bool(args.popular):
+        parser.error("--specialized-student and --popular go together")
+    specialized = (
+        Specialized(args.specialized_student, tuple(int(c) for c in args.popular.split(",")),
+                    args.share)
+        if args.specialized_student else None
+    )  # fmt: skip
     settings = RouterSettings(
         default_threshold=args.default_threshold or "calibrated",
         score="calibrated" if args.val_data else (args.score or "energy"),
@@ -229,11 +347,14 @@ def main(argv: list[str] | None = None) -> None:
         validation = load_labelled(args.val_data) if args.val_data else None
         record = build_repository(
             args.student, args.teacher, args.out, settings, args.backend, args.tensorrt,
-            validation, args.score,
+            validation, args.score, specialized,
         )  # fmt: skip
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    print(f"Wrote {args.out}/{{{STUDENT},{TEACHER},{ROUTER}}}")
+    names = [STUDENT, TEACHER, ROUTER] + (
+        [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
+    )
+    print(f"Wrote {args.out}/{{{','.join(names)}}}")
     if record:
         print(
             f"Calibrated on {record['rows']} rows: score {record['score']} "

@@ -6,7 +6,8 @@
 Assembles the Python backend for this interpreter under ``python_backend/backends`` (Triton's
 ``libtriton_python.so`` next to a copy of the stub built for this Python version), starts the
 server bound to loopback by default, waits until it is ready and says where it listens.
-Ctrl-C or SIGTERM (``make stop``) stops it cleanly.
+Ctrl-C or SIGTERM (``make stop``) stops it cleanly; if the server dies on its own it is
+restarted (at most ``MAX_RESTARTS`` times a minute).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BACKEND_DIR = PROJECT_ROOT / "python_backend" / "backends"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 60  # supervision: restart a crashed server this often
 
 
 def pytriton_server_dir() -> Path:
@@ -193,20 +195,35 @@ def main(argv: list[str] | None = None) -> None:
         args.model_repository, args.host, args.http_port, args.grpc_port, args.metrics_port
     )
     signal.signal(signal.SIGTERM, _raise_stop)
-    server.start()
     args.pid_file.parent.mkdir(parents=True, exist_ok=True)
     args.pid_file.write_text(f"{os.getpid()}\n")
+    crashes: list[float] = []
     try:
-        server.wait_ready()
-        print(
-            f"\nEBJR is being served from {args.model_repository}\n"
-            f"  HTTP     http://{server.http_url}   (e.g. /v2/models/ebjr_router)\n"
-            f"  gRPC     {server.grpc_url}\n"
-            f"  metrics  {server.metrics_url}\n"
-            "Stop with Ctrl-C or `make stop`.\n",
-            flush=True,
-        )
-        server.process.wait()
+        while True:
+            server.start()
+            server.wait_ready()
+            if not crashes:
+                print(
+                    f"\nEBJR is being served from {args.model_repository}\n"
+                    f"  HTTP     http://{server.http_url}   (e.g. /v2/models/ebjr_router)\n"
+                    f"  gRPC     {server.grpc_url}\n"
+                    f"  metrics  {server.metrics_url}\n"
+                    "Stop with Ctrl-C or `make stop`.\n",
+                    flush=True,
+                )
+            else:
+                print("tritonserver is serving again.", file=sys.stderr, flush=True)
+            code = server.process.wait()
+            # Not asked to stop, so it died (e.g. Triton 2.51 segfaults on an HTTP body over
+            # about 4 MB): restart it, unless it keeps dying.
+            now = time.monotonic()
+            crashes = [t for t in crashes if now - t < RESTART_WINDOW_S] + [now]
+            if len(crashes) > MAX_RESTARTS:
+                print(f"tritonserver died {len(crashes)} times in {RESTART_WINDOW_S} s; "
+                      "giving up.", file=sys.stderr)  # fmt: skip
+                break
+            print(f"tritonserver exited unexpectedly (code {code}); restarting ...",
+                  file=sys.stderr, flush=True)  # fmt: skip
     except (KeyboardInterrupt, Stop):
         print("\nStopping tritonserver ...", file=sys.stderr)
     finally:

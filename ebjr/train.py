@@ -20,9 +20,11 @@ from torch import nn
 from tqdm import tqdm
 
 from ebjr import data, models
+from ebjr import specialized as spec
+from ebjr.calibration import calibrate_scores
 from ebjr.onnx_info import describe
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.repository import build_repository
+from ebjr.repository import Specialized, build_repository
 
 SEED = 0
 
@@ -36,12 +38,25 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[:, :, dy : dy + 28, dx : dx + 28]
 
 
-def train(name: str, epochs: int, batch_size: int = 128, lr: float = 0.05) -> nn.Module:
-    """Train architecture ``name`` on the ``train`` split with SGD and a one-cycle schedule."""
+def train(
+    name: str,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 0.05,
+    popular: tuple[int, ...] | None = None,
+) -> nn.Module:
+    """Train architecture ``name`` on the ``train`` split with SGD and a one-cycle schedule.
+
+    With ``popular``, train a specialized model: those classes plus one "other" class holding
+    every remaining class (paper section 2.4).
+    """
     torch.manual_seed(SEED)
     generator = torch.Generator().manual_seed(SEED)
-    images, labels = (torch.from_numpy(a) for a in data.load_split("train"))
-    model = models.build(name)
+    images, labels = data.load_split("train")
+    if popular is not None:
+        labels = spec.relabel(labels, popular)
+    images, labels = torch.from_numpy(images), torch.from_numpy(labels)
+    model = models.build(name, num_classes=int(labels.max()) + 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     steps = epochs * (len(labels) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
@@ -50,7 +65,8 @@ def train(name: str, epochs: int, batch_size: int = 128, lr: float = 0.05) -> nn
     for epoch in range(epochs):
         order = torch.randperm(len(labels), generator=generator)
         batches = range(len(labels) // batch_size)
-        progress = tqdm(batches, desc=f"{name} epoch {epoch + 1}/{epochs}", unit="batch")
+        label = name if popular is None else f"{name} specialized on {popular}"
+        progress = tqdm(batches, desc=f"{label} epoch {epoch + 1}/{epochs}", unit="batch")
         for step in progress:
             rows = order[step * batch_size : (step + 1) * batch_size]
             loss = loss_fn(model(augment(images[rows], generator)), labels[rows])
@@ -88,12 +104,58 @@ def accuracy(path: Path, split: str) -> float:
     return float((OnnxClassifier(path, threads=2).predict(images).argmax(1) == labels).mean())
 
 
+def train_specialized(args: argparse.Namespace, metrics: dict) -> Specialized:
+    """Train a specialized Student for every candidate C and keep the one that reaches the
+    Teacher's accuracy cheapest on a validation stream with ``args.share`` popular rows."""
+    order = tuple(int(c) for c in args.popular_order.split(","))
+    images, labels = data.load_split("val")
+    teacher = OnnxClassifier(args.work / "teacher.onnx", threads=2).predict(images)
+    teacher_flops = describe(args.work / "teacher.onnx").flops
+    candidates = {}
+    for c in args.candidate_c:
+        popular = order[:c]
+        start = time.perf_counter()
+        model = train("student", args.epochs_student, popular=popular)
+        path = args.work / f"student_specialized_c{c}.onnx"
+        export(model, path)
+        logits = OnnxClassifier(path, threads=2).predict(images)
+        rows = spec.skewed_stream(labels, popular, args.share, len(labels), seed=SEED)
+        record = calibrate_scores(
+            logits[rows], teacher[rows], labels[rows], describe(path).flops, teacher_flops,
+            specialized=(np.array(popular), c),
+        )  # fmt: skip
+        on_popular = np.isin(labels, popular)
+        candidates[c] = {
+            "popular": list(popular),
+            "train_seconds": round(time.perf_counter() - start, 1),
+            "val_accuracy_popular_rows": float(spec.student_correct(
+                logits[on_popular], labels[on_popular], np.array(popular), c).mean()),
+            "val_other_recall": float((logits[~on_popular].argmax(1) == c).mean()),
+            "stream_share": args.share,
+            "stream_score": record["score"],
+            "stream_parity_teacher_fraction": record["parity_teacher_fraction"],
+            "flops": describe(path).flops,
+        }  # fmt: skip
+        print(json.dumps({f"specialized C={c}": candidates[c]}), flush=True)
+    chosen = min(candidates, key=lambda c: candidates[c]["stream_parity_teacher_fraction"])
+    metrics["specialized"] = {"chosen_c": chosen, "candidates": candidates}
+    return Specialized(
+        args.work / f"student_specialized_c{chosen}.onnx", order[:chosen], args.share
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("model_repository"))
     parser.add_argument("--work", type=Path, default=Path("build/models"))
     parser.add_argument("--epochs-student", type=int, default=6)
     parser.add_argument("--epochs-teacher", type=int, default=8)
+    parser.add_argument("--popular-order", default="0,1,2,3,4,5,6,7,8,9",
+                        help="classes, most popular first; top-C = the first C")  # fmt: skip
+    parser.add_argument("--candidate-c", type=int, nargs="+", default=[2, 3, 5],
+                        help="a specialized Student per C; the cheapest is kept")  # fmt: skip
+    parser.add_argument("--share", type=float, default=0.75,
+                        help="popular share of the validation stream that picks C")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -124,11 +186,13 @@ def main(argv: list[str] | None = None) -> None:
         }
         print(json.dumps({name: metrics["models"][name]}, indent=2))
 
+    specialized = train_specialized(args, metrics)
     record = build_repository(
         args.work / "student.onnx",
         args.work / "teacher.onnx",
         args.out,
         validation=data.load_split("val"),
+        specialized=specialized,
     )
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(

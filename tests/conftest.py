@@ -15,6 +15,7 @@ import pytest
 
 from ebjr import data
 from ebjr.client import connect
+from ebjr.repository import edit_config
 from ebjr.server import PROJECT_ROOT, TritonServer
 
 MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
@@ -24,7 +25,8 @@ FAULT_ROUTERS = {
     "router_fallback": {"teacher_model": "teacher_raises", "on_teacher_error": "fallback"},
     "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail"},
     "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
-    "router_no_student": {"student_model": "teacher_raises"},
+    "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
+    "router_bls": {"student_execution": "bls"},
 }
 
 
@@ -36,12 +38,7 @@ def build_test_repository(dest: Path) -> Path:
     config = (MODEL_REPOSITORY / "ebjr_router" / "config.pbtxt").read_text()
     for name, overrides in FAULT_ROUTERS.items():
         shutil.copytree(MODEL_REPOSITORY / "ebjr_router", dest / name)
-        text = config.replace('name: "ebjr_router"', f'name: "{name}"')
-        for key, value in overrides.items():
-            start = text.index(f'key: "{key}"')
-            old = text[start : text.index("}", start) + 1]
-            text = text.replace(old, f'key: "{key}", value: {{ string_value: "{value}" }}')
-        (dest / name / "config.pbtxt").write_text(text)
+        (dest / name / "config.pbtxt").write_text(edit_config(config, overrides, name=name))
     return dest
 
 

@@ -77,3 +77,24 @@ def test_uncalibrated_build_needs_a_numeric_default(tmp_path):
     model = tiny_classifier(tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="without validation data"):
         build_repository(model, model, tmp_path / "repo")
+
+
+def test_calibrating_the_default_models_never_reads_the_test_split(tmp_path, monkeypatch):
+    from ebjr import data
+    from ebjr.server import PROJECT_ROOT
+
+    real = data.load_split
+    seen = []
+
+    def guarded(split):
+        seen.append(split)
+        if split == "test":
+            raise AssertionError("calibration read the test split")
+        return real(split)
+
+    monkeypatch.setattr(data, "load_split", guarded)
+    repo = PROJECT_ROOT / "model_repository"
+    main(["--student", str(repo / "student" / "1" / "model.onnx"),
+          "--teacher", str(repo / "teacher" / "1" / "model.onnx"),
+          "--out", str(tmp_path / "repo"), "--val-data", "fashion-mnist:val"])  # fmt: skip
+    assert seen == ["val"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from ebjr import data
 from ebjr.calibration import CALIBRATION_FILE, Calibration
 from ebjr.client import classify, connect, infer
 from ebjr.scores import get_score
@@ -139,3 +140,25 @@ def test_router_metadata_lists_the_documented_outputs(server):
         "route",
     ]
     assert json.dumps(meta["inputs"][0]["shape"]) == "[-1, 1, 28, 28]"
+
+
+def test_student_over_bls_and_in_process_give_the_same_answers(client, test_images, served_score):
+    images = test_images[0][:48]
+    threshold = median_score(client, images)
+    in_process = classify(client, images, threshold=threshold)
+    over_bls = classify(client, images, model="router_bls", threshold=threshold)
+    assert over_bls.routes.tolist() == in_process.routes.tolist()
+    np.testing.assert_allclose(over_bls.logits, in_process.logits, atol=1e-5)
+    assert_routed_correctly(over_bls, images, client, threshold, served_score)
+
+
+def test_teacher_fraction_knob_holds_on_the_whole_test_set(server):
+    """Calibrated on validation only, ``teacher_fraction=0.3`` sends about 30% of the 10,000
+    test images to the Teacher."""
+    images = data.load_split("test")[0]
+    grpc = connect(server.grpc_url, "grpc")
+    routes = np.concatenate([
+        classify(grpc, images[i : i + 64], teacher_fraction="0.3").routes
+        for i in range(0, len(images), 64)
+    ])  # fmt: skip
+    assert abs((routes == "teacher").mean() - 0.3) < 0.03

@@ -8,26 +8,23 @@ the calibration file's). A bad request gets its own INVALID_ARG error; a Teacher
 follows ``on_teacher_error`` (``fallback``: the Student's answer, marked ``student_fallback``;
 ``fail``: an error for the requests that needed the Teacher). Nothing escapes ``execute``, so
 one bad request never fails its batch-mates.
+
+With ``mode: specialized`` in ``config.pbtxt`` the Student is a top-C + "other" model
+(paper eqs. 16-18, ``ebjr.routing.decide``) and its answers are mapped to the Teacher's labels.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.calibration import CALIBRATION_FILE, Calibration, resolve_threshold
-from ebjr.routing import (
-    FALLBACK,
-    ROUTE_NAMES,
-    RequestError,
-    check_batch,
-    join_answers,
-    parse_threshold,
-    to_student,
-)
-from ebjr.scores import get_score
+from ebjr.onnx_runner import OnnxClassifier
+from ebjr.router_config import RouterConfig
+from ebjr.routing import FALLBACK, ROUTE_NAMES, RequestError, check_batch, decide, join_answers
 from ebjr.serving.metrics import RouterMetrics
 from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
 
@@ -36,25 +33,16 @@ ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        p = model_parameters(args)
-        self.student = (p["student_model"], p["student_input"], p["student_output"])
-        self.teacher = (p["teacher_model"], p["teacher_input"], p["teacher_output"])
         path = Path(args["model_repository"]) / CALIBRATION_FILE
         self.calibration = Calibration.load(path) if path.exists() else None
-        if "calibrated" in (p["default_threshold"], p["score"]) and self.calibration is None:
-            raise ValueError(f"config.pbtxt asks for calibrated settings but {path} is missing")
-        if p["default_threshold"] == "calibrated":
-            self.default_threshold = self.calibration.default_threshold
-        else:
-            self.default_threshold = parse_threshold(p["default_threshold"], "default_threshold")
-        if p["score"] == "calibrated":
-            self.score = get_score(self.calibration.score, self.calibration.temperature)
-        else:
-            self.score = get_score(p["score"], float(p.get("temperature", "1.0")))
-        self.on_teacher_error = p.get("on_teacher_error", "fallback")
-        if self.on_teacher_error not in ("fallback", "fail"):
-            raise ValueError(f"on_teacher_error must be fallback or fail: {self.on_teacher_error}")
-        self.teacher_timeout_s = float(p.get("teacher_timeout_ms", "0")) / 1000
+        self.config = RouterConfig.from_parameters(model_parameters(args), self.calibration)
+        outputs = json.loads(args["model_config"])["output"]
+        self.num_classes = next(o for o in outputs if o["name"] == "logits")["dims"][-1]
+        self.student_local = None
+        if self.config.student_in_process:
+            model = self.config.student[0]
+            repository = Path(args["model_repository"]).parent
+            self.student_local = OnnxClassifier(repository / model / "1" / "model.onnx")
         self.metrics = RouterMetrics(args["model_name"], self._score_buckets())
 
     def _score_buckets(self) -> list[float]:
@@ -63,6 +51,15 @@ class TritonPythonModel:
             return np.linspace(-10, 40, 26).tolist()
         finite = self.calibration.thresholds[np.isfinite(self.calibration.thresholds)]
         return np.unique(np.quantile(finite, np.linspace(0, 1, 11)).round(3)).tolist()
+
+    async def _run_student(self, batch: np.ndarray) -> np.ndarray:
+        """The Student's logits: in this process, or over BLS (``student_execution``)."""
+        if self.student_local is None:
+            return await call_model(*self.config.student, batch)
+        try:
+            return self.student_local(batch)
+        except Exception as err:  # onnxruntime's errors are plain Exceptions
+            raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
 
     async def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
@@ -89,7 +86,7 @@ class TritonPythonModel:
                 batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
                 check_batch(batch)
                 threshold = resolve_threshold(
-                    request.parameters(), self.default_threshold, self.calibration
+                    request.parameters(), self.config.default_threshold, self.calibration
                 )
             except RequestError as err:
                 responses[i] = error_response(str(err), invalid_argument=True)
@@ -104,23 +101,27 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
 
         try:
-            student_logits = await call_model(*self.student, batch)
+            student_logits = await self._run_student(batch)
         except ModelCallError as err:
             for i in accepted:
                 responses[i] = error_response(str(err))
             return
-        scores = self.score(student_logits)
-        student_rows = to_student(scores, row_thresholds)
+        scores, student_rows, student_answers = decide(
+            student_logits, row_thresholds, self.config.score, self.config.specialized,
+            self.num_classes,
+        )  # fmt: skip
         teacher_logits, teacher_error = None, None
         if not student_rows.all():
             try:
                 teacher_logits = await call_model(
-                    *self.teacher, batch[~student_rows], timeout_s=self.teacher_timeout_s
+                    *self.config.teacher,
+                    batch[~student_rows],
+                    timeout_s=self.config.teacher_timeout_s,
                 )
             except ModelCallError as err:
                 teacher_error = str(err)
                 self.metrics.teacher_failures.increment(1.0)
-        routed = join_answers(student_logits, scores, student_rows, teacher_logits)
+        routed = join_answers(student_answers, scores, student_rows, teacher_logits)
 
         answered = np.ones(len(batch), dtype=bool)
         starts = np.concatenate([[0], np.cumsum(counts)])
@@ -128,7 +129,7 @@ class TritonPythonModel:
             rows = slice(start, stop)
             if (
                 teacher_error
-                and self.on_teacher_error == "fail"
+                and self.config.on_teacher_error == "fail"
                 and (routed.route[rows] == FALLBACK).any()
             ):
                 responses[i] = error_response(teacher_error)

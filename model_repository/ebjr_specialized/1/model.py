@@ -1,0 +1,1 @@
+from ebjr.serving.router import TritonPythonModel  # noqa: F401

@@ -1,0 +1,1 @@
+from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401

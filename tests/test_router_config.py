@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pytest
+
+from ebjr.calibration import Calibration
+from ebjr.router_config import RouterConfig
+from ebjr.scores import negative_entropy
+
+BASE = {
+    "student_model": "student", "student_input": "image", "student_output": "logits",
+    "teacher_model": "teacher", "teacher_input": "image", "teacher_output": "logits",
+    "default_threshold": "calibrated", "score": "calibrated",
+}  # fmt: skip
+CALIBRATION = Calibration(
+    score="entropy", temperature=1.0, default_threshold=-0.25,
+    thresholds=np.array([-1.0, 0.0]), accuracy=np.array([0.9, 0.95]),
+    teacher_fraction=np.array([0.0, 1.0]),
+)  # fmt: skip
+
+
+def test_calibrated_settings_come_from_the_calibration_file():
+    config = RouterConfig.from_parameters(BASE, CALIBRATION)
+    assert config.default_threshold == -0.25
+    assert config.score is negative_entropy
+    assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 0.0)
+    assert not config.student_in_process and config.specialized is None
+
+
+def test_explicit_settings_and_specialized_mode():
+    p = {**BASE, "default_threshold": "-inf", "score": "energy", "teacher_timeout_ms": "250",
+         "student_execution": "in_process", "mode": "specialized", "student_classes": "7,2",
+         "other_index": "2", "on_teacher_error": "fail"}  # fmt: skip
+    config = RouterConfig.from_parameters(p, None)
+    assert config.default_threshold == -math.inf and config.teacher_timeout_s == 0.25
+    assert config.student_in_process and config.on_teacher_error == "fail"
+    assert config.specialized[0].tolist() == [7, 2] and config.specialized[1] == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({}, "calibration.json is missing"),
+        ({"default_threshold": "1", "score": "margin"}, "unknown routing score"),
+        ({"default_threshold": "x", "score": "energy"}, "default_threshold must be a number"),
+        ({"default_threshold": "1", "score": "energy", "on_teacher_error": "retry"},
+         "on_teacher_error"),
+        ({"default_threshold": "1", "score": "energy", "student_execution": "gpu"},
+         "student_execution"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_clear_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        RouterConfig.from_parameters({**BASE, **change}, None)
