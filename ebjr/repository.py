@@ -46,6 +46,7 @@ class RouterSettings:
     # "in_process": the router runs a Python-backend Student's ONNX itself (one IPC hop less);
     # "bls": call the Student model over BLS (always so for the onnxruntime backend).
     student_execution: str = "in_process"
+    metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
     on_teacher_error: str = "fallback"  # or "fail"
     teacher_timeout_ms: int = 0  # 0 = no timeout
 
@@ -137,6 +138,7 @@ def router_config(
         "on_teacher_error": settings.on_teacher_error,
         "teacher_timeout_ms": settings.teacher_timeout_ms,
         "student_execution": settings.student_execution,
+        "metrics": settings.metrics,
     }
     if specialized is not None:
         params["mode"] = "specialized"

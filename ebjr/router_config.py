@@ -23,6 +23,7 @@ class RouterConfig:
     teacher_timeout_s: float  # 0 = no timeout
     student_in_process: bool
     specialized: tuple[np.ndarray, int] | None  # (Teacher label per Student class, other index)
+    metrics: bool = True  # the router's custom Prometheus metrics
 
     @classmethod
     def from_parameters(cls, p: dict[str, str], calibration: Calibration | None) -> RouterConfig:
@@ -61,4 +62,5 @@ class RouterConfig:
             teacher_timeout_s=float(p.get("teacher_timeout_ms", "0")) / 1000,
             student_in_process=execution == "in_process",
             specialized=specialized,
+            metrics=p.get("metrics", "on") != "off",
         )

@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, tuple[dict, dict]]] = {
     },
     "Student over BLS, no queue delay": {ROUTER: ({"student_execution": "bls"}, {})},
     "Student in process (default)": {},
+    "Student in process, router metrics off": {ROUTER: ({"metrics": "off"}, {})},
     "Student in process, 2 router instances": {ROUTER: ({}, {"count": 2})},
     "Student in process, 2 router + 2 Teacher instances": {
         ROUTER: ({}, {"count": 2}),
@@ -78,14 +79,18 @@ def report(results: dict[str, dict], high: int, out: Path) -> str:
     ]
     for name, r in results.items():
         parity = r["router_parity_high"]
-        fraction = parity["teacher_fraction"] or 0.0
-        ideal = ideal_cascade(
-            r["student_high"]["throughput"], r["teacher_high"]["throughput"], fraction
-        )
+        fraction = parity["teacher_fraction"]  # None without the router's metrics
+        if fraction is None:
+            shown, efficiency = "n/a (no counters)", "n/a"
+        else:
+            ideal = ideal_cascade(
+                r["student_high"]["throughput"], r["teacher_high"]["throughput"], fraction
+            )
+            shown, efficiency = f"{fraction:.1%}", f"{parity['throughput'] / ideal:.2f}"
         lines.append(
             f"| {name} | {r['router_floor_1']['p50_ms'] - r['student_1']['p50_ms']:.3f} | "
             f"{r['router_floor_high']['throughput'] / r['student_high']['throughput']:.2f} | "
-            f"{parity['throughput']:.1f} | {fraction:.1%} | {parity['throughput'] / ideal:.2f} | "
+            f"{parity['throughput']:.1f} | {shown} | {efficiency} | "
             f"{parity['throughput'] / r['teacher_high']['throughput']:.2f}x |"
         )
     text = "\n".join(lines) + "\n"

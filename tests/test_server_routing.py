@@ -162,3 +162,11 @@ def test_teacher_fraction_knob_holds_on_the_whole_test_set(server):
         for i in range(0, len(images), 64)
     ])  # fmt: skip
     assert abs((routes == "teacher").mean() - 0.3) < 0.03
+
+
+def test_only_the_requested_outputs_are_returned(client, test_images):
+    images = test_images[0][:8]
+    only = infer(client, "ebjr_router", {"image": images}, ["class", "route"], threshold="inf")
+    full = classify(client, images, threshold="inf")
+    assert set(only) == {"class", "route"}
+    np.testing.assert_array_equal(only["class"].ravel(), full.classes)

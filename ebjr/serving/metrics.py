@@ -49,3 +49,19 @@ class RouterMetrics:
     def record_requests(self, outcome: str, count: int = 1) -> None:
         if count:
             self.requests[outcome].increment(float(count))
+
+    def record_teacher_failure(self) -> None:
+        self.teacher_failures.increment(1.0)
+
+
+class NoMetrics:
+    """Stands in for ``RouterMetrics`` when ``metrics`` is ``off`` in ``config.pbtxt``."""
+
+    def record_rows(self, routes: np.ndarray, scores: np.ndarray) -> None:
+        pass
+
+    def record_requests(self, outcome: str, count: int = 1) -> None:
+        pass
+
+    def record_teacher_failure(self) -> None:
+        pass

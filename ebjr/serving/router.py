@@ -25,7 +25,7 @@ from ebjr.calibration import CALIBRATION_FILE, Calibration, resolve_threshold
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.router_config import RouterConfig
 from ebjr.routing import FALLBACK, ROUTE_NAMES, RequestError, check_batch, decide, join_answers
-from ebjr.serving.metrics import RouterMetrics
+from ebjr.serving.metrics import NoMetrics, RouterMetrics
 from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
 
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
@@ -43,7 +43,11 @@ class TritonPythonModel:
             model = self.config.student[0]
             repository = Path(args["model_repository"]).parent
             self.student_local = OnnxClassifier(repository / model / "1" / "model.onnx")
-        self.metrics = RouterMetrics(args["model_name"], self._score_buckets())
+        self.metrics = (
+            RouterMetrics(args["model_name"], self._score_buckets())
+            if self.config.metrics
+            else NoMetrics()
+        )
 
     def _score_buckets(self) -> list[float]:
         """Histogram buckets at the calibrated scores' deciles, else a wide fixed range."""
@@ -120,9 +124,16 @@ class TritonPythonModel:
                 )
             except ModelCallError as err:
                 teacher_error = str(err)
-                self.metrics.teacher_failures.increment(1.0)
+                self.metrics.record_teacher_failure()
         routed = join_answers(student_answers, scores, student_rows, teacher_logits)
 
+        columns = {  # every output for the whole batch; each request gets its rows
+            "logits": routed.logits,
+            "class": routed.predictions[:, None],
+            "score": routed.scores[:, None],
+            "threshold": row_thresholds[:, None],
+            "route": ROUTE_BYTES[routed.route][:, None],
+        }
         answered = np.ones(len(batch), dtype=bool)
         starts = np.concatenate([[0], np.cumsum(counts)])
         for i, start, stop in zip(accepted, starts[:-1], starts[1:], strict=True):
@@ -135,13 +146,9 @@ class TritonPythonModel:
                 responses[i] = error_response(teacher_error)
                 answered[rows] = False
                 continue
+            # Only what the client asked for: every output tensor costs shared-memory work.
+            wanted = requests[i].requested_output_names() or list(columns)
             responses[i] = pb_utils.InferenceResponse(
-                [
-                    pb_utils.Tensor("logits", routed.logits[rows]),
-                    pb_utils.Tensor("class", routed.predictions[rows, None]),
-                    pb_utils.Tensor("score", routed.scores[rows, None]),
-                    pb_utils.Tensor("threshold", row_thresholds[rows, None]),
-                    pb_utils.Tensor("route", ROUTE_BYTES[routed.route[rows, None]]),
-                ]
+                [pb_utils.Tensor(name, columns[name][rows]) for name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
