@@ -171,6 +171,14 @@ class TritonServer:
         self.stop()
 
 
+def exposure_warning(host: str) -> str | None:
+    """The warning printed when the server binds beyond loopback, else None."""
+    if host in LOOPBACK:
+        return None
+    return (f"WARNING: binding to {host}: the server is reachable from the network, with no "
+            "authentication. Put it behind a gateway with a 4 MB body limit.")  # fmt: skip
+
+
 class Stop(Exception):
     """Raised by the SIGTERM handler so that ``main`` unwinds and stops the server."""
 
@@ -188,9 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics-port", type=int, default=8002)
     parser.add_argument("--pid-file", type=Path, default=PROJECT_ROOT / ".run" / "tritonserver.pid")
     args = parser.parse_args(argv)
-    if args.host not in LOOPBACK:
-        print(f"WARNING: binding to {args.host}: the server is reachable from the network, "
-              "with no authentication.", file=sys.stderr)  # fmt: skip
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr)
     server = TritonServer(
         args.model_repository, args.host, args.http_port, args.grpc_port, args.metrics_port
     )

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- latency: median {stats['50%']} ms, p95 {stats['95%']} ms, p99 {stats['99%']} ms",
     ]
     if sampler and sampler.samples:
-        mark = min(60.0, duration / 6)
+        mark = 60.0 if duration >= 120 else duration / 6  # minute 1, or a sixth of a short run
         first = next((mb for t, mb in sampler.samples if t >= mark), sampler.samples[0][1])
         last = sampler.samples[-1][1]
         growth = (last - first) / first

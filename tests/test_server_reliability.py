@@ -13,6 +13,10 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from ebjr.client import classify, connect, infer
+from ebjr.onnx_runner import OnnxClassifier
+from ebjr.server import PROJECT_ROOT
+
+TEACHER = OnnxClassifier(PROJECT_ROOT / "model_repository" / "teacher" / "1" / "model.onnx")
 
 
 def raw_infer(client, model: str, array: np.ndarray, datatype: str, **params):
@@ -23,8 +27,12 @@ def raw_infer(client, model: str, array: np.ndarray, datatype: str, **params):
 
 
 def assert_still_serving(client, images):
-    answer = classify(client, images[:2], threshold=0.0)
-    assert answer.classes.tolist() == answer.logits.argmax(1).tolist()
+    """The next good request is answered correctly: at ``inf`` every row is the Teacher's
+    answer, checked against the Teacher run offline with onnxruntime."""
+    expected = TEACHER(images[:4]).argmax(1)
+    answer = classify(client, images[:4], threshold="inf")
+    assert answer.classes.tolist() == expected.tolist()
+    assert set(answer.routes) == {"teacher"}
 
 
 @pytest.mark.parametrize(
