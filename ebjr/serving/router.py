@@ -146,9 +146,10 @@ class TritonPythonModel:
                 responses[i] = error_response(teacher_error)
                 answered[rows] = False
                 continue
-            # Only what the client asked for: every output tensor costs shared-memory work.
-            wanted = requests[i].requested_output_names() or list(columns)
+            # Only what the client asked for (every output tensor costs shared-memory work),
+            # in the documented order.
+            wanted = set(requests[i].requested_output_names() or columns)
             responses[i] = pb_utils.InferenceResponse(
-                [pb_utils.Tensor(name, columns[name][rows]) for name in wanted]
+                [pb_utils.Tensor(name, columns[name][rows]) for name in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
