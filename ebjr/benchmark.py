@@ -20,7 +20,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -118,12 +117,6 @@ def ideal_cascade(x_student: float, x_teacher: float, teacher_fraction: float) -
     return 1.0 / (1.0 / x_student + teacher_fraction / x_teacher)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def benchmark(
     repo: Path, concurrencies: list[int], window_ms: int, images: int = 500,
     extra_fractions: tuple[float, ...] = (0.25, 0.6), server: TritonServer | None = None,
@@ -131,10 +124,10 @@ def benchmark(
     """Run every case on ``server`` (else a new one on ``repo``); return the raw results
     (see ``report`` for the table)."""
     if server is None:
-        with tempfile.TemporaryDirectory() as tmp, TritonServer(
-            repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-            log_file=Path(tmp) / "server.log",
-        ) as started:  # fmt: skip
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            TritonServer.on_free_ports(repo, Path(tmp) / "server.log") as started,
+        ):
             return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
     calibration = Calibration.load(repo / ROUTER / CALIBRATION_FILE)
     parity = calibration.default_threshold

@@ -36,6 +36,12 @@ class Sweep:
     teacher_fraction: np.ndarray
     flops: np.ndarray
 
+    def without_minus_inf(self) -> Sweep:
+        """The sweep without its ``-inf`` end point (for a specialized Student, eq. 16 never
+        keeps "other" rows on the Student, whatever the threshold)."""
+        return Sweep(self.thresholds[1:], self.accuracy[1:], self.teacher_fraction[1:],
+                     self.flops[1:])  # fmt: skip
+
 
 def sweep(
     scores: np.ndarray,
@@ -67,12 +73,15 @@ def sweep(
     )
 
 
-def cheapest_reaching(result: Sweep, accuracy: float) -> int | None:
-    """Index of the lowest-FLOPs point with accuracy >= ``accuracy``, or None."""
-    reaching = np.flatnonzero(result.accuracy >= accuracy - 1e-12)
+def cheapest_reaching(
+    accuracy: np.ndarray, teacher_fraction: np.ndarray, target: float
+) -> int | None:
+    """Index of the point with the lowest Teacher fraction (so the lowest FLOPs) among those
+    with ``accuracy >= target``, or None. Both arrays ``(K,)``."""
+    reaching = np.flatnonzero(accuracy >= target - 1e-12)
     if len(reaching) == 0:
         return None
-    return int(reaching[np.argmin(result.teacher_fraction[reaching])])
+    return int(reaching[np.argmin(teacher_fraction[reaching])])
 
 
 def crossing_threshold(scores: np.ndarray, student_correct: np.ndarray, bins: int = 60) -> float:
@@ -122,14 +131,16 @@ def calibrate(
         raise ValueError("calibration must not use the test split")
     full = sweep(scores, student_correct, teacher_correct, student_flops, teacher_flops)
     if specialized:
-        full = Sweep(*(getattr(full, f)[1:] for f in Sweep.__dataclass_fields__))
+        full = full.without_minus_inf()
     keep = np.unique(
         np.searchsorted(full.teacher_fraction, np.linspace(0, 1, points), side="left").clip(
             0, len(full.thresholds) - 1
         )
     )
     teacher_accuracy = float(np.mean(teacher_correct))
-    parity = cheapest_reaching(full, teacher_accuracy - PARITY_TOLERANCE)
+    parity = cheapest_reaching(
+        full.accuracy, full.teacher_fraction, teacher_accuracy - PARITY_TOLERANCE
+    )
     parity_threshold = float(full.thresholds[parity]) if parity is not None else math.inf
     return {
         "split": split,
@@ -252,8 +263,9 @@ class Calibration:
                 f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
                 f"got {accuracy}"
             )
-        reaching = np.flatnonzero(self.accuracy >= accuracy - 1e-12)
-        return float(self.thresholds[reaching[np.argmin(self.teacher_fraction[reaching])]])
+        return float(
+            self.thresholds[cheapest_reaching(self.accuracy, self.teacher_fraction, accuracy)]
+        )
 
 
 def resolve_threshold(

@@ -27,7 +27,6 @@ from ebjr.calibration import (
     CALIBRATION_FILE,
     PARITY_TOLERANCE,
     Calibration,
-    Sweep,
     calibrate,
     sweep,
 )
@@ -210,16 +209,18 @@ def _streams(general: Split, special: Split, rows: np.ndarray, served, record: d
     )  # fmt: skip
 
 
-def specialized_report(repo: Path, cache: Path, out: Path, served, fs: float, ft: float):
-    """Specialized vs general EBJR on skewed streams (paper Fig. 6). Returns (lines, pngs)."""
+def specialized_report(
+    repo: Path, cache: Path, out: Path, general: dict[str, Split], served, fs: float, ft: float
+):
+    """Specialized vs general EBJR on skewed streams (paper Fig. 6); ``general`` holds the
+    general Student's ``val`` and ``test`` splits. Returns (lines, pngs)."""
     path = repo / "ebjr_specialized" / CALIBRATION_FILE
     if not path.exists():
         return [], []
     record = json.loads(path.read_text())
     popular = tuple(record["popular"])
     f_special = describe(repo / "student_specialized" / "1" / "model.onnx").flops
-    splits = {name: (model_outputs(repo, name, cache),
-                     model_outputs(repo, name, cache, "student_specialized"))
+    splits = {name: (general[name], model_outputs(repo, name, cache, "student_specialized"))
               for name in ("val", "test")}  # fmt: skip
     results, curves = {}, {}
     for share in SHARES:
@@ -237,8 +238,8 @@ def specialized_report(repo: Path, cache: Path, out: Path, served, fs: float, ft
                                     "val_fraction": cal["parity_teacher_fraction"]}  # fmt: skip
             if share == 0.75:
                 curve = sweep(t.scores, t.student_ok, t.split.teacher_ok, f_s, ft)
-                if kind == "specialized":  # eq. 16: no threshold keeps "other" on the Student
-                    curve = Sweep(*(getattr(curve, f)[1:] for f in Sweep.__dataclass_fields__))
+                if kind == "specialized":
+                    curve = curve.without_minus_inf()
                 curves[kind] = curve
         # Equal cost: the general router at the specialized router's validation Teacher fraction
         # (the specialized one cannot go below its "other" rows, the general one can).
@@ -433,7 +434,7 @@ def report(
         *[f"![{name}]({name})" for name in pngs],
         "",
         *(
-            specialized_report(repo, cache, out, served, fs, ft)[0]
+            specialized_report(repo, cache, out, {"val": val, "test": test}, served, fs, ft)[0]
             if test_data == "fashion-mnist:test"
             else []
         ),  # fmt: skip

@@ -17,6 +17,7 @@ import importlib.util
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,6 +101,17 @@ def server_env() -> dict[str, str]:
     return env
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (all held open until each is chosen)."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
 class TritonServer:
     """A running ``tritonserver`` process: ``start()``, ``wait_ready()``, ``stop()``."""
 
@@ -123,6 +135,12 @@ class TritonServer:
         self.metrics_url = f"http://{self.host}:{metrics_port}/metrics"
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def on_free_ports(cls, model_repository: Path, log_file: Path | None = None) -> TritonServer:
+        """A server for ``model_repository`` on loopback, on three free ports."""
+        http, grpc, metrics = free_ports(3)
+        return cls(model_repository, "127.0.0.1", http, grpc, metrics, log_file=log_file)
 
     def start(self) -> TritonServer:
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115

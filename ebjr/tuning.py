@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ebjr.benchmark import ROUTER, Measurer, free_port, ideal_cascade
+from ebjr.benchmark import ROUTER, Measurer, ideal_cascade
 from ebjr.calibration import CALIBRATION_FILE, Calibration
 from ebjr.repository import edit_config
 from ebjr.server import PROJECT_ROOT, TritonServer
@@ -49,10 +49,11 @@ def variant_repository(repo: Path, dest: Path, edits: dict[str, tuple[dict, dict
 
 
 def measure_variant(repo: Path, parity: str, window_ms: int, high: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, TritonServer(
-        repo, http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
-        log_file=Path(tmp) / "server.log",
-    ) as server, Measurer(server, window_ms) as measure:  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        TritonServer.on_free_ports(repo, Path(tmp) / "server.log") as server,
+        Measurer(server, window_ms) as measure,
+    ):
         return {
             "student_1": measure("student", None, 1),
             "router_floor_1": measure(ROUTER, "-inf", 1),

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import psutil
 
-from ebjr.benchmark import free_port
 from ebjr.server import PROJECT_ROOT, TritonServer
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -85,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     if args.http_url is None:
         log = Path(tempfile.mkdtemp()) / "tritonserver.log"
-        server = TritonServer(args.repo, http_port=free_port(), grpc_port=free_port(),
-                              metrics_port=free_port(), log_file=log)  # fmt: skip
+        server = TritonServer.on_free_ports(args.repo, log)
         server.__enter__()
         args.http_url, args.grpc_url = server.http_url, server.grpc_url
     elif args.check_memory and args.server_pid is None:

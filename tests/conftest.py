@@ -7,7 +7,6 @@ It serves a temporary copy of ``model_repository/`` plus fault-injection models
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +41,11 @@ def build_test_repository(dest: Path) -> Path:
     return dest
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory) -> TritonServer:
-    http, grpc, metrics = free_ports(3)
     root = Path(tmp_path_factory.mktemp("triton"))
     log = root / "tritonserver.log"
-    repo = build_test_repository(root / "model_repository")
-    triton = TritonServer(repo, "127.0.0.1", http, grpc, metrics, log_file=log)
+    triton = TritonServer.on_free_ports(build_test_repository(root / "model_repository"), log)
     triton.start()
     try:
         triton.wait_ready(timeout=180)

@@ -48,9 +48,9 @@ def test_cheapest_reaching_and_crossing_point():
     scores = np.arange(10, dtype=np.float64)
     student_ok = scores >= 5  # the Student is right exactly on high scores
     result = sweep(scores, student_ok, np.ones(10, bool))
-    i = cheapest_reaching(result, 1.0)
+    i = cheapest_reaching(result.accuracy, result.teacher_fraction, 1.0)
     assert result.thresholds[i] == 5.0 and result.teacher_fraction[i] == 0.5
-    assert cheapest_reaching(result, 1.1) is None
+    assert cheapest_reaching(result.accuracy, result.teacher_fraction, 1.1) is None
     assert crossing_threshold(scores, student_ok, bins=10) == pytest.approx(4.5)
 
 

@@ -12,10 +12,11 @@ import time
 import urllib.request
 
 import psutil
-from conftest import MODEL_REPOSITORY, free_ports
+from conftest import MODEL_REPOSITORY
 
 from ebjr import data
 from ebjr.client import classify, connect
+from ebjr.server import free_ports
 
 
 def images():

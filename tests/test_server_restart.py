@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import MODEL_REPOSITORY, free_ports
+from conftest import MODEL_REPOSITORY
 
 from ebjr import data
 from ebjr.client import classify, connect
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.server import TritonServer
+from ebjr.server import TritonServer, free_ports
 
 
 def test_restart_under_a_client_loop_loses_no_acknowledged_answer(tmp_path):

@@ -46,9 +46,17 @@ class RouterMetrics:
         for value in scores[np.isfinite(scores)].tolist():
             self.scores.observe(value)
 
-    def record_requests(self, outcome: str, count: int = 1) -> None:
-        if count:
-            self.requests[outcome].increment(float(count))
+    def record_responses(self, responses: list) -> None:
+        """Count ``responses`` (``pb_utils.InferenceResponse``) by outcome."""
+        outcomes = [
+            "ok" if not r.has_error()
+            else "invalid" if r.error().code() == pb_utils.TritonError.INVALID_ARG
+            else "error"
+            for r in responses
+        ]  # fmt: skip
+        for outcome in OUTCOMES:
+            if count := outcomes.count(outcome):
+                self.requests[outcome].increment(float(count))
 
     def record_teacher_failure(self) -> None:
         self.teacher_failures.increment(1.0)
@@ -60,7 +68,7 @@ class NoMetrics:
     def record_rows(self, routes: np.ndarray, scores: np.ndarray) -> None:
         pass
 
-    def record_requests(self, outcome: str, count: int = 1) -> None:
+    def record_responses(self, responses: list) -> None:
         pass
 
     def record_teacher_failure(self) -> None:

@@ -73,14 +73,7 @@ class TritonPythonModel:
             for i, response in enumerate(responses):
                 if response is None:
                     responses[i] = error_response(f"router failed: {err}")
-        outcomes = [
-            "ok" if not r.has_error()
-            else "invalid" if r.error().code() == pb_utils.TritonError.INVALID_ARG
-            else "error"
-            for r in responses
-        ]  # fmt: skip
-        for outcome in ("ok", "invalid", "error"):
-            self.metrics.record_requests(outcome, outcomes.count(outcome))
+        self.metrics.record_responses(responses)
         return responses
 
     async def _route(self, requests: list, responses: list) -> None:
