@@ -31,7 +31,7 @@ import numpy as np
 
 from ebjr import data
 from ebjr.calibration import CALIBRATION_FILE, Calibration
-from ebjr.server import PROJECT_ROOT, TritonServer, pytriton_server_dir
+from ebjr.server import PROJECT_ROOT, TritonServer, pytriton_libs
 
 PERF_LIBS = PROJECT_ROOT / "build" / "perf-libs"
 ROUTER = "ebjr_router"
@@ -39,7 +39,7 @@ ROUTER = "ebjr_router"
 
 def perf_analyzer_env() -> dict[str, str]:
     """Environment for ``perf_analyzer``: a ``libcudart.so.12`` it can load on a CPU machine."""
-    libs = pytriton_server_dir().parent.parent / "nvidia_pytriton.libs"
+    libs = pytriton_libs()
     cudart = sorted(libs.glob("libcudart-*.so.12*"))
     if not cudart:
         raise RuntimeError(f"no libcudart in {libs}")

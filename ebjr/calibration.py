@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ebjr import specialized as spec
+from ebjr.layout import CALIBRATION_FILE
 from ebjr.routing import RequestError, parse_threshold
 from ebjr.scores import SCORES, get_score
 
-CALIBRATION_FILE = "calibration.json"
 PARITY_TOLERANCE = 0.001  # "reaches Teacher accuracy": within 0.1 point
 KNOBS = ("threshold", "teacher_fraction", "min_accuracy")
 

@@ -4,51 +4,47 @@
 
 Produces ``student/``, ``teacher/`` and ``ebjr_router/``. Input/output names, shapes and dtypes
 are read from the ONNX files; a Student and Teacher that disagree on the input or the class
-count are refused. ``--backend python`` (default) serves each ONNX file with onnxruntime inside
-the Python backend (the only backend in the ``nvidia-pytriton`` server build);
-``--backend onnxruntime`` writes ``platform: "onnxruntime_onnx"`` configs for a full Triton
-container, and ``--tensorrt`` adds the TensorRT execution accelerator on GPU.
+count are refused.
+
+Student and Teacher are served by Triton's native ONNX Runtime backend (``platform:
+"onnxruntime_onnx"``, built by ``make backend``) on CPU by default. ``--device gpu`` writes
+``KIND_GPU`` instances of the same files for NVIDIA's Triton container (CUDA execution
+provider; ``--tensorrt`` adds the TensorRT accelerator). ``--backend python`` wraps onnxruntime
+in the Python backend instead, for a host that cannot compile the native backend.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ebjr import model_config as mc
 from ebjr import specialized as spec
-from ebjr.calibration import CALIBRATION_FILE, calibrate_scores
+from ebjr.calibration import calibrate_scores
 from ebjr.data import load_labelled
-from ebjr.onnx_info import ModelInfo, TensorSpec, describe
+from ebjr.layout import (
+    ROUTER,
+    SPECIALIZED_ROUTER,
+    SPECIALIZED_STUDENT,
+    STUDENT,
+    TEACHER,
+    VERSION,
+    calibration_path,
+    config_path,
+    onnx_path,
+)
+from ebjr.model_config import BACKENDS, DEVICES, ModelServing
+from ebjr.onnx_info import ModelInfo, describe
 from ebjr.onnx_runner import OnnxClassifier
+from ebjr.router_config import RouterSettings
 
-ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
-SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
-
-
-@dataclass(frozen=True)
-class RouterSettings:
-    """Router knobs written into its ``config.pbtxt`` parameters."""
-
-    default_threshold: str = "calibrated"  # or a number
-    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax
-    temperature: float = 1.0
-    max_batch_size: int = 64
-    max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
-    instances: int = 1
-    # "in_process": the router runs a Python-backend Student's ONNX itself (one IPC hop less);
-    # "bls": call the Student model over BLS (always so for the onnxruntime backend).
-    student_execution: str = "in_process"
-    metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
-    on_teacher_error: str = "fallback"  # or "fail"
-    teacher_timeout_ms: int = 0  # 0 = no timeout
 
 
 @dataclass(frozen=True)
@@ -66,115 +62,31 @@ class Specialized:
         return len(self.popular)
 
 
-def _dims(shape: tuple[int, ...]) -> str:
-    return ", ".join(str(d) for d in shape)
-
-
-def _tensor(spec: TensorSpec, name: str | None = None) -> str:
-    return (
-        f'  {{ name: "{name or spec.name}", data_type: {spec.triton_dtype}, '
-        f"dims: [ {_dims(spec.shape)} ] }}"
-    )
-
-
-def _parameters(values: dict[str, object]) -> str:
-    rows = [f'  {{ key: "{k}", value: {{ string_value: "{v}" }} }}' for k, v in values.items()]
-    return "parameters [\n" + ",\n".join(rows) + "\n]\n"
-
-
-def onnx_model_config(
-    name: str, info: ModelInfo, max_batch_size: int, backend: str, tensorrt: bool
-) -> str:
-    """``config.pbtxt`` text for one ONNX classifier."""
-    if backend == "python":
-        head = f'name: "{name}"\nbackend: "python"\n'
-        instances = "instance_group [ { count: 1, kind: KIND_CPU } ]\n"
-        extra = _parameters({"intra_op_threads": 1})
-    else:
-        head = f'name: "{name}"\nplatform: "onnxruntime_onnx"\n'
-        instances = "instance_group [ { count: 1, kind: KIND_GPU } ]\n"
-        extra = (
-            "optimization { execution_accelerators { gpu_execution_accelerator: "
-            '[ { name: "tensorrt", parameters { key: "precision_mode", value: "FP16" } } ] } }\n'
-            if tensorrt
-            else ""
-        )
-    return (
-        head
-        + f"max_batch_size: {max_batch_size}\n"
-        + f"input [\n{_tensor(info.input)}\n]\n"
-        + f"output [\n{_tensor(info.output)}\n]\n"
-        + "dynamic_batching { max_queue_delay_microseconds: 0 }\n"
-        + instances
-        + extra
-    )
-
-
-def router_config(
+def router_model_config(
     student: ModelInfo,
     teacher: ModelInfo,
     settings: RouterSettings,
     specialized: Specialized | None = None,
-) -> str:
-    """``config.pbtxt`` text for the BLS router: input ``image``, per-row outputs in the
-    Teacher's label space."""
-    outputs = [
-        _tensor(teacher.output, "logits"),
-        '  { name: "class", data_type: TYPE_INT64, dims: [ 1 ] }',
-        '  { name: "score", data_type: TYPE_FP32, dims: [ 1 ] }',
-        '  { name: "threshold", data_type: TYPE_FP32, dims: [ 1 ] }',
-        '  { name: "route", data_type: TYPE_STRING, dims: [ 1 ] }',
-    ]
-    params = {
+) -> mc.ModelConfig:
+    """The BLS router's config: input ``image``, per-row outputs in the Teacher's label space,
+    the models it calls and ``settings`` as parameters."""
+    values = {
         "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
         "student_input": student.input.name,
         "student_output": student.output.name,
         "teacher_model": TEACHER,
         "teacher_input": teacher.input.name,
         "teacher_output": teacher.output.name,
-        "default_threshold": settings.default_threshold,
-        "score": settings.score,
-        "temperature": settings.temperature,
-        "on_teacher_error": settings.on_teacher_error,
-        "teacher_timeout_ms": settings.teacher_timeout_ms,
-        "student_execution": settings.student_execution,
-        "metrics": settings.metrics,
+        **settings.parameters(),
     }
     if specialized is not None:
-        params["mode"] = "specialized"
-        params["student_classes"] = ",".join(str(c) for c in specialized.popular)
-        params["other_index"] = specialized.other_index
-    name = SPECIALIZED_ROUTER if specialized else ROUTER
-    return (
-        f'name: "{name}"\nbackend: "python"\n'
-        + f"max_batch_size: {settings.max_batch_size}\n"
-        + f"input [\n{_tensor(student.input, 'image')}\n]\n"
-        + "output [\n"
-        + ",\n".join(outputs)
-        + "\n]\n"
-        + f"dynamic_batching {{ max_queue_delay_microseconds: {settings.max_queue_delay_us} }}\n"
-        + f"instance_group [ {{ count: {settings.instances}, kind: KIND_CPU }} ]\n"
-        + _parameters(params)
-    )
-
-
-def edit_config(text: str, parameters: dict[str, object] | None = None, **fields: object) -> str:
-    """Change a generated ``config.pbtxt``: ``parameters`` values by key, and top-level
-    ``name``, ``max_queue_delay_microseconds`` or instance ``count`` given as keywords."""
-    for key, value in (parameters or {}).items():
-        start = text.index(f'key: "{key}"')
-        old = text[start : text.index("}", start) + 1]
-        text = text.replace(old, f'key: "{key}", value: {{ string_value: "{value}" }}')
-    patterns = {
-        "name": (r'^name: "[^"]*"', 'name: "{}"'),
-        "max_queue_delay_microseconds": (r"max_queue_delay_microseconds: \d+",
-                                         "max_queue_delay_microseconds: {}"),
-        "count": (r"count: \d+", "count: {}"),
-    }  # fmt: skip
-    for field, value in fields.items():
-        pattern, replacement = patterns[field]
-        text = re.sub(pattern, replacement.format(value), text, count=1, flags=re.MULTILINE)
-    return text
+        values["mode"] = "specialized"
+        values["student_classes"] = ",".join(str(c) for c in specialized.popular)
+        values["other_index"] = specialized.other_index
+    return mc.router(
+        SPECIALIZED_ROUTER if specialized else ROUTER, student.input, teacher.output,
+        settings.max_batch_size, settings.instances, settings.max_queue_delay_us, values,
+    )  # fmt: skip
 
 
 def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
@@ -224,7 +136,7 @@ def write_calibration(
     if specialized is not None:
         rows = spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
         images, labels = images[rows], labels[rows]
-    models = {name: out / name / "1" / "model.onnx" for name in (student_name, TEACHER)}
+    models = {name: onnx_path(out, name) for name in (student_name, TEACHER)}
     logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
     record = calibrate_scores(
         logits[student_name], logits[TEACHER], labels,
@@ -235,40 +147,39 @@ def write_calibration(
     )  # fmt: skip
     if specialized is not None:
         record["popular"], record["share"] = list(specialized.popular), specialized.share
-    (out / router / CALIBRATION_FILE).write_text(json.dumps(record, indent=1) + "\n")
+    calibration_path(out, router).write_text(json.dumps(record, indent=1) + "\n")
     return record
 
 
 def _write_onnx_model(
-    out: Path, name: str, source: Path, info: ModelInfo, batch: int, backend: str, tensorrt: bool
+    out: Path, name: str, source: Path, info: ModelInfo, batch: int, serving: ModelServing
 ) -> None:
-    version = out / name / "1"
-    version.mkdir(parents=True, exist_ok=True)
-    if Path(source).resolve() != (version / "model.onnx").resolve():
-        shutil.copyfile(source, version / "model.onnx")
-    if backend == "python":
-        (version / "model.py").write_text(ONNX_MODEL_PY)
+    target = onnx_path(out, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if Path(source).resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    model_py = target.with_name("model.py")
+    if serving.backend == "python":
+        model_py.write_text(ONNX_MODEL_PY)
     else:
-        (version / "model.py").unlink(missing_ok=True)
-    (out / name / "config.pbtxt").write_text(
-        onnx_model_config(name, info, batch, backend, tensorrt)
-    )
+        model_py.unlink(missing_ok=True)
+    mc.write(config_path(out, name), mc.onnx_model(name, info, batch, serving))
 
 
-def _write_router(out: Path, config: str, name: str) -> None:
-    (out / name / "1").mkdir(parents=True, exist_ok=True)
-    (out / name / "1" / "model.py").write_text(ROUTER_MODEL_PY)
-    (out / name / "config.pbtxt").write_text(config)
-    (out / name / CALIBRATION_FILE).unlink(missing_ok=True)
+def _write_router(out: Path, config: mc.ModelConfig) -> None:
+    model_py = out / config.name / VERSION / "model.py"
+    model_py.parent.mkdir(parents=True, exist_ok=True)
+    model_py.write_text(ROUTER_MODEL_PY)
+    mc.write(config_path(out, config.name), config)
+    calibration_path(out, config.name).unlink(missing_ok=True)
 
 
 def build_repository(
     student_onnx: Path,
     teacher_onnx: Path,
     out: Path,
-    settings: RouterSettings = RouterSettings(),
-    backend: str = "python",
-    tensorrt: bool = False,
+    settings: RouterSettings | None = None,
+    serving: ModelServing | None = None,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     pinned_score: str | None = None,
     specialized: Specialized | None = None,
@@ -276,13 +187,15 @@ def build_repository(
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
     ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
 
-    With ``validation`` (images, labels) the router is calibrated on it and the calibration
-    record is returned. Without it, ``settings`` must give a numeric default threshold and a
-    score name.
+    ``serving`` says how Student and Teacher are served (native ONNX Runtime backend on CPU by
+    default). With ``validation`` (images, labels) the router is calibrated on it and the
+    calibration record is returned. Without it, ``settings`` must give a numeric default
+    threshold and a score name.
     """
+    settings, serving = settings or RouterSettings(), serving or ModelServing()
     student, teacher = describe(student_onnx), describe(teacher_onnx)
     check_pair(student, teacher)
-    if backend != "python":
+    if serving.device == "gpu":  # the router's process has no GPU session: call the model
         settings = replace(settings, student_execution="bls")
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError(
@@ -290,17 +203,14 @@ def build_repository(
             "(--default-threshold, --score), or calibrate with --val-data"
         )
     batch = max(settings.max_batch_size, 1)
-    _write_onnx_model(out, STUDENT, student_onnx, student, batch, backend, tensorrt)
-    _write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, backend, tensorrt)
-    _write_router(out, router_config(student, teacher, settings), ROUTER)
+    _write_onnx_model(out, STUDENT, student_onnx, student, batch, serving)
+    _write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
+    _write_router(out, router_model_config(student, teacher, settings))
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
-        _write_onnx_model(
-            out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, backend, tensorrt
-        )
-        config = router_config(special, teacher, settings, specialized)
-        _write_router(out, config, SPECIALIZED_ROUTER)
+        _write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
+        _write_router(out, router_model_config(special, teacher, settings, specialized))
     if validation is None:
         return None
     record = write_calibration(out, *validation, pinned_score, settings.temperature)
@@ -314,7 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--student", type=Path, required=True, help="Student ONNX file")
     parser.add_argument("--teacher", type=Path, required=True, help="Teacher ONNX file")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
-    parser.add_argument("--backend", choices=("python", "onnxruntime"), default="python")
+    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend,
+                        help="onnxruntime: Triton's native backend; python: onnxruntime in the "
+                        "Python backend (no compiler needed)")  # fmt: skip
+    parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
     parser.add_argument(
         "--val-data",
@@ -348,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         validation = load_labelled(args.val_data) if args.val_data else None
         record = build_repository(
-            args.student, args.teacher, args.out, settings, args.backend, args.tensorrt,
+            args.student, args.teacher, args.out, settings,
+            ModelServing(args.backend, args.device, args.tensorrt),
             validation, args.score, specialized,
         )  # fmt: skip
     except ValueError as err:

@@ -1,8 +1,10 @@
-"""The router's settings, read from its ``config.pbtxt`` parameters (pure, testable)."""
+"""The router's settings: written by the builder into its ``config.pbtxt`` parameters
+(``RouterSettings``) and read back by the router (``RouterConfig``). One set of defaults,
+``RouterSettings``'s, applies to a parameter missing from a config (pure, testable)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -11,6 +13,45 @@ from ebjr.routing import parse_threshold
 from ebjr.scores import ScoreFn, get_score
 
 ModelRef = tuple[str, str, str]  # (model name, input name, output name)
+STUDENT_EXECUTION = ("in_process", "bls")
+ON_TEACHER_ERROR = ("fallback", "fail")
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """Router knobs. The routing ones are written as ``config.pbtxt`` parameters; the last
+    three shape the router's own model config."""
+
+    default_threshold: str = "calibrated"  # or a number
+    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax
+    temperature: float = 1.0
+    # "in_process": the router runs the Student's ONNX file itself, one batch per execution
+    # (measured cheaper: TUNING.md); "bls": it calls the Student model over BLS.
+    student_execution: str = "in_process"
+    metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
+    on_teacher_error: str = "fallback"  # or "fail"
+    teacher_timeout_ms: int = 0  # 0 = no timeout
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
+    instances: int = 1
+
+    def parameters(self) -> dict[str, str]:
+        """The routing knobs as ``config.pbtxt`` parameters."""
+        shaping = ("max_batch_size", "max_queue_delay_us", "instances")
+        return {k: str(v) for k, v in asdict(self).items() if k not in shaping}
+
+    @classmethod
+    def from_parameters(cls, p: dict[str, str]) -> RouterSettings:
+        """Settings from ``config.pbtxt`` parameters; a missing key keeps its default."""
+        defaults, values = cls(), {}
+        for key in defaults.parameters():
+            if key in p:
+                kind = type(getattr(defaults, key))
+                try:
+                    values[key] = kind(p[key])
+                except ValueError:
+                    raise ValueError(f"{key} must be a {kind.__name__}, not {p[key]!r}") from None
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -23,7 +64,7 @@ class RouterConfig:
     teacher_timeout_s: float  # 0 = no timeout
     student_in_process: bool
     specialized: tuple[np.ndarray, int] | None  # (Teacher label per Student class, other index)
-    metrics: bool = True  # the router's custom Prometheus metrics
+    metrics: bool
 
     @classmethod
     def from_parameters(cls, p: dict[str, str], calibration: Calibration | None) -> RouterConfig:
@@ -31,24 +72,27 @@ class RouterConfig:
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
-        if "calibrated" in (p["default_threshold"], p["score"]) and calibration is None:
+        s = RouterSettings.from_parameters(p)
+        if "calibrated" in (s.default_threshold, s.score) and calibration is None:
             raise ValueError(
                 "config.pbtxt asks for calibrated settings but calibration.json is missing"
             )
-        if p["default_threshold"] == "calibrated":
+        if s.default_threshold == "calibrated":
             default = calibration.default_threshold
         else:
-            default = parse_threshold(p["default_threshold"], "default_threshold")
-        if p["score"] == "calibrated":
+            default = parse_threshold(s.default_threshold, "default_threshold")
+        if s.score == "calibrated":
             score = get_score(calibration.score, calibration.temperature)
         else:
-            score = get_score(p["score"], float(p.get("temperature", "1.0")))
-        on_error = p.get("on_teacher_error", "fallback")
-        if on_error not in ("fallback", "fail"):
-            raise ValueError(f"on_teacher_error must be fallback or fail, not {on_error!r}")
-        execution = p.get("student_execution", "bls")
-        if execution not in ("bls", "in_process"):
-            raise ValueError(f"student_execution must be bls or in_process, not {execution!r}")
+            score = get_score(s.score, s.temperature)
+        if s.on_teacher_error not in ON_TEACHER_ERROR:
+            raise ValueError(
+                f"on_teacher_error must be fallback or fail, not {s.on_teacher_error!r}"
+            )
+        if s.student_execution not in STUDENT_EXECUTION:
+            raise ValueError(
+                f"student_execution must be in_process or bls, not {s.student_execution!r}"
+            )
         specialized = None
         if p.get("mode", "general") == "specialized":
             classes = np.array([int(c) for c in p["student_classes"].split(",")])
@@ -58,9 +102,9 @@ class RouterConfig:
             teacher=(p["teacher_model"], p["teacher_input"], p["teacher_output"]),
             default_threshold=default,
             score=score,
-            on_teacher_error=on_error,
-            teacher_timeout_s=float(p.get("teacher_timeout_ms", "0")) / 1000,
-            student_in_process=execution == "in_process",
+            on_teacher_error=s.on_teacher_error,
+            teacher_timeout_s=s.teacher_timeout_ms / 1000,
+            student_in_process=s.student_execution == "in_process",
             specialized=specialized,
-            metrics=p.get("metrics", "on") != "off",
+            metrics=s.metrics != "off",
         )

@@ -25,7 +25,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from ebjr import native_backend
+from ebjr.layout import PROJECT_ROOT
+
 BACKEND_DIR = PROJECT_ROOT / "python_backend" / "backends"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60  # supervision: restart a crashed server this often
@@ -39,8 +41,14 @@ def pytriton_server_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
 
 
+def pytriton_libs() -> Path:
+    """The wheel's bundled shared libraries (``libtritonserver-<hash>.so`` among them)."""
+    return pytriton_server_dir().parent.parent / "nvidia_pytriton.libs"
+
+
 def assemble_backend(dest: Path = BACKEND_DIR) -> Path:
-    """Put the Python backend and this interpreter's stub under ``dest/python``; return ``dest``."""
+    """Put the backends under ``dest``: ``python/`` (the Python backend and this interpreter's
+    stub) and ``onnxruntime/`` (the native backend built by ``make backend``); return ``dest``."""
     source = pytriton_server_dir()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     files = {
@@ -59,6 +67,7 @@ def assemble_backend(dest: Path = BACKEND_DIR) -> Path:
             raise RuntimeError(f"{src} is missing: Python {version} is not supported by this wheel")
         if not target.exists() or target.stat().st_size != src.stat().st_size:
             shutil.copy2(src, target)  # a copy, not a link: the stub must sit beside the backend
+    native_backend.assemble(dest, pytriton_libs())
     return dest
 
 
@@ -70,11 +79,12 @@ def server_command(
     metrics_port: int = 8002,
     extra: list[str] | None = None,
 ) -> list[str]:
-    """The ``tritonserver`` command line for ``model_repository``."""
+    """The ``tritonserver`` command line for ``model_repository`` (``TritonServer.start``
+    assembles the backends it names)."""
     return [
         str(pytriton_server_dir() / "bin" / "tritonserver"),
         f"--model-repository={Path(model_repository).resolve()}",
-        f"--backend-directory={assemble_backend()}",
+        f"--backend-directory={BACKEND_DIR}",
         f"--http-address={host}",
         f"--http-port={http_port}",
         f"--grpc-address={host}",
@@ -95,8 +105,8 @@ def server_env() -> dict[str, str]:
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # The copied stub loses its relative RPATH to the wheel's bundled libraries.
-    libs = pytriton_server_dir().parent.parent / "nvidia_pytriton.libs"
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(libs), env.get("LD_LIBRARY_PATH")]))
+    libs = str(pytriton_libs())
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libs, env.get("LD_LIBRARY_PATH")]))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -143,6 +153,7 @@ class TritonServer:
         return cls(model_repository, "127.0.0.1", http, grpc, metrics, log_file=log_file)
 
     def start(self) -> TritonServer:
+        assemble_backend()
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
             self.command, env=server_env(), stdout=log, stderr=subprocess.STDOUT if log else None

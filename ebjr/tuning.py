@@ -17,25 +17,26 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ebjr import model_config as mc
 from ebjr.benchmark import ROUTER, Measurer, ideal_cascade
 from ebjr.calibration import CALIBRATION_FILE, Calibration
-from ebjr.repository import edit_config
+from ebjr.layout import config_path
 from ebjr.server import PROJECT_ROOT, TritonServer
 
 # name -> {model: (parameter edits, field edits)}
 VARIANTS: dict[str, dict[str, tuple[dict, dict]]] = {
     "naive: Student over BLS, queue delays 200/100 us": {
-        ROUTER: ({"student_execution": "bls"}, {"max_queue_delay_microseconds": 200}),
-        "student": ({}, {"max_queue_delay_microseconds": 100}),
-        "teacher": ({}, {"max_queue_delay_microseconds": 100}),
+        ROUTER: ({"student_execution": "bls"}, {"max_queue_delay_us": 200}),
+        "student": ({}, {"max_queue_delay_us": 100}),
+        "teacher": ({}, {"max_queue_delay_us": 100}),
     },
     "Student over BLS, no queue delay": {ROUTER: ({"student_execution": "bls"}, {})},
     "Student in process (default)": {},
     "Student in process, router metrics off": {ROUTER: ({"metrics": "off"}, {})},
-    "Student in process, 2 router instances": {ROUTER: ({}, {"count": 2})},
+    "Student in process, 2 router instances": {ROUTER: ({}, {"instances": 2})},
     "Student in process, 2 router + 2 Teacher instances": {
-        ROUTER: ({}, {"count": 2}),
-        "teacher": ({}, {"count": 2}),
+        ROUTER: ({}, {"instances": 2}),
+        "teacher": ({}, {"instances": 2}),
     },
 }
 
@@ -43,8 +44,8 @@ VARIANTS: dict[str, dict[str, tuple[dict, dict]]] = {
 def variant_repository(repo: Path, dest: Path, edits: dict[str, tuple[dict, dict]]) -> Path:
     shutil.copytree(repo, dest)
     for model, (parameters, fields) in edits.items():
-        config = dest / model / "config.pbtxt"
-        config.write_text(edit_config(config.read_text(), parameters, **fields))
+        path = config_path(dest, model)
+        mc.write(path, mc.edited(mc.read(path), parameters, **fields))
     return dest
 
 

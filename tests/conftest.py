@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from ebjr import data
+from ebjr import model_config as mc
 from ebjr.client import connect
-from ebjr.repository import edit_config
-from ebjr.server import PROJECT_ROOT, TritonServer
+from ebjr.layout import DEFAULT_REPOSITORY, ROUTER, config_path
+from ebjr.server import TritonServer
 
-MODEL_REPOSITORY = PROJECT_ROOT / "model_repository"
+MODEL_REPOSITORY = DEFAULT_REPOSITORY
 FAULT_MODELS = Path(__file__).parent / "fault_models"
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
 FAULT_ROUTERS = {
@@ -34,10 +35,10 @@ def build_test_repository(dest: Path) -> Path:
     shutil.copytree(MODEL_REPOSITORY, dest)
     for model in ("teacher_raises", "teacher_sleeps"):
         shutil.copytree(FAULT_MODELS / model, dest / model)
-    config = (MODEL_REPOSITORY / "ebjr_router" / "config.pbtxt").read_text()
+    config = mc.read(config_path(MODEL_REPOSITORY, ROUTER))
     for name, overrides in FAULT_ROUTERS.items():
-        shutil.copytree(MODEL_REPOSITORY / "ebjr_router", dest / name)
-        (dest / name / "config.pbtxt").write_text(edit_config(config, overrides, name=name))
+        shutil.copytree(MODEL_REPOSITORY / ROUTER, dest / name)
+        mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
     return dest
 
 

@@ -1,37 +1,102 @@
 import pytest
 from onnx_factory import tiny_classifier
 
-from ebjr.repository import RouterSettings, build_repository, main
+from ebjr import model_config as mc
+from ebjr.model_config import ModelServing
+from ebjr.repository import build_repository, main
+from ebjr.router_config import RouterSettings
 
 
-def test_builds_three_models_from_the_onnx_specs(tmp_path):
+def expected_onnx_config(name, input_name, platform_or_backend, kind="KIND_CPU", extra=""):
+    """The config the builder should write for a tiny (1, 4, 4) -> 5 classifier, as a message."""
+    return mc.parse(
+        f'name: "{name}" {platform_or_backend} max_batch_size: 64 '
+        f'input {{ name: "{input_name}" data_type: TYPE_FP32 dims: [1, 4, 4] }} '
+        'output { name: "logits" data_type: TYPE_FP32 dims: [5] } '
+        f"dynamic_batching {{}} instance_group {{ count: 1 kind: {kind} }} {extra}"
+    )
+
+
+NATIVE_THREADS = (
+    'parameters { key: "intra_op_thread_count" value { string_value: "1" } } '
+    'parameters { key: "inter_op_thread_count" value { string_value: "1" } }'
+)
+
+
+def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     student = tiny_classifier(tmp_path / "s.onnx", classes=5, input_name="pixels")
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5, input_name="input.1")
     out = tmp_path / "repo"
     build_repository(student, teacher, out, RouterSettings(default_threshold="3.5", score="energy"))
     assert (out / "student" / "1" / "model.onnx").read_bytes() == student.read_bytes()
     assert (out / "teacher" / "1" / "model.onnx").read_bytes() == teacher.read_bytes()
-    assert "ebjr.serving.onnx_model" in (out / "student" / "1" / "model.py").read_text()
+    assert not (out / "student" / "1" / "model.py").exists()
+    assert mc.read(out / "student" / "config.pbtxt") == expected_onnx_config(
+        "student", "pixels", 'platform: "onnxruntime_onnx"', extra=NATIVE_THREADS
+    )
+    assert mc.read(out / "teacher" / "config.pbtxt") == expected_onnx_config(
+        "teacher", "input.1", 'platform: "onnxruntime_onnx"', extra=NATIVE_THREADS
+    )
     assert "ebjr.serving.router" in (out / "ebjr_router" / "1" / "model.py").read_text()
-    student_cfg = (out / "student" / "config.pbtxt").read_text()
-    assert 'name: "pixels", data_type: TYPE_FP32, dims: [ 1, 4, 4 ]' in student_cfg
-    assert 'name: "logits", data_type: TYPE_FP32, dims: [ 5 ]' in student_cfg
-    router_cfg = (out / "ebjr_router" / "config.pbtxt").read_text()
-    assert 'key: "student_input", value: { string_value: "pixels" }' in router_cfg
-    assert 'key: "teacher_input", value: { string_value: "input.1" }' in router_cfg
-    assert 'key: "default_threshold", value: { string_value: "3.5" }' in router_cfg
-    assert 'name: "image", data_type: TYPE_FP32, dims: [ 1, 4, 4 ]' in router_cfg
-    assert "dynamic_batching" in router_cfg and "KIND_CPU" in router_cfg
+    router = mc.read(out / "ebjr_router" / "config.pbtxt")
+    assert (router.backend, router.max_batch_size) == ("python", 64)
+    assert [(i.name, list(i.dims)) for i in router.input] == [("image", [1, 4, 4])]
+    assert [o.name for o in router.output] == ["logits", "class", "score", "threshold", "route"]
+    assert list(router.output[0].dims) == [5]
+    assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
+    assert router.HasField("dynamic_batching")
+    assert mc.parameters(router) == {
+        "student_model": "student", "student_input": "pixels", "student_output": "logits",
+        "teacher_model": "teacher", "teacher_input": "input.1", "teacher_output": "logits",
+        "default_threshold": "3.5", "score": "energy", "temperature": "1.0",
+        "student_execution": "in_process", "metrics": "on", "on_teacher_error": "fallback",
+        "teacher_timeout_ms": "0",
+    }  # fmt: skip
 
 
-def test_onnxruntime_backend_with_tensorrt_writes_platform_config(tmp_path):
-    model = tiny_classifier(tmp_path / "m.onnx")
+def test_python_backend_option_wraps_onnxruntime_in_the_python_backend(tmp_path):
+    model = tiny_classifier(tmp_path / "m.onnx", classes=5)
     out = tmp_path / "repo"
     settings = RouterSettings(default_threshold="0", score="energy")
-    build_repository(model, model, out, settings, backend="onnxruntime", tensorrt=True)
-    cfg = (out / "teacher" / "config.pbtxt").read_text()
-    assert 'platform: "onnxruntime_onnx"' in cfg and 'name: "tensorrt"' in cfg
+    build_repository(model, model, out, settings, ModelServing(backend="python"))
+    assert mc.read(out / "teacher" / "config.pbtxt") == expected_onnx_config(
+        "teacher", "x", 'backend: "python"',
+        extra='parameters { key: "intra_op_threads" value { string_value: "1" } }',
+    )  # fmt: skip
+    assert "ebjr.serving.onnx_model" in (out / "teacher" / "1" / "model.py").read_text()
+
+
+def test_gpu_configs_use_kind_gpu_tensorrt_and_a_bls_student(tmp_path):
+    model = tiny_classifier(tmp_path / "m.onnx", classes=5)
+    out = tmp_path / "repo"
+    settings = RouterSettings(default_threshold="0", score="energy")
+    build_repository(model, model, out, settings, ModelServing(device="gpu", tensorrt=True))
+    tensorrt = (
+        "optimization { execution_accelerators { gpu_execution_accelerator { name: "
+        '"tensorrt" parameters { key: "precision_mode" value: "FP16" } parameters { key: '
+        '"max_workspace_size_bytes" value: "1073741824" } } } }'
+    )
+    assert mc.read(out / "teacher" / "config.pbtxt") == expected_onnx_config(
+        "teacher", "x", 'platform: "onnxruntime_onnx"', "KIND_GPU",
+        extra=NATIVE_THREADS + " " + tensorrt,
+    )  # fmt: skip
     assert not (out / "teacher" / "1" / "model.py").exists()
+    router = mc.read(out / "ebjr_router" / "config.pbtxt")
+    assert mc.parameters(router)["student_execution"] == "bls"
+    assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
+
+
+@pytest.mark.parametrize(
+    ("serving", "message"),
+    [
+        ({"backend": "python", "device": "gpu"}, "GPU serving needs the onnxruntime backend"),
+        ({"tensorrt": True}, "TensorRT needs --device gpu"),
+        ({"backend": "tensorflow"}, "backend must be one of"),
+    ],
+)
+def test_impossible_serving_choices_are_clear_errors(serving, message):
+    with pytest.raises(ValueError, match=message):
+        ModelServing(**serving)
 
 
 def test_class_count_mismatch_is_a_clear_error(tmp_path, capsys):
@@ -69,8 +134,8 @@ def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
     assert record["rows"] == 200 and record["split"] == "val"
     assert record["score"] == "softmax" and record["chosen_by"] == "pinned"
     assert set(record["evidence"]) == {"energy", "softmax", "entropy", "energy_of_softmax"}
-    router_cfg = (out / "ebjr_router" / "config.pbtxt").read_text()
-    assert 'key: "default_threshold", value: { string_value: "calibrated" }' in router_cfg
+    router = mc.read(out / "ebjr_router" / "config.pbtxt")
+    assert mc.parameters(router)["default_threshold"] == "calibrated"
 
 
 def test_uncalibrated_build_needs_a_numeric_default(tmp_path):

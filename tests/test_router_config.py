@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ebjr.calibration import Calibration
-from ebjr.router_config import RouterConfig
+from ebjr.router_config import RouterConfig, RouterSettings
 from ebjr.scores import negative_entropy
 
 BASE = {
@@ -24,7 +24,19 @@ def test_calibrated_settings_come_from_the_calibration_file():
     assert config.default_threshold == -0.25
     assert config.score is negative_entropy
     assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 0.0)
-    assert not config.student_in_process and config.specialized is None
+    # Missing parameters take RouterSettings' defaults, the same ones the builder writes.
+    assert config.student_in_process and config.metrics and config.specialized is None
+
+
+def test_settings_round_trip_through_parameters_and_missing_keys_take_one_default():
+    settings = RouterSettings(
+        default_threshold="-1.5", score="energy", temperature=2.0, student_execution="bls",
+        metrics="off", teacher_timeout_ms=250,
+    )  # fmt: skip
+    assert RouterSettings.from_parameters(settings.parameters()) == settings
+    assert RouterSettings.from_parameters({}) == RouterSettings()
+    with pytest.raises(ValueError, match="teacher_timeout_ms must be a int"):
+        RouterSettings.from_parameters({"teacher_timeout_ms": "soon"})
 
 
 def test_explicit_settings_and_specialized_mode():

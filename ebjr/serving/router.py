@@ -22,6 +22,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.calibration import CALIBRATION_FILE, Calibration, resolve_threshold
+from ebjr.layout import onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.router_config import RouterConfig
 from ebjr.routing import FALLBACK, ROUTE_NAMES, RequestError, check_batch, decide, join_answers
@@ -40,9 +41,8 @@ class TritonPythonModel:
         self.num_classes = next(o for o in outputs if o["name"] == "logits")["dims"][-1]
         self.student_local = None
         if self.config.student_in_process:
-            model = self.config.student[0]
             repository = Path(args["model_repository"]).parent
-            self.student_local = OnnxClassifier(repository / model / "1" / "model.onnx")
+            self.student_local = OnnxClassifier(onnx_path(repository, self.config.student[0]))
         self.metrics = (
             RouterMetrics(args["model_name"], self._score_buckets())
             if self.config.metrics

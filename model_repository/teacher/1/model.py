@@ -1,1 +1,0 @@
-from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401
