@@ -11,10 +11,11 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv data perf-deps serve stop models eval bench tune load soak test lint format clean
+.PHONY: help venv backend data perf-deps serve stop models eval bench tune load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
+	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
 	@echo "make models  retrain Student and Teacher on Fashion-MNIST and rebuild $(REPO)/"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
@@ -33,6 +34,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
+# Triton's native ONNX Runtime backend, from third_party/ (cached behind a stamp; installs
+# rapidjson-dev and googletest when run as root, else prints the apt-get line).
+backend: venv
+	$(BIN)/python -m ebjr.native_backend
+
 data: venv
 	$(BIN)/python -c "from ebjr.data import data_dir; print('Fashion-MNIST in', data_dir())"
 
@@ -42,7 +48,7 @@ perf-deps:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q libb64-0d; \
 		else echo "perf_analyzer needs libb64-0d: sudo apt-get install libb64-0d"; exit 1; fi; }
 
-serve: venv
+serve: venv backend
 	$(BIN)/python -m ebjr.server --model-repository $(REPO) --host $(HOST) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
@@ -56,19 +62,19 @@ models: venv data
 eval: venv data
 	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
 
-bench: venv data perf-deps
+bench: venv backend data perf-deps
 	$(BIN)/python -m ebjr.benchmark --repo $(REPO)
 
-tune: venv data perf-deps
+tune: venv backend data perf-deps
 	$(BIN)/python -m ebjr.tuning --repo $(REPO)
 
 USERS ?= 8
 P95_MS ?= 1000
-load: venv data
+load: venv backend data
 	$(BIN)/python load_tests/run.py --repo $(REPO) --users $(USERS) --run-time 60s \
 		--p95-ms $(P95_MS) --out build/load
 
-soak: venv data
+soak: venv backend data
 	$(BIN)/python load_tests/run.py --repo $(REPO) --users $(USERS) --run-time 5m \
 		--p95-ms $(P95_MS) --check-memory --out soak
 
@@ -80,7 +86,7 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: venv data perf-deps lint
+test: venv backend data perf-deps lint
 	$(BIN)/python -m pytest -v
 
 clean:

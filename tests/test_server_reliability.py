@@ -141,17 +141,28 @@ def counter(text: str, name: str, **labels) -> float:
 def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
     client = connect(server.http_url, "http")
     images = test_images[0][:10]
+    time.sleep(1.2)  # earlier tests' counts reach the server first (flushed every 0.5 s)
     before = scrape(server)
     classify(client, images, threshold="inf")
     classify(client, images[:4], threshold="-inf")
     classify(client, images[:3], model="router_fallback", threshold="inf")
     with pytest.raises(InferenceServerException):
         classify(client, images[:2], threshold="nan")
-    after = scrape(server)
 
     def delta(name, **labels):
         return counter(after, name, **labels) - counter(before, name, **labels)
 
+    # Each router tallies in its process and flushes every FLUSH_S (0.5 s): wait for it.
+    deadline = time.monotonic() + 10
+    while True:
+        after = scrape(server)
+        if (
+            delta("ebjr_requests_total", model="ebjr_router", outcome="invalid") >= 1
+            and delta("ebjr_requests_total", model="router_fallback", outcome="ok") >= 1
+        ):  # each router flushes its own tally, the last request's counts last
+            break
+        assert time.monotonic() < deadline, "the router's metrics were never flushed"
+        time.sleep(0.2)
     assert delta("ebjr_rows_total", model="ebjr_router", route="teacher") == 10
     assert delta("ebjr_rows_total", model="ebjr_router", route="student") == 4
     assert delta("ebjr_rows_total", model="router_fallback", route="student_fallback") == 3
@@ -159,3 +170,13 @@ def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
     assert delta("ebjr_requests_total", model="ebjr_router", outcome="ok") == 2
     assert delta("ebjr_requests_total", model="ebjr_router", outcome="invalid") == 1
     assert delta("ebjr_score_count", model="ebjr_router") == 14
+    assert delta("ebjr_score_bucket", model="ebjr_router", le="+Inf") == 14
+    buckets = sorted(
+        (float(le), float(value))
+        for le, value in re.findall(
+            r'^ebjr_score_bucket\{le="([^"]+)",model="ebjr_router"\} (\S+)$', after, re.M
+        )
+    )
+    assert len(buckets) > 3 and all(
+        a[1] <= b[1] for a, b in zip(buckets[:-1], buckets[1:], strict=True)
+    )

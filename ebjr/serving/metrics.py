@@ -1,65 +1,100 @@
 """The router's custom Prometheus metrics (Python-backend custom-metrics API).
 
-Served on Triton's metrics port next to Triton's own ``nv_*`` metrics:
+Served on Triton's metrics port next to Triton's own ``nv_*`` metrics, each labelled with the
+router's ``model`` name:
 
 - ``ebjr_requests_total{outcome}``: requests answered ``ok``, rejected as ``invalid`` or
   failed with an ``error``;
 - ``ebjr_rows_total{route}``: rows answered by ``student``, ``teacher`` or
   ``student_fallback`` (the Teacher failed and ``on_teacher_error`` is ``fallback``);
-- ``ebjr_teacher_failures_total``: BLS calls to the Teacher that failed or timed out;
-- ``ebjr_score``: histogram of the Student's routing score per row.
+- ``ebjr_teacher_failures_total``: Teacher calls that failed or timed out;
+- ``ebjr_score_bucket{le}``, ``ebjr_score_count``, ``ebjr_score_sum``: the Student's routing
+  score per row, as a Prometheus histogram's series (cumulative ``le`` buckets), so that
+  ``histogram_quantile`` and heatmaps work on them.
+
+Each metric update is a round trip from the router's process to the server, so the router only
+tallies counts in its own process (``ebjr.tally``) and a background thread sends them every
+``FLUSH_S`` seconds, and once more when the model is unloaded.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.routing import ROUTE_NAMES
+from ebjr.tally import OUTCOMES, Tally
 
-OUTCOMES = ("ok", "invalid", "error")
+FLUSH_S = 0.5
 
 
 class RouterMetrics:
-    """Every series carries the label ``model`` (the router's name)."""
-
-    def __init__(self, model: str, score_buckets: list[float]) -> None:
+    def __init__(self, model: str, score_buckets: list[float], flush_s: float = FLUSH_S) -> None:
         kind = pb_utils.MetricFamily
-        self._families = [
-            kind("ebjr_requests_total", "Router requests by outcome", kind.COUNTER),
-            kind("ebjr_rows_total", "Rows by the model that answered them", kind.COUNTER),
-            kind("ebjr_teacher_failures_total", "Failed or timed-out Teacher calls", kind.COUNTER),
-            kind("ebjr_score", "Student routing score per row", kind.HISTOGRAM),
-        ]
-        requests, rows, failures, scores = self._families
         m = {"model": model}
-        self.requests = {o: requests.Metric(labels={**m, "outcome": o}) for o in OUTCOMES}
+        requests = kind("ebjr_requests_total", "Router requests by outcome", kind.COUNTER)
+        rows = kind("ebjr_rows_total", "Rows by the model that answered them", kind.COUNTER)
+        failures = kind("ebjr_teacher_failures_total", "Failed or timed-out Teacher calls",
+                        kind.COUNTER)  # fmt: skip
+        bucket = kind("ebjr_score_bucket", "Rows with routing score <= le", kind.COUNTER)
+        count = kind("ebjr_score_count", "Rows with a finite routing score", kind.COUNTER)
+        total = kind("ebjr_score_sum", "Sum of the finite routing scores", kind.GAUGE)
+        self._families = [requests, rows, failures, bucket, count, total]
+        self.requests = [requests.Metric(labels={**m, "outcome": o}) for o in OUTCOMES]
         self.rows = [rows.Metric(labels={**m, "route": name}) for name in ROUTE_NAMES]
         self.teacher_failures = failures.Metric(labels=m)
-        self.scores = scores.Metric(labels=m, buckets=score_buckets)
+        les = [repr(float(edge)) for edge in score_buckets] + ["+Inf"]
+        self.buckets = [bucket.Metric(labels={**m, "le": le}) for le in les]
+        self.score_count = count.Metric(labels=m)
+        self.score_sum = total.Metric(labels=m)
+        self.tally = Tally(score_buckets)
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
+        self._flusher.start()
 
     def record_rows(self, routes: np.ndarray, scores: np.ndarray) -> None:
         """routes: (N,) int8 route codes; scores: (N,) float32."""
-        for code, count in enumerate(np.bincount(routes, minlength=len(ROUTE_NAMES))):
-            if count:
-                self.rows[code].increment(float(count))
-        for value in scores[np.isfinite(scores)].tolist():
-            self.scores.observe(value)
+        self.tally.add_rows(routes, scores)
 
     def record_responses(self, responses: list) -> None:
         """Count ``responses`` (``pb_utils.InferenceResponse``) by outcome."""
-        outcomes = [
-            "ok" if not r.has_error()
-            else "invalid" if r.error().code() == pb_utils.TritonError.INVALID_ARG
-            else "error"
+        self.tally.add_outcomes([
+            0 if not r.has_error()
+            else 1 if r.error().code() == pb_utils.TritonError.INVALID_ARG
+            else 2
             for r in responses
-        ]  # fmt: skip
-        for outcome in OUTCOMES:
-            if count := outcomes.count(outcome):
-                self.requests[outcome].increment(float(count))
+        ])  # fmt: skip
 
     def record_teacher_failure(self) -> None:
-        self.teacher_failures.increment(1.0)
+        self.tally.add_teacher_failure()
+
+    def _flush_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what was tallied since the last flush to Triton's metrics."""
+        counts = self.tally.take()
+        pairs = [
+            *zip(self.rows, counts.rows, strict=True),
+            *zip(self.requests, counts.outcomes, strict=True),
+            (self.teacher_failures, counts.teacher_failures),
+            *zip(self.buckets, counts.buckets, strict=True),
+            (self.score_count, counts.buckets[-1]),
+        ]
+        for metric, value in pairs:
+            if value:
+                metric.increment(float(value))
+        if counts.score_sum:
+            self.score_sum.increment(counts.score_sum)
+
+    def close(self) -> None:
+        """Stop the flusher and send the last counts."""
+        self._stop.set()
+        self._flusher.join()
+        self.flush()
 
 
 class NoMetrics:
@@ -72,4 +107,7 @@ class NoMetrics:
         pass
 
     def record_teacher_failure(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass

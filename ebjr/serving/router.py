@@ -56,6 +56,9 @@ class TritonPythonModel:
         finite = self.calibration.thresholds[np.isfinite(self.calibration.thresholds)]
         return np.unique(np.quantile(finite, np.linspace(0, 1, 11)).round(3)).tolist()
 
+    def finalize(self) -> None:
+        self.metrics.close()
+
     async def _run_student(self, batch: np.ndarray) -> np.ndarray:
         """The Student's logits: in this process, or over BLS (``student_execution``)."""
         if self.student_local is None:
