@@ -2,13 +2,14 @@
 
     python -m ebjr.benchmark [--concurrency 1 4 16] [--window-ms 3000] [--out BENCHMARKS.md]
 
-Starts the real server on the repository, feeds real Fashion-MNIST test images over gRPC
-(one image per request) and measures, in one run: the Student alone, the Teacher alone, and
-the router at ``threshold=-inf``, ``+inf`` and the calibrated Teacher-parity threshold. The
-router's Teacher fraction comes from its own Prometheus counters. From the same run it computes
-the ideal cascade throughput ``1 / (1/X_student + f/X_teacher)``, the router's efficiency
-(measured / ideal) and its speed-up over the Teacher alone, and writes a Markdown report and a
-plot of throughput and p95 latency against the threshold.
+Starts one real server on the repository plus the models measured beside it (``bench_repository``),
+feeds real Fashion-MNIST test images over gRPC (one image per request) and measures, in one run:
+the native and the Python-wrapped Student and Teacher, the Python backend's floor for the
+router's interface, and the router at ``threshold=-inf``, at its calibrated default and at
+``+inf``. The router's Teacher share comes from its own Prometheus counters. From the same run
+it computes the ideal cascade ``1 / (1/X_student + f/X_teacher)``, the targets' ratios, the
+CPU time per process and a py-spy profile of the router, and writes a Markdown report and a plot
+of throughput and p95 latency against the threshold.
 """
 
 from __future__ import annotations
@@ -23,18 +24,32 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 from ebjr import data
-from ebjr.calibration import CALIBRATION_FILE, Calibration
-from ebjr.server import PROJECT_ROOT, TritonServer, pytriton_libs
+from ebjr import model_config as mc
+from ebjr.calibration import Calibration
+from ebjr.layout import (
+    DEFAULT_REPOSITORY,
+    PROJECT_ROOT,
+    ROUTER,
+    VERSION,
+    calibration_path,
+    config_path,
+    onnx_path,
+)
+from ebjr.model_config import ModelServing
+from ebjr.onnx_info import describe
+from ebjr.server import TritonServer, pytriton_libs
+from ebjr.tally import FLUSH_S
 
 PERF_LIBS = PROJECT_ROOT / "build" / "perf-libs"
-ROUTER = "ebjr_router"
 
 
 def perf_analyzer_env() -> dict[str, str]:
@@ -117,33 +132,6 @@ def ideal_cascade(x_student: float, x_teacher: float, teacher_fraction: float) -
     return 1.0 / (1.0 / x_student + teacher_fraction / x_teacher)
 
 
-def benchmark(
-    repo: Path, concurrencies: list[int], window_ms: int, images: int = 500,
-    extra_fractions: tuple[float, ...] = (0.25, 0.6), server: TritonServer | None = None,
-) -> dict:  # fmt: skip
-    """Run every case on ``server`` (else a new one on ``repo``); return the raw results
-    (see ``report`` for the table)."""
-    if server is None:
-        with (
-            tempfile.TemporaryDirectory() as tmp,
-            TritonServer.on_free_ports(repo, Path(tmp) / "server.log") as started,
-        ):
-            return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
-    calibration = Calibration.load(repo / ROUTER / CALIBRATION_FILE)
-    parity = calibration.default_threshold
-    cases = [("student", None), ("teacher", None), (ROUTER, "-inf"), (ROUTER, "inf"),
-             (ROUTER, repr(parity))]  # fmt: skip
-    sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
-    results: dict = {"parity_threshold": parity, "cases": [], "sweep": [], "machine": machine()}
-    with Measurer(server, window_ms, images) as measure:
-        for concurrency in concurrencies:
-            for model, threshold in cases:
-                results["cases"].append(measure(model, threshold, concurrency))
-        for threshold in sweep:
-            results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
-    return results
-
-
 class Measurer:
     """``measure(model, threshold, concurrency) -> row``: one perf_analyzer run on ``server``
     with real test images, plus the router's Teacher fraction from its own counters."""
@@ -161,12 +149,13 @@ class Measurer:
         self._tmp.cleanup()
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
-        router = model != "student" and model != "teacher"
+        router = model == ROUTER
         before = routed_rows(self.server.metrics_url, model) if router else {}
         m = run_perf_analyzer(model, self.server.grpc_url, concurrency, self.input_file,
                               self.window_ms, threshold)  # fmt: skip
         fraction = None
         if router:
+            time.sleep(2 * FLUSH_S + 0.2)  # the router flushes its tally every FLUSH_S
             after = routed_rows(self.server.metrics_url, model)
             delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
             total = sum(delta.values())
@@ -177,6 +166,133 @@ class Measurer:
         return row
 
 
+PYTHON_WRAPPED = {"student": "student_python", "teacher": "teacher_python"}
+FLOOR = "router_floor"
+FLOOR_MODEL_PY = "from ebjr.serving.floor import TritonPythonModel  # noqa: F401\n"
+ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
+
+
+def bench_repository(repo: Path, dest: Path) -> Path:
+    """``repo`` plus the models measured beside it: the Python-wrapped Student and Teacher
+    (same ONNX files, ``--backend python``) and ``router_floor`` (the router's config served by
+    a model that does no work: ``ebjr.serving.floor``)."""
+    shutil.copytree(repo, dest)
+    for native, wrapped in PYTHON_WRAPPED.items():
+        onnx = onnx_path(repo, native)
+        onnx_path(dest, wrapped).parent.mkdir(parents=True)
+        shutil.copyfile(onnx, onnx_path(dest, wrapped))
+        onnx_path(dest, wrapped).with_name("model.py").write_text(ONNX_MODEL_PY)
+        batch = mc.read(config_path(repo, native)).max_batch_size
+        config = mc.onnx_model(wrapped, describe(onnx), batch, ModelServing(backend="python"))
+        mc.write(config_path(dest, wrapped), config)
+    (dest / FLOOR / VERSION).mkdir(parents=True)
+    (dest / FLOOR / VERSION / "model.py").write_text(FLOOR_MODEL_PY)
+    floor = mc.edited(mc.read(config_path(repo, ROUTER)), name=FLOOR)
+    floor.ClearField("parameters")
+    mc.write(config_path(dest, FLOOR), floor)
+    return dest
+
+
+def benchmark(
+    repo: Path, concurrencies: list[int], window_ms: int, images: int = 500,
+    extra_fractions: tuple[float, ...] = (0.25, 0.75), server: TritonServer | None = None,
+) -> dict:  # fmt: skip
+    """Measure every case on ``server``, which serves ``bench_repository(repo)``, else on a new
+    server for it (see ``report`` for the tables)."""
+    if server is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_repo = bench_repository(repo, Path(tmp) / "repo")
+            with TritonServer.on_free_ports(bench_repo, Path(tmp) / "server.log") as started:
+                return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
+    calibration = Calibration.load(calibration_path(repo))
+    parity = repr(calibration.default_threshold)
+    models = [("student", None), ("student_python", None), ("teacher", None),
+              ("teacher_python", None), (FLOOR, None), (ROUTER, "-inf"), (ROUTER, parity),
+              (ROUTER, "inf")]  # fmt: skip
+    sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
+    results: dict = {"parity_threshold": calibration.default_threshold, "cases": [],
+                     "sweep": [], "machine": machine()}  # fmt: skip
+    with Measurer(server, window_ms, images) as measure:
+        for concurrency in concurrencies:
+            for model, threshold in models:
+                results["cases"].append(measure(model, threshold, concurrency))
+        for threshold in sweep:
+            results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
+        results["profile"] = profile_router(server, measure, parity, max(concurrencies))
+    return results
+
+
+# Where the router's own process spends its samples, by the first matching frame from the leaf.
+PROFILE_CATEGORIES = (
+    ("Student (onnxruntime in process)", ("Session.run", "_run_student")),
+    ("Teacher call (BLS, waiting included)", ("call_model",)),
+    ("metrics tally", ("tally.py", "metrics.py")),
+    ("routing score and decision", ("scores.py", "routing.py", "specialized.py")),
+    ("request parsing (inputs, parameters, checks)", ("resolve_threshold", "parse_threshold",
+                                                      "check_batch", "get_input_tensor")),
+    ("response building (output tensors)", ("pb_utils.Tensor", "InferenceResponse",
+                                            "triton_python_backend_utils", "_route.<locals>")),
+    ("other router Python", ("router.py",)),
+)  # fmt: skip
+
+
+def categorise(stacks: dict[str, int]) -> dict[str, float]:
+    """Share of samples per ``PROFILE_CATEGORIES`` entry, from py-spy's raw stacks
+    ``{"frame;frame;...": count}``; the rest is stub and Python-backend machinery."""
+    total = sum(stacks.values()) or 1
+    shares = dict.fromkeys([name for name, _ in PROFILE_CATEGORIES], 0.0)
+    shares["Python-backend stub and idle waits"] = 0.0
+    for stack, count in stacks.items():
+        frames = stack.split(";")[::-1]
+        matches = (name for frame in frames for name, keys in PROFILE_CATEGORIES
+                   if any(k in frame for k in keys))  # fmt: skip
+        name = next(matches, "Python-backend stub and idle waits")
+        shares[name] += count / total
+    return shares
+
+
+def profile_router(
+    server: TritonServer, measure: Measurer, threshold: str, concurrency: int
+) -> dict:
+    """Sample the router's stub process with py-spy while perf_analyzer loads it, and take
+    every process's CPU time over the same run."""
+    root = psutil.Process(server.process.pid)
+    stubs = [p for p in root.children(recursive=True) if ROUTER in " ".join(p.cmdline())]
+    before = cpu_seconds(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "router.txt"
+        seconds = max(2, measure.window_ms * 2 // 1000)
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(stubs[0].pid),
+             "--format", "raw", "--rate", "250", "--duration", str(seconds), "--nonblocking",
+             "--output", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        row = measure(ROUTER, threshold, concurrency)
+        spy.wait()
+        stacks: dict[str, int] = {}
+        for line in raw.read_text().splitlines() if raw.exists() else []:
+            stack, count = line.rsplit(" ", 1)
+            stacks[stack] = stacks.get(stack, 0) + int(count)
+    after = cpu_seconds(root)
+    return {"row": row, "samples": sum(stacks.values()), "shares": categorise(stacks),
+            "cpu_seconds": {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}}  # fmt: skip
+
+
+def cpu_seconds(root: psutil.Process) -> dict[str, float]:
+    """CPU seconds (user + system) so far: the server, the router's stubs, other stubs."""
+    totals: dict[str, float] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times, command = proc.cpu_times(), " ".join(proc.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        name = ("tritonserver (core, gRPC, native models)" if proc.pid == root.pid
+                else "router stubs" if ROUTER in command else "other Python stubs")  # fmt: skip
+        totals[name] = totals.get(name, 0.0) + times.user + times.system
+    return totals
+
+
 def _row(results: dict, model: str, threshold: str | None, concurrency: int) -> dict:
     return next(r for r in results["cases"] if (r["model"], r["threshold"], r["concurrency"])
                 == (model, threshold, concurrency))  # fmt: skip
@@ -185,13 +301,53 @@ def _row(results: dict, model: str, threshold: str | None, concurrency: int) -> 
 def report(results: dict, out: Path, plot: Path | None) -> str:
     """``BENCHMARKS.md`` text (and the plot) from ``benchmark``'s results."""
     parity = repr(results["parity_threshold"])
-    concurrencies = sorted({r["concurrency"] for r in results["cases"]})
+    low, high = min(r["concurrency"] for r in results["cases"]), max(
+        r["concurrency"] for r in results["cases"])  # fmt: skip
+
+    def row(model, threshold=None, c=high):
+        return _row(results, model, threshold, c)
+
+    s, t = row("student"), row("teacher")
+    router, floor = row(ROUTER, parity), row(ROUTER, "-inf")
+    ideal = ideal_cascade(s["throughput"], t["throughput"], router["teacher_fraction"] or 0.0)
+    added = row(ROUTER, "-inf", low)["p50_ms"] - row("student", None, low)["p50_ms"]
+    ceiling = row(FLOOR)["throughput"] / s["throughput"]
+    targets = [
+        (f"router at parity / ideal cascade, c={high}", router["throughput"] / ideal, ">= 0.9"),
+        (f"router at -inf / native Student, c={high}", floor["throughput"] / s["throughput"],
+         ">= 0.7"),
+        (f"added p50 at c={low} over the native Student (ms)", added, "<= 0.6"),
+        *[(f"native / Python-wrapped {m}, c={c}",
+           row(m, None, c)["throughput"] / row(PYTHON_WRAPPED[m], None, c)["throughput"], ">= 1")
+          for m in PYTHON_WRAPPED for c in (low, high)],
+        (f"router at parity / Teacher, c={high}", router["throughput"] / t["throughput"], "> 1"),
+    ]  # fmt: skip
     lines = [
         "# BENCHMARKS (generated by `make bench`; do not edit)",
         "",
-        f"Machine: {results['machine']}. Triton 2.51.0 (nvidia-pytriton 0.7.0), Student and "
-        "Teacher on onnxruntime inside the Python backend, CPU only. `perf_analyzer` over gRPC, "
-        "one real Fashion-MNIST test image per request, all rows measured in this one run.",
+        f"Machine: {results['machine']}. Triton 2.51.0 (nvidia-pytriton 0.7.0), CPU only. "
+        "Student and Teacher on Triton's native ONNX Runtime backend (built from "
+        "`third_party/`); `*_python` are the same ONNX files wrapped in the Python backend; "
+        f"`{FLOOR}` is the router's interface served by a model that does no work (the "
+        "Python backend's floor). `perf_analyzer` over gRPC, one real Fashion-MNIST test image "
+        "per request, every row measured on one server in this one run.",
+        "",
+        "## Targets (ratios from this run)",
+        "",
+        "| measure | value | target | met |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {value:.2f} | {target} | {'yes' if _meets(value, target) else 'no'} |"
+            for name, value, target in targets
+        ],  # fmt: skip
+        f"| ceiling: `{FLOOR}` / native Student, c={high} | {ceiling:.2f} | (the most any "
+        "Python-backend router reaches) | - |",
+        "",
+        f"Ideal cascade = `1 / (1/X_student + f/X_teacher)` = {ideal:.0f} inf/s, with `f` = "
+        f"{router['teacher_fraction'] or 0:.1%} the router's measured Teacher share at its "
+        f"calibrated default threshold {parity}, and `X` the native models' own throughputs.",
+        "",
+        "## Every measurement",
         "",
         "| model | threshold | concurrency | inferences/s | p50 ms | p95 ms | p99 ms "
         "| to Teacher |",
@@ -201,36 +357,39 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         frac = "-" if r["teacher_fraction"] is None else f"{r['teacher_fraction']:.1%}"
         lines.append(
             f"| {r['model']} | {r['threshold'] or '-'} | {r['concurrency']} | "
-            f"{r['throughput']:.1f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {r['p99_ms']:.2f} "
+            f"{r['throughput']:.1f} | {r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['p99_ms']:.3f} "
             f"| {frac} |"
         )
+    profile = results["profile"]
+    inferences = profile["row"]["throughput"]
     lines += [
         "",
-        f"## The router against the ideal cascade (Teacher-parity threshold {parity})",
+        f"## Where the router's time goes (threshold {parity}, c={high})",
         "",
-        "Ideal cascade = `1 / (1/X_student + f/X_teacher)` with `f` the router's measured "
-        "Teacher fraction and `X` the models' own throughputs at the same concurrency.",
+        f"CPU seconds per process over the profiled run ({inferences:.0f} inf/s; "
+        "perf_analyzer itself takes the rest of the 2 cores):",
         "",
-        "| concurrency | router inf/s | ideal inf/s | efficiency | speed-up vs Teacher | "
-        "router(-inf) / Student | added p50 at -inf (ms) |",
-        "|---|---|---|---|---|---|---|",
+        "| process | CPU seconds |",
+        "|---|---|",
+        *[f"| {name} | {sec:.2f} |" for name, sec in profile["cpu_seconds"].items()],
+        "",
+        f"py-spy samples of one router process ({profile['samples']} samples, 250/s):",
+        "",
+        "| where | share of samples |",
+        "|---|---|",
+        *[f"| {name} | {share:.1%} |" for name, share in profile["shares"].items()],
     ]
-    for c in concurrencies:
-        s, t = _row(results, "student", None, c), _row(results, "teacher", None, c)
-        router, floor = _row(results, ROUTER, parity, c), _row(results, ROUTER, "-inf", c)
-        ideal = ideal_cascade(s["throughput"], t["throughput"], router["teacher_fraction"] or 0.0)
-        lines.append(
-            f"| {c} | {router['throughput']:.1f} | {ideal:.1f} | "
-            f"{router['throughput'] / ideal:.2f} | {router['throughput'] / t['throughput']:.2f}x "
-            f"| {floor['throughput'] / s['throughput']:.2f} | "
-            f"{floor['p50_ms'] - s['p50_ms']:.3f} |"
-        )
     if plot is not None:
         _plot(results, plot)
-        lines += ["", f"![throughput and p95 latency against the threshold]({plot.name})", ""]
+        lines += ["", f"![throughput and p95 latency against the threshold]({plot.name})"]
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text
+
+
+def _meets(value: float, target: str) -> bool:
+    op, bound = target.split()
+    return {">=": value >= float(bound), "<=": value <= float(bound), ">": value > float(bound)}[op]
 
 
 def machine() -> str:
@@ -276,8 +435,8 @@ def _plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="perf_analyzer benchmark of the EBJR router.")
-    parser.add_argument("--repo", type=Path, default=PROJECT_ROOT / "model_repository")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repo", type=Path, default=DEFAULT_REPOSITORY)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--window-ms", type=int, default=3000)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "BENCHMARKS.md")
     parser.add_argument("--no-plot", action="store_true")

@@ -23,20 +23,21 @@ from ebjr.calibration import CALIBRATION_FILE, Calibration
 from ebjr.layout import config_path
 from ebjr.server import PROJECT_ROOT, TritonServer
 
-# name -> {model: (parameter edits, field edits)}
+# name -> {model: (parameter edits, field edits)}, each against the default repository
 VARIANTS: dict[str, dict[str, tuple[dict, dict]]] = {
-    "naive: Student over BLS, queue delays 200/100 us": {
-        ROUTER: ({"student_execution": "bls"}, {"max_queue_delay_us": 200}),
-        "student": ({}, {"max_queue_delay_us": 100}),
-        "teacher": ({}, {"max_queue_delay_us": 100}),
+    "Student over BLS (native model), 2 router instances": {
+        ROUTER: ({"student_execution": "bls"}, {}),
     },
-    "Student over BLS, no queue delay": {ROUTER: ({"student_execution": "bls"}, {})},
-    "Student in process (default)": {},
-    "Student in process, router metrics off": {ROUTER: ({"metrics": "off"}, {})},
-    "Student in process, 2 router instances": {ROUTER: ({}, {"instances": 2})},
-    "Student in process, 2 router + 2 Teacher instances": {
-        ROUTER: ({}, {"instances": 2}),
+    "Student in process, 1 router instance": {ROUTER: ({}, {"instances": 1})},
+    "Student in process, 2 router instances (default)": {},
+    "default, router metrics off": {ROUTER: ({"metrics": "off"}, {})},
+    "default, router queue delay 200 us": {ROUTER: ({}, {"max_queue_delay_us": 200})},
+    "3 router instances + 2 Teacher instances": {
+        ROUTER: ({}, {"instances": 3}),
         "teacher": ({}, {"instances": 2}),
+    },
+    "default, Teacher with 2 intra-op threads": {
+        "teacher": ({"intra_op_thread_count": 2}, {}),
     },
 }
 

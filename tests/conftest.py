@@ -1,6 +1,7 @@
 """One real ``tritonserver`` per test session, on free loopback ports.
 
-It serves a temporary copy of ``model_repository/`` plus fault-injection models
+It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
+the router's floor model (``ebjr.benchmark.bench_repository``), plus fault-injection models
 (``tests/fault_models``) and router variants wired to them (``FAULT_ROUTERS``).
 """
 
@@ -14,6 +15,7 @@ import pytest
 
 from ebjr import data
 from ebjr import model_config as mc
+from ebjr.benchmark import bench_repository
 from ebjr.client import connect
 from ebjr.layout import DEFAULT_REPOSITORY, ROUTER, config_path
 from ebjr.server import TritonServer
@@ -31,8 +33,9 @@ FAULT_ROUTERS = {
 
 
 def build_test_repository(dest: Path) -> Path:
-    """``model_repository/`` + fault models + router variants, written to ``dest``."""
-    shutil.copytree(MODEL_REPOSITORY, dest)
+    """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
+    router variants, written to ``dest``."""
+    bench_repository(MODEL_REPOSITORY, dest)
     for model in ("teacher_raises", "teacher_sleeps"):
         shutil.copytree(FAULT_MODELS / model, dest / model)
     config = mc.read(config_path(MODEL_REPOSITORY, ROUTER))

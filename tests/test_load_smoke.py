@@ -5,22 +5,39 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ebjr.benchmark import ROUTER, benchmark, report
+from ebjr.benchmark import FLOOR, ROUTER, benchmark, report
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "load_tests"))
 import run as load_run  # noqa: E402
 
 
-def test_benchmark_smoke_reports_a_teacher_fraction(server, tmp_path):
-    results = benchmark(server.model_repository, [1], window_ms=500, images=50,
+def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp_path):
+    results = benchmark(server.model_repository, [1, 4], window_ms=500, images=50,
                         extra_fractions=(), server=server)  # fmt: skip
-    router_rows = [r for r in results["cases"] if r["model"] == ROUTER]
-    assert len(router_rows) == 3 and all(r["throughput"] > 0 for r in results["cases"])
-    fractions = {r["threshold"]: r["teacher_fraction"] for r in router_rows}
+    assert {r["model"] for r in results["cases"]} == {
+        "student", "student_python", "teacher", "teacher_python", FLOOR, ROUTER
+    }  # fmt: skip
+    assert all(r["throughput"] > 0 for r in results["cases"])
+    fractions = {r["threshold"]: r["teacher_fraction"] for r in results["cases"]
+                 if r["model"] == ROUTER and r["concurrency"] == 4}  # fmt: skip
     assert fractions["-inf"] == 0.0 and fractions["inf"] == 1.0
-    assert 0.0 <= fractions[repr(results["parity_threshold"])] <= 1.0
+    # The calibrated default sends about its calibrated share (55% on validation) of these
+    # 50 test images to the Teacher.
+    assert 0.3 <= fractions[repr(results["parity_threshold"])] <= 0.8
+    profile = results["profile"]
+    assert profile["samples"] > 0 and abs(sum(profile["shares"].values()) - 1) < 1e-6
+    assert profile["cpu_seconds"]["router stubs"] > 0
     text = report(results, tmp_path / "BENCHMARKS.md", plot=None)
-    assert "efficiency" in text and "ideal" in text
+    floor_ratio = _ratio(results, ROUTER, "-inf", "student", 4)
+    assert f"| router at -inf / native Student, c=4 | {floor_ratio:.2f} | >= 0.7 |" in text
+
+
+def _ratio(results, model, threshold, other, c):
+    def find(m, t):
+        return next(r for r in results["cases"]
+                    if (r["model"], r["threshold"], r["concurrency"]) == (m, t, c))  # fmt: skip
+
+    return find(model, threshold)["throughput"] / find(other, None)["throughput"]
 
 
 def test_locust_soak_smoke_has_no_failures_and_bounded_memory(server, tmp_path):

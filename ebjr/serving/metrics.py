@@ -25,9 +25,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.routing import ROUTE_NAMES
-from ebjr.tally import OUTCOMES, Tally
-
-FLUSH_S = 0.5
+from ebjr.tally import FLUSH_S, OUTCOMES, Tally
 
 
 class RouterMetrics:

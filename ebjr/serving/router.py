@@ -59,19 +59,19 @@ class TritonPythonModel:
     def finalize(self) -> None:
         self.metrics.close()
 
-    async def _run_student(self, batch: np.ndarray) -> np.ndarray:
+    def _run_student(self, batch: np.ndarray) -> np.ndarray:
         """The Student's logits: in this process, or over BLS (``student_execution``)."""
         if self.student_local is None:
-            return await call_model(*self.config.student, batch)
+            return call_model(*self.config.student, batch)
         try:
             return self.student_local(batch)
         except Exception as err:  # onnxruntime's errors are plain Exceptions
             raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
 
-    async def execute(self, requests: list) -> list:
+    def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
         try:
-            await self._route(requests, responses)
+            self._route(requests, responses)
         except Exception as err:  # never let one failure hang or fail the whole batch silently
             for i, response in enumerate(responses):
                 if response is None:
@@ -79,7 +79,7 @@ class TritonPythonModel:
         self.metrics.record_responses(responses)
         return responses
 
-    async def _route(self, requests: list, responses: list) -> None:
+    def _route(self, requests: list, responses: list) -> None:
         accepted, images, thresholds = [], [], []
         for i, request in enumerate(requests):
             try:
@@ -101,7 +101,7 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
 
         try:
-            student_logits = await self._run_student(batch)
+            student_logits = self._run_student(batch)
         except ModelCallError as err:
             for i in accepted:
                 responses[i] = error_response(str(err))
@@ -113,7 +113,7 @@ class TritonPythonModel:
         teacher_logits, teacher_error = None, None
         if not student_rows.all():
             try:
-                teacher_logits = await call_model(
+                teacher_logits = call_model(
                     *self.config.teacher,
                     batch[~student_rows],
                     timeout_s=self.config.teacher_timeout_s,

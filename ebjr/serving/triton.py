@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import json
 
 import numpy as np
@@ -24,12 +24,19 @@ class ModelCallError(RuntimeError):
     """A BLS call to another model returned an error or timed out."""
 
 
-async def call_model(
+# Runs BLS calls that have a timeout; a few threads, as a late call may still hold one.
+_TIMED_CALLS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="bls")
+
+
+def call_model(
     model: str, input_name: str, output_name: str, batch: np.ndarray, timeout_s: float = 0.0
 ) -> np.ndarray:
     """Run ``batch`` through ``model`` over BLS and return its ``output_name`` tensor.
 
-    With ``timeout_s > 0``, stop waiting after that long and raise ``ModelCallError``; the late
+    A plain blocking ``exec``: the router's ``execute`` is synchronous, since a non-decoupled
+    Python model runs one ``execute`` at a time anyway and the asyncio hand-offs of an ``async``
+    one measured costlier (``BENCHMARKS.md``). With ``timeout_s > 0`` the call runs on a helper
+    thread and the router stops waiting after that long, raising ``ModelCallError``; the late
     answer is dropped when it comes. (Triton's own BLS ``timeout`` bounds queueing only, not a
     model that is already running.)
     """
@@ -38,12 +45,16 @@ async def call_model(
         requested_output_names=[output_name],
         inputs=[pb_utils.Tensor(input_name, batch)],
     )
-    pending = asyncio.ensure_future(request.async_exec())
-    done, _ = await asyncio.wait({pending}, timeout=timeout_s or None)
-    if not done:
-        pending.add_done_callback(lambda f: f.exception())  # drop the late answer quietly
-        raise ModelCallError(f"{model} did not answer within {timeout_s * 1000:.0f} ms")
-    response = pending.result()
+    if timeout_s > 0:
+        pending = _TIMED_CALLS.submit(request.exec)
+        try:
+            response = pending.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            pending.add_done_callback(lambda f: f.exception())  # drop the late answer quietly
+            late = f"{model} did not answer within {timeout_s * 1000:.0f} ms"
+            raise ModelCallError(late) from None
+    else:
+        response = request.exec()
     if response.has_error():
         raise ModelCallError(f"{model} failed: {response.error().message()}")
     return pb_utils.get_output_tensor_by_name(response, output_name).as_numpy()
