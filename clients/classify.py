@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None
     }
     client = connect(args.url or DEFAULT_URLS[args.protocol], args.protocol)
-    print(f"{'#':>5}  {'class':<12} {'truth':<12} {'answered by':<17} {'score':>7} {'t':>7} "
-          f"{'ms':>6}")  # fmt: skip
+    print(
+        f"{'#':>5}  {'class':<12} {'truth':<12} {'answered by':<17} {'score':>7} {'t':>7} {'ms':>6}"
+    )
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         start = time.perf_counter()
         try:

@@ -32,8 +32,15 @@ def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: 
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        answers = list(tqdm(pool.map(send, range(len(batches))), total=len(batches),
-                            desc=str(params), unit="batch", leave=False))  # fmt: skip
+        answers = list(
+            tqdm(
+                pool.map(send, range(len(batches))),
+                total=len(batches),
+                desc=str(params),
+                unit="batch",
+                leave=False,
+            )
+        )
     seconds = time.perf_counter() - start
     classes = np.concatenate([a.classes for a in answers])
     routes = np.concatenate([a.routes for a in answers])
@@ -63,13 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         images, labels = images[: args.limit], labels[: args.limit]
     name, values = next(
-        ((n, v) for n, v in (("threshold", args.threshold), ("teacher_fraction",
-         args.teacher_fraction), ("min_accuracy", args.min_accuracy)) if v),
+        (
+            (n, v)
+            for n, v in (
+                ("threshold", args.threshold),
+                ("teacher_fraction", args.teacher_fraction),
+                ("min_accuracy", args.min_accuracy),
+            )
+            if v
+        ),
         ("default", [None]),
-    )  # fmt: skip
+    )
     url = args.url or DEFAULT_URLS[args.protocol]
-    print(f"{len(labels)} test images, {args.protocol} {url}, batch {args.batch_size}, "
-          f"{args.workers} workers")  # fmt: skip
+    print(
+        f"{len(labels)} test images, {args.protocol} {url}, batch {args.batch_size}, "
+        f"{args.workers} workers"
+    )
     print(f"{name:>16} {'t applied':>10} {'accuracy':>9} {'teacher %':>10} {'images/s':>9}")
     for value in values:
         params = {} if value is None else {name: value}

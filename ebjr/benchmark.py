@@ -34,7 +34,7 @@ import psutil
 
 from ebjr import data
 from ebjr import model_config as mc
-from ebjr.calibration import Calibration
+from ebjr.calibration import read_calibration
 from ebjr.layout import (
     DEFAULT_REPOSITORY,
     PROJECT_ROOT,
@@ -78,8 +78,10 @@ def perf_analyzer_binary() -> str:
 
 def write_input_data(path: Path, images: np.ndarray) -> Path:
     """``--input-data`` JSON: one request per image. images: (N, 1, 28, 28) float32."""
-    rows = [{"image": {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
-            for img in images]  # fmt: skip
+    rows = [
+        {"image": {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
+        for img in images
+    ]
     path.write_text(json.dumps({"data": rows}))
     return path
 
@@ -93,18 +95,37 @@ class Measurement:
 
 
 def run_perf_analyzer(
-    model: str, grpc_url: str, concurrency: int, input_file: Path, window_ms: int,
+    model: str,
+    grpc_url: str,
+    concurrency: int,
+    input_file: Path,
+    window_ms: int,
     threshold: str | None = None,
-) -> Measurement:  # fmt: skip
+) -> Measurement:
     """One ``perf_analyzer`` measurement at a fixed concurrency over gRPC."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.csv"
         command = [
-            perf_analyzer_binary(), "-m", model, "-u", grpc_url, "-i", "grpc",
-            "--concurrency-range", f"{concurrency}:{concurrency}", "--input-data", str(input_file),
-            "--measurement-interval", str(window_ms), "--stability-percentage", "999",
-            "--max-trials", "3", "-f", str(report),
-        ]  # fmt: skip
+            perf_analyzer_binary(),
+            "-m",
+            model,
+            "-u",
+            grpc_url,
+            "-i",
+            "grpc",
+            "--concurrency-range",
+            f"{concurrency}:{concurrency}",
+            "--input-data",
+            str(input_file),
+            "--measurement-interval",
+            str(window_ms),
+            "--stability-percentage",
+            "999",
+            "--max-trials",
+            "3",
+            "-f",
+            str(report),
+        ]
         if threshold is not None:
             command += ["--request-parameter", f"threshold:{threshold}:string"]
         result = subprocess.run(command, env=perf_analyzer_env(), capture_output=True, text=True)
@@ -151,8 +172,9 @@ class Measurer:
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
         router = model == ROUTER
         before = routed_rows(self.server.metrics_url, model) if router else {}
-        m = run_perf_analyzer(model, self.server.grpc_url, concurrency, self.input_file,
-                              self.window_ms, threshold)  # fmt: skip
+        m = run_perf_analyzer(
+            model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
+        )
         fraction = None
         if router:
             time.sleep(2 * FLUSH_S + 0.2)  # the router flushes its tally every FLUSH_S
@@ -160,8 +182,13 @@ class Measurer:
             delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
             total = sum(delta.values())
             fraction = delta.get("teacher", 0.0) / total if total else None
-        row = {"model": model, "threshold": threshold, "concurrency": concurrency,
-               **m.__dict__, "teacher_fraction": fraction}  # fmt: skip
+        row = {
+            "model": model,
+            "threshold": threshold,
+            "concurrency": concurrency,
+            **m.__dict__,
+            "teacher_fraction": fraction,
+        }
         print(json.dumps(row), flush=True)
         return row
 
@@ -194,9 +221,13 @@ def bench_repository(repo: Path, dest: Path) -> Path:
 
 
 def benchmark(
-    repo: Path, concurrencies: list[int], window_ms: int, images: int = 500,
-    extra_fractions: tuple[float, ...] = (0.25, 0.75), server: TritonServer | None = None,
-) -> dict:  # fmt: skip
+    repo: Path,
+    concurrencies: list[int],
+    window_ms: int,
+    images: int = 500,
+    extra_fractions: tuple[float, ...] = (0.25, 0.75),
+    server: TritonServer | None = None,
+) -> dict:
     """Measure every case on ``server``, which serves ``bench_repository(repo)``, else on a new
     server for it (see ``report`` for the tables)."""
     if server is None:
@@ -204,14 +235,25 @@ def benchmark(
             bench_repo = bench_repository(repo, Path(tmp) / "repo")
             with TritonServer.on_free_ports(bench_repo, Path(tmp) / "server.log") as started:
                 return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
-    calibration = Calibration.load(calibration_path(repo))
-    parity = repr(calibration.default_threshold)
-    models = [("student", None), ("student_python", None), ("teacher", None),
-              ("teacher_python", None), (FLOOR, None), (ROUTER, "-inf"), (ROUTER, parity),
-              (ROUTER, "inf")]  # fmt: skip
+    calibration = read_calibration(calibration_path(repo))
+    parity = repr(calibration.parity_threshold)
+    models = [
+        ("student", None),
+        ("student_python", None),
+        ("teacher", None),
+        ("teacher_python", None),
+        (FLOOR, None),
+        (ROUTER, "-inf"),
+        (ROUTER, parity),
+        (ROUTER, "inf"),
+    ]
     sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
-    results: dict = {"parity_threshold": calibration.default_threshold, "cases": [],
-                     "sweep": [], "machine": machine()}  # fmt: skip
+    results: dict = {
+        "parity_threshold": calibration.parity_threshold,
+        "cases": [],
+        "sweep": [],
+        "machine": machine(),
+    }
     with Measurer(server, window_ms, images) as measure:
         for concurrency in concurrencies:
             for model, threshold in models:
@@ -228,12 +270,16 @@ PROFILE_CATEGORIES = (
     ("Teacher call (BLS, waiting included)", ("call_model",)),
     ("metrics tally", ("tally.py", "metrics.py")),
     ("routing score and decision", ("scores.py", "routing.py", "specialized.py")),
-    ("request parsing (inputs, parameters, checks)", ("resolve_threshold", "parse_threshold",
-                                                      "check_batch", "get_input_tensor")),
-    ("response building (output tensors)", ("pb_utils.Tensor", "InferenceResponse",
-                                            "triton_python_backend_utils", "_route.<locals>")),
+    (
+        "request parsing (inputs, parameters, checks)",
+        ("resolve_threshold", "parse_threshold", "check_batch", "get_input_tensor"),
+    ),
+    (
+        "response building (output tensors)",
+        ("pb_utils.Tensor", "InferenceResponse", "triton_python_backend_utils", "_route.<locals>"),
+    ),
     ("other router Python", ("router.py",)),
-)  # fmt: skip
+)
 
 
 def categorise(stacks: dict[str, int]) -> dict[str, float]:
@@ -244,8 +290,12 @@ def categorise(stacks: dict[str, int]) -> dict[str, float]:
     shares["Python-backend stub and idle waits"] = 0.0
     for stack, count in stacks.items():
         frames = stack.split(";")[::-1]
-        matches = (name for frame in frames for name, keys in PROFILE_CATEGORIES
-                   if any(k in frame for k in keys))  # fmt: skip
+        matches = (
+            name
+            for frame in frames
+            for name, keys in PROFILE_CATEGORIES
+            if any(k in frame for k in keys)
+        )
         name = next(matches, "Python-backend stub and idle waits")
         shares[name] += count / total
     return shares
@@ -263,11 +313,24 @@ def profile_router(
         raw = Path(tmp) / "router.txt"
         seconds = max(2, measure.window_ms * 2 // 1000)
         spy = subprocess.Popen(
-            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(stubs[0].pid),
-             "--format", "raw", "--rate", "250", "--duration", str(seconds), "--nonblocking",
-             "--output", str(raw)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(stubs[0].pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--duration",
+                str(seconds),
+                "--nonblocking",
+                "--output",
+                str(raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         row = measure(ROUTER, threshold, concurrency)
         spy.wait()
         stacks: dict[str, int] = {}
@@ -275,8 +338,12 @@ def profile_router(
             stack, count = line.rsplit(" ", 1)
             stacks[stack] = stacks.get(stack, 0) + int(count)
     after = cpu_seconds(root)
-    return {"row": row, "samples": sum(stacks.values()), "shares": categorise(stacks),
-            "cpu_seconds": {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}}  # fmt: skip
+    return {
+        "row": row,
+        "samples": sum(stacks.values()),
+        "shares": categorise(stacks),
+        "cpu_seconds": {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after},
+    }
 
 
 def cpu_seconds(root: psutil.Process) -> dict[str, float]:
@@ -287,22 +354,32 @@ def cpu_seconds(root: psutil.Process) -> dict[str, float]:
             times, command = proc.cpu_times(), " ".join(proc.cmdline())
         except psutil.NoSuchProcess:
             continue
-        name = ("tritonserver (core, gRPC, native models)" if proc.pid == root.pid
-                else "router stubs" if ROUTER in command else "other Python stubs")  # fmt: skip
+        name = (
+            "tritonserver (core, gRPC, native models)"
+            if proc.pid == root.pid
+            else "router stubs"
+            if ROUTER in command
+            else "other Python stubs"
+        )
         totals[name] = totals.get(name, 0.0) + times.user + times.system
     return totals
 
 
 def _row(results: dict, model: str, threshold: str | None, concurrency: int) -> dict:
-    return next(r for r in results["cases"] if (r["model"], r["threshold"], r["concurrency"])
-                == (model, threshold, concurrency))  # fmt: skip
+    return next(
+        r
+        for r in results["cases"]
+        if (r["model"], r["threshold"], r["concurrency"]) == (model, threshold, concurrency)
+    )
 
 
 def report(results: dict, out: Path, plot: Path | None) -> str:
     """``BENCHMARKS.md`` text (and the plot) from ``benchmark``'s results."""
     parity = repr(results["parity_threshold"])
-    low, high = min(r["concurrency"] for r in results["cases"]), max(
-        r["concurrency"] for r in results["cases"])  # fmt: skip
+    low, high = (
+        min(r["concurrency"] for r in results["cases"]),
+        max(r["concurrency"] for r in results["cases"]),
+    )
 
     def row(model, threshold=None, c=high):
         return _row(results, model, threshold, c)
@@ -314,14 +391,23 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
     ceiling = row(FLOOR)["throughput"] / s["throughput"]
     targets = [
         (f"router at parity / ideal cascade, c={high}", router["throughput"] / ideal, ">= 0.9"),
-        (f"router at -inf / native Student, c={high}", floor["throughput"] / s["throughput"],
-         ">= 0.7"),
+        (
+            f"router at -inf / native Student, c={high}",
+            floor["throughput"] / s["throughput"],
+            ">= 0.7",
+        ),
         (f"added p50 at c={low} over the native Student (ms)", added, "<= 0.6"),
-        *[(f"native / Python-wrapped {m}, c={c}",
-           row(m, None, c)["throughput"] / row(PYTHON_WRAPPED[m], None, c)["throughput"], ">= 1")
-          for m in PYTHON_WRAPPED for c in (low, high)],
+        *[
+            (
+                f"native / Python-wrapped {m}, c={c}",
+                row(m, None, c)["throughput"] / row(PYTHON_WRAPPED[m], None, c)["throughput"],
+                ">= 1",
+            )
+            for m in PYTHON_WRAPPED
+            for c in (low, high)
+        ],
         (f"router at parity / Teacher, c={high}", router["throughput"] / t["throughput"], "> 1"),
-    ]  # fmt: skip
+    ]
     lines = [
         "# BENCHMARKS (generated by `make bench`; do not edit)",
         "",
@@ -339,7 +425,7 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         *[
             f"| {name} | {value:.2f} | {target} | {'yes' if _meets(value, target) else 'no'} |"
             for name, value, target in targets
-        ],  # fmt: skip
+        ],
         f"| ceiling: `{FLOOR}` / native Student, c={high} | {ceiling:.2f} | (the most any "
         "Python-backend router reaches) | - |",
         "",
@@ -414,8 +500,11 @@ def _plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     c = max(r["concurrency"] for r in results["cases"])
-    rows = [r for r in results["cases"] + results["sweep"]
-            if r["model"] == ROUTER and r["concurrency"] == c]  # fmt: skip
+    rows = [
+        r
+        for r in results["cases"] + results["sweep"]
+        if r["model"] == ROUTER and r["concurrency"] == c
+    ]
     rows.sort(key=lambda r: r["teacher_fraction"])
     x = [100 * r["teacher_fraction"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5))

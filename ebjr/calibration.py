@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ebjr import specialized as spec
 from ebjr.layout import CALIBRATION_FILE
+from ebjr.policy import RoutingPolicy
 from ebjr.routing import RequestError, parse_threshold
 from ebjr.scores import SCORES, get_score
 
@@ -23,12 +23,19 @@ PARITY_TOLERANCE = 0.001  # "reaches Teacher accuracy": within 0.1 point
 KNOBS = ("threshold", "teacher_fraction", "min_accuracy")
 
 
+def cascade_flops(
+    student_flops: float, teacher_flops: float, teacher_fraction: float | np.ndarray
+) -> float | np.ndarray:
+    """The paper's average cost per image, ``(N_S*F_S + N_T*(F_S + F_T)) / (N_S + N_T)``:
+    every image pays for the Student, a ``teacher_fraction`` of them for the Teacher too."""
+    return student_flops + teacher_fraction * teacher_flops
+
+
 @dataclass(frozen=True)
 class Sweep:
     """One point per candidate threshold, ascending; all arrays ``(K,)``.
 
-    ``flops`` is the paper's average cost per image,
-    ``(N_S * F_S + N_T * (F_S + F_T)) / (N_S + N_T)``; the Student always runs.
+    ``flops`` is the paper's average cost per image (``cascade_flops``).
     """
 
     thresholds: np.ndarray
@@ -39,8 +46,9 @@ class Sweep:
     def without_minus_inf(self) -> Sweep:
         """The sweep without its ``-inf`` end point (for a specialized Student, eq. 16 never
         keeps "other" rows on the Student, whatever the threshold)."""
-        return Sweep(self.thresholds[1:], self.accuracy[1:], self.teacher_fraction[1:],
-                     self.flops[1:])  # fmt: skip
+        return Sweep(
+            self.thresholds[1:], self.accuracy[1:], self.teacher_fraction[1:], self.flops[1:]
+        )
 
 
 def sweep(
@@ -69,7 +77,7 @@ def sweep(
         thresholds=thresholds,
         accuracy=correct / n,
         teacher_fraction=fraction,
-        flops=student_flops + fraction * teacher_flops,
+        flops=cascade_flops(student_flops, teacher_flops, fraction),
     )
 
 
@@ -104,8 +112,52 @@ def _finite(scores: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(scores)[keep], np.asarray(correct)[keep]
 
 
-def _round_trip(value: float) -> float | str:
-    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """A router's ``calibration.json``: one routing score measured on one labelled split.
+
+    ``parity_threshold`` is the cheapest threshold reaching the Teacher's accuracy (within
+    ``PARITY_TOLERANCE``); it is also the router's calibrated default threshold. ``table`` keeps
+    evenly spaced operating points for the ``teacher_fraction`` and ``min_accuracy`` knobs.
+    ``evidence`` holds every candidate score's parity point; ``popular`` and ``share`` describe
+    a specialized router's calibration stream.
+    """
+
+    split: str
+    rows: int
+    score: str
+    temperature: float
+    student_accuracy: float
+    teacher_accuracy: float
+    student_flops: float
+    teacher_flops: float
+    parity_threshold: float
+    parity_teacher_fraction: float
+    parity_accuracy: float
+    crossing_threshold: float
+    table: Sweep
+    chosen_by: str = "pinned"
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    popular: tuple[int, ...] = ()
+    share: float | None = None
+
+    def for_teacher_fraction(self, fraction: float) -> float:
+        """The threshold expected to send about ``fraction`` of traffic to the Teacher."""
+        if not 0.0 <= fraction <= 1.0:
+            raise RequestError(f"teacher_fraction must be in [0, 1], got {fraction}")
+        i = int(np.argmin(np.abs(self.table.teacher_fraction - fraction)))
+        return float(self.table.thresholds[i])
+
+    def for_min_accuracy(self, accuracy: float) -> float:
+        """The cheapest threshold expected to reach ``accuracy``."""
+        best = float(self.table.accuracy.max())
+        if not 0.0 <= accuracy <= best:
+            raise RequestError(
+                f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
+                f"got {accuracy}"
+            )
+        i = cheapest_reaching(self.table.accuracy, self.table.teacher_fraction, accuracy)
+        return float(self.table.thresholds[i])
 
 
 def calibrate(
@@ -118,19 +170,18 @@ def calibrate(
     temperature: float = 1.0,
     points: int = 201,
     split: str = "val",
-    specialized: bool = False,
-) -> dict:
+    keeps_everything_at_minus_inf: bool = True,
+) -> CalibrationRecord:
     """The calibration record for one score on one labelled split (never the test split).
 
-    The table keeps ``points`` thresholds at evenly spaced Teacher fractions. ``specialized``:
-    ``scores`` are ``ebjr.specialized.effective_scores`` (-inf where the Student predicts
-    "other"), and the ``-inf`` end point is left out: eq. 16 never gives those rows to the
-    Student.
+    ``scores`` are a policy's ``effective_scores``. The table keeps ``points`` thresholds at
+    evenly spaced Teacher fractions. Without ``keeps_everything_at_minus_inf`` (a specialized
+    Student, whose "other" rows always go to the Teacher) the ``-inf`` end point is left out.
     """
     if split == "test":
         raise ValueError("calibration must not use the test split")
     full = sweep(scores, student_correct, teacher_correct, student_flops, teacher_flops)
-    if specialized:
+    if not keeps_everything_at_minus_inf:
         full = full.without_minus_inf()
     keep = np.unique(
         np.searchsorted(full.teacher_fraction, np.linspace(0, 1, points), side="left").clip(
@@ -141,30 +192,27 @@ def calibrate(
     parity = cheapest_reaching(
         full.accuracy, full.teacher_fraction, teacher_accuracy - PARITY_TOLERANCE
     )
-    parity_threshold = float(full.thresholds[parity]) if parity is not None else math.inf
-    return {
-        "split": split,
-        "rows": int(len(scores)),
-        "score": score_name,
-        "temperature": temperature,
-        "student_accuracy": float(np.mean(student_correct)),
-        "teacher_accuracy": teacher_accuracy,
-        "student_flops": float(student_flops),
-        "teacher_flops": float(teacher_flops),
-        "parity_threshold": _round_trip(parity_threshold),
-        "parity_teacher_fraction": float(full.teacher_fraction[parity])
-        if parity is not None
-        else 1.0,
-        "parity_accuracy": float(full.accuracy[parity]) if parity is not None else teacher_accuracy,
-        "crossing_threshold": crossing_threshold(*_finite(scores, student_correct)),
-        "default_threshold": _round_trip(parity_threshold),
-        "table": {
-            "threshold": [_round_trip(float(t)) for t in full.thresholds[keep]],
-            "accuracy": full.accuracy[keep].round(6).tolist(),
-            "teacher_fraction": full.teacher_fraction[keep].round(6).tolist(),
-            "flops": full.flops[keep].round(1).tolist(),
-        },
-    }
+    found = parity is not None
+    return CalibrationRecord(
+        split=split,
+        rows=int(len(scores)),
+        score=score_name,
+        temperature=temperature,
+        student_accuracy=float(np.mean(student_correct)),
+        teacher_accuracy=teacher_accuracy,
+        student_flops=float(student_flops),
+        teacher_flops=float(teacher_flops),
+        parity_threshold=float(full.thresholds[parity]) if found else math.inf,
+        parity_teacher_fraction=float(full.teacher_fraction[parity]) if found else 1.0,
+        parity_accuracy=float(full.accuracy[parity]) if found else teacher_accuracy,
+        crossing_threshold=crossing_threshold(*_finite(scores, student_correct)),
+        table=Sweep(
+            full.thresholds[keep],
+            full.accuracy[keep].round(6),
+            full.teacher_fraction[keep].round(6),
+            full.flops[keep].round(1),
+        ),
+    )
 
 
 def calibrate_scores(
@@ -173,103 +221,99 @@ def calibrate_scores(
     labels: np.ndarray,
     student_flops: float,
     teacher_flops: float,
+    policy: RoutingPolicy,
     pinned: str | None = None,
     temperature: float = 1.0,
     split: str = "val",
-    specialized: tuple[np.ndarray, int] | None = None,
-) -> dict:
-    """Calibrate every routing score and keep the one reaching Teacher accuracy cheapest.
+) -> CalibrationRecord:
+    """Calibrate ``policy`` with every routing score and keep the score that reaches Teacher
+    accuracy cheapest (or ``pinned``). Ties go to ``energy``, the paper's score.
 
-    student_logits: (N, C) (or (N, C + 1) for a specialized Student), teacher_logits: (N, C');
-    labels: (N,). ``pinned`` names the score to use whatever the measurement says.
-    ``specialized`` = (classes, other_index) applies eqs. 16-18. The record's ``evidence``
-    holds every score's parity point; ties go to ``energy``, the paper's score.
+    student_logits: (N, C_s); teacher_logits: (N, C_t); labels: (N,). The record's ``evidence``
+    holds every score's parity point.
     """
+    if pinned is not None and pinned not in SCORES:
+        raise ValueError(f"unknown routing score {pinned!r}; choose one of {sorted(SCORES)}")
     teacher_ok = teacher_logits.argmax(axis=1) == labels
-    if specialized is None:
-        student_ok = student_logits.argmax(axis=1) == labels
-    else:
-        classes, other = specialized
-        student_ok = spec.student_correct(student_logits, labels, classes, other)
-    evidence, records = {}, {}
+    student_ok = policy.student_correct(student_logits, labels)
+    records = {}
     for name in SCORES:
         t = temperature if name == "energy" else 1.0
-        score = get_score(name, t)
-        if specialized is None:
-            scores = score(student_logits)
-        else:
-            raw = spec.specialized_scores(student_logits, other, score)
-            scores = spec.effective_scores(raw, student_logits, other)
-        record = calibrate(
-            scores, student_ok, teacher_ok, student_flops, teacher_flops, name, t,
-            split=split, specialized=specialized is not None,
-        )  # fmt: skip
-        records[name] = record
-        evidence[name] = {
-            key: record[key]
-            for key in ("parity_threshold", "parity_teacher_fraction", "parity_accuracy")
+        scored = policy.with_score(get_score(name, t))
+        records[name] = calibrate(
+            scored.effective_scores(student_logits),
+            student_ok,
+            teacher_ok,
+            student_flops,
+            teacher_flops,
+            name,
+            t,
+            split=split,
+            keeps_everything_at_minus_inf=policy.keeps_everything_at_minus_inf,
+        )
+    evidence = {
+        name: {
+            "parity_threshold": r.parity_threshold,
+            "parity_teacher_fraction": r.parity_teacher_fraction,
+            "parity_accuracy": r.parity_accuracy,
+            "fewer_flops_than_teacher_at_parity": teacher_flops
+            / cascade_flops(student_flops, teacher_flops, r.parity_teacher_fraction),
         }
-        cost = student_flops + record["parity_teacher_fraction"] * teacher_flops
-        evidence[name]["fewer_flops_than_teacher_at_parity"] = teacher_flops / cost
-    if pinned is not None:
-        chosen = pinned
-    else:
-        chosen = min(SCORES, key=lambda n: (records[n]["parity_teacher_fraction"], n != "energy"))
-    if chosen not in records:
-        raise ValueError(f"unknown routing score {chosen!r}; choose one of {sorted(SCORES)}")
-    return {**records[chosen], "chosen_by": "pinned" if pinned else "lowest cost at parity",
-            "evidence": evidence}  # fmt: skip
+        for name, r in records.items()
+    }
+    chosen = pinned or min(
+        SCORES, key=lambda n: (records[n].parity_teacher_fraction, n != "energy")
+    )
+    return replace(
+        records[chosen],
+        chosen_by="pinned" if pinned else "lowest cost at parity",
+        evidence=evidence,
+    )
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """The router's view of a calibration file: thresholds for the per-request knobs."""
+def _json_number(value: float) -> float | str:
+    """JSON has no infinities: write them as ``"inf"`` / ``"-inf"``."""
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
-    score: str
-    temperature: float
-    default_threshold: float
-    thresholds: np.ndarray  # (K,) ascending
-    accuracy: np.ndarray  # (K,)
-    teacher_fraction: np.ndarray  # (K,) ascending
 
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        return cls.load_record(json.loads(Path(path).read_text()))
+def write_calibration(path: Path, record: CalibrationRecord) -> None:
+    """Write ``record`` as ``calibration.json``."""
+    body = asdict(record)
+    body["table"] = {
+        "threshold": [_json_number(float(t)) for t in record.table.thresholds],
+        "accuracy": record.table.accuracy.tolist(),
+        "teacher_fraction": record.table.teacher_fraction.tolist(),
+        "flops": record.table.flops.tolist(),
+    }
+    for key in ("parity_threshold", "crossing_threshold"):
+        body[key] = _json_number(body[key])
+    for point in body["evidence"].values():
+        point["parity_threshold"] = _json_number(point["parity_threshold"])
+    body["popular"] = list(record.popular)
+    Path(path).write_text(json.dumps(body, indent=1) + "\n")
 
-    @classmethod
-    def load_record(cls, record: dict) -> Calibration:
-        table = record["table"]
-        return cls(
-            score=record["score"],
-            temperature=float(record["temperature"]),
-            default_threshold=parse_threshold(record["default_threshold"]),
+
+def read_calibration(path: Path) -> CalibrationRecord:
+    """Read a ``calibration.json`` written by ``write_calibration``."""
+    body = json.loads(Path(path).read_text())
+    table = body.pop("table")
+    for key in ("parity_threshold", "crossing_threshold"):
+        body[key] = parse_threshold(body[key], key)
+    for point in body.get("evidence", {}).values():
+        point["parity_threshold"] = parse_threshold(point["parity_threshold"])
+    return CalibrationRecord(
+        **{**body, "popular": tuple(body.get("popular", ()))},
+        table=Sweep(
             thresholds=np.array([parse_threshold(t) for t in table["threshold"]]),
             accuracy=np.array(table["accuracy"], dtype=np.float64),
             teacher_fraction=np.array(table["teacher_fraction"], dtype=np.float64),
-        )
-
-    def for_teacher_fraction(self, fraction: float) -> float:
-        """The threshold expected to send about ``fraction`` of traffic to the Teacher."""
-        if not 0.0 <= fraction <= 1.0:
-            raise RequestError(f"teacher_fraction must be in [0, 1], got {fraction}")
-        i = int(np.argmin(np.abs(self.teacher_fraction - fraction)))
-        return float(self.thresholds[i])
-
-    def for_min_accuracy(self, accuracy: float) -> float:
-        """The cheapest threshold expected to reach ``accuracy``."""
-        best = float(self.accuracy.max())
-        if not 0.0 <= accuracy <= best:
-            raise RequestError(
-                f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
-                f"got {accuracy}"
-            )
-        return float(
-            self.thresholds[cheapest_reaching(self.accuracy, self.teacher_fraction, accuracy)]
-        )
+            flops=np.array(table["flops"], dtype=np.float64),
+        ),
+    )
 
 
 def resolve_threshold(
-    parameters_json: str, default: float, calibration: Calibration | None = None
+    parameters_json: str, default: float, calibration: CalibrationRecord | None = None
 ) -> float:
     """The threshold for one request, from Triton's ``request.parameters()`` JSON.
 

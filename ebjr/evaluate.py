@@ -6,17 +6,18 @@
 Runs Student and Teacher once per split with onnxruntime (logits cached under ``build/eval``),
 then reports on the *test* split with every threshold chosen on the *validation* split:
 the paper's Table 1 (Student, Teacher, EBJR), the routing-score ablation (Fig. 3-right) with
-random routing and the oracle, and plots (Figs. 2-4). Writes ``EVALUATION.md`` and PNGs.
+random routing and the oracle, and plots (Figs. 2-4). ``evaluate`` computes the results;
+``render`` writes ``EVALUATION.md`` and the PNGs from them.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
+import logging
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,35 +25,75 @@ import numpy as np
 from ebjr import data
 from ebjr import specialized as spec
 from ebjr.calibration import (
-    CALIBRATION_FILE,
     PARITY_TOLERANCE,
-    Calibration,
+    CalibrationRecord,
     calibrate,
+    cascade_flops,
+    read_calibration,
     sweep,
+)
+from ebjr.layout import (
+    PROJECT_ROOT,
+    SPECIALIZED_ROUTER,
+    SPECIALIZED_STUDENT,
+    STUDENT,
+    TEACHER,
+    calibration_path,
+    onnx_path,
 )
 from ebjr.onnx_info import describe
 from ebjr.onnx_runner import OnnxClassifier
+from ebjr.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
+from ebjr.routing import to_student
 from ebjr.scores import SCORES, get_score
 
 FRACTIONS = (0.1, 0.3, 0.5)
 RANDOM_SEEDS = 10
+SHARES = (0.25, 0.5, 0.75, 0.9)
+CACHE = PROJECT_ROOT / "build" / "eval"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Split:
-    """Cached model outputs on one labelled split: logits (N, C), labels (N,)."""
+class Logits:
+    """Cached model outputs on one labelled split: student (N, C_s), teacher (N, C_t),
+    labels (N,)."""
 
     student: np.ndarray
     teacher: np.ndarray
     labels: np.ndarray
 
-    @property
-    def student_ok(self) -> np.ndarray:
-        return self.student.argmax(1) == self.labels
+    def take(self, rows: np.ndarray) -> Logits:
+        return Logits(self.student[rows], self.teacher[rows], self.labels[rows])
 
-    @property
-    def teacher_ok(self) -> np.ndarray:
-        return self.teacher.argmax(1) == self.labels
+
+@dataclass(frozen=True)
+class Stream:
+    """What routing needs on one labelled split, under one policy: ``scores`` (N,) (the
+    policy's effective scores), ``student_ok`` and ``teacher_ok`` (N,) bool."""
+
+    scores: np.ndarray
+    student_ok: np.ndarray
+    teacher_ok: np.ndarray
+
+    @classmethod
+    def of(cls, policy: RoutingPolicy, logits: Logits) -> Stream:
+        return cls(
+            policy.effective_scores(logits.student),
+            policy.student_correct(logits.student, logits.labels),
+            logits.teacher.argmax(axis=1) == logits.labels,
+        )
+
+
+@dataclass(frozen=True)
+class Point:
+    """One operating point on a split."""
+
+    threshold: float
+    accuracy: float
+    teacher_fraction: float
+    flops: float
 
 
 def _digest(paths: list[Path]) -> str:
@@ -63,22 +104,23 @@ def _digest(paths: list[Path]) -> str:
 
 
 def model_outputs(
-    repo: Path, split: str, cache: Path, student: str = "student", source: str | None = None
-) -> Split:
+    repo: Path, split: str, student: str = STUDENT, source: str | None = None, cache: Path = CACHE
+) -> Logits:
     """``student`` and Teacher logits on labelled data ``source`` (default: Fashion-MNIST's
     ``split``; see ``ebjr.data.load_labelled``), cached under ``cache``."""
-    models = [repo / name / "1" / "model.onnx" for name in (student, "teacher")]
+    models = [onnx_path(repo, name) for name in (student, TEACHER)]
     source = source or f"fashion-mnist:{split}"
     key = hashlib.sha256(source.encode()).hexdigest()[:8]
     path = cache / f"{split}-{key}-{_digest(models)}.npz"
     if path.exists():
         with np.load(path) as archive:
-            return Split(archive["student"], archive["teacher"], archive["labels"])
+            return Logits(archive["student"], archive["teacher"], archive["labels"])
+    log.info("running %s and %s on %s", student, TEACHER, source)
     images, labels = data.load_labelled(source)
     student_logits, teacher = (OnnxClassifier(m, threads=2).predict(images) for m in models)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, student=student_logits, teacher=teacher, labels=labels)
-    return Split(student_logits, teacher, labels)
+    return Logits(student_logits, teacher, labels)
 
 
 def latency_ms(model_path: Path, images: np.ndarray, runs: int = 300) -> float:
@@ -94,268 +136,216 @@ def latency_ms(model_path: Path, images: np.ndarray, runs: int = 300) -> float:
     return float(np.median(times) * 1000)
 
 
-def apply(
-    scores: np.ndarray, threshold: float, split: Split, fs: float, ft: float,
-    student_ok: np.ndarray | None = None,
-) -> dict:  # fmt: skip
-    """Accuracy, Teacher fraction and FLOPs of routing ``split`` at ``threshold``
-    (``student_ok`` overrides the Student's correctness, e.g. for a specialized Student)."""
-    to_teacher = scores < threshold
+def apply(stream: Stream, threshold: float, fs: float, ft: float) -> Point:
+    """Accuracy, Teacher fraction and FLOPs of routing ``stream`` at ``threshold`` (eq. 6)."""
+    to_teacher = ~to_student(stream.scores, threshold)
     fraction = float(to_teacher.mean())
-    ok = split.student_ok if student_ok is None else student_ok
-    accuracy = float(np.where(to_teacher, split.teacher_ok, ok).mean())
-    return {"threshold": threshold, "accuracy": accuracy, "teacher_fraction": fraction,
-            "flops": fs + fraction * ft}  # fmt: skip
+    accuracy = float(np.where(to_teacher, stream.teacher_ok, stream.student_ok).mean())
+    return Point(threshold, accuracy, fraction, float(cascade_flops(fs, ft, fraction)))
 
 
-def ablation(val: Split, test: Split, fs: float, ft: float, temperature: float) -> dict:
-    """Per score: thresholds chosen on validation, applied to test."""
+def _calibrated(stream: Stream, fs: float, ft: float, policy: RoutingPolicy) -> CalibrationRecord:
+    return calibrate(
+        stream.scores,
+        stream.student_ok,
+        stream.teacher_ok,
+        fs,
+        ft,
+        keeps_everything_at_minus_inf=policy.keeps_everything_at_minus_inf,
+    )
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One routing score in the ablation: thresholds chosen on validation, applied to test."""
+
+    parity: Point
+    at_fraction: dict[float, Point]
+    test_scores: np.ndarray
+
+
+def ablation(val: Logits, test: Logits, fs: float, ft: float, temperature: float) -> dict:
+    """``{score label: ScoreRow}`` for every score (and energy at ``temperature``)."""
     rows = {}
     names = {n: (n, 1.0) for n in SCORES}
     if temperature != 1.0:
         names[f"energy (T={temperature:g})"] = ("energy", temperature)
     for label, (name, t) in names.items():
-        score = get_score(name, t)
-        val_scores, test_scores = score(val.student), score(test.student)
-        record = calibrate(val_scores, val.student_ok, val.teacher_ok, fs, ft, name, t)
-        parity = apply(test_scores, float(record["parity_threshold"]), test, fs, ft)
-        at_fraction = {
-            f: apply(test_scores, float(np.quantile(val_scores, f)), test, fs, ft)
-            for f in FRACTIONS
-        }
-        rows[label] = {"parity": parity, "at_fraction": at_fraction, "test_scores": test_scores}
+        policy = GeneralPolicy(get_score(name, t))
+        v, s = Stream.of(policy, val), Stream.of(policy, test)
+        record = _calibrated(v, fs, ft, policy)
+        at_fraction = {f: apply(s, float(np.quantile(v.scores, f)), fs, ft) for f in FRACTIONS}
+        rows[label] = ScoreRow(apply(s, record.parity_threshold, fs, ft), at_fraction, s.scores)
     return rows
 
 
-def random_routing(test: Split, fs: float, ft: float) -> dict:
+def random_routing(stream: Stream) -> dict[float, tuple[float, float]]:
     """Random routing at each fixed Teacher fraction: mean and std of accuracy over seeds."""
     out = {}
     for f in FRACTIONS:
         accs = []
         for seed in range(RANDOM_SEEDS):
-            to_teacher = np.random.default_rng(seed).random(len(test.labels)) < f
-            accs.append(np.where(to_teacher, test.teacher_ok, test.student_ok).mean())
+            to_teacher = np.random.default_rng(seed).random(len(stream.scores)) < f
+            accs.append(np.where(to_teacher, stream.teacher_ok, stream.student_ok).mean())
         out[f] = (float(np.mean(accs)), float(np.std(accs)))
     return out
 
 
-def plots(out: Path, test: Split, rows: dict, fs: float, ft: float, threshold: float) -> list[str]:
-    import matplotlib
+@dataclass(frozen=True)
+class Specialized:
+    """Specialized vs general EBJR on skewed streams (paper Fig. 6)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    record: CalibrationRecord
+    flops: float
+    results: dict[float, dict[str, Point]]  # share -> general / specialized / same_cost
+    teacher_accuracy: dict[float, float]  # share -> the Teacher's test-stream accuracy
+    curves: dict = field(default_factory=dict)  # kind -> test Sweep at 75% popular
 
-    files = []
-    fig, (ax_flops, ax_frac) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, row in rows.items():
-        s = sweep(row["test_scores"], test.student_ok, test.teacher_ok, fs, ft)
-        ax_flops.plot(s.flops / 1e6, s.accuracy * 100, label=label)
-        ax_frac.plot(s.teacher_fraction * 100, s.accuracy * 100, label=label)
-    for ax, x_s, x_t in ((ax_flops, fs / 1e6, ft / 1e6), (ax_frac, 0, 100)):
-        ax.scatter([x_s], [test.student_ok.mean() * 100], marker="s", c="k", zorder=3)
-        ax.scatter([x_t], [test.teacher_ok.mean() * 100], marker="*", s=150, c="k", zorder=3)
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    ax_flops.set_xlabel("average MFLOPs per image (paper's formula)")
-    ax_frac.set_xlabel("images sent to the Teacher (%)")
-    ax_flops.legend()
-    fig.suptitle("EBJR on Fashion-MNIST test: square = Student, star = Teacher")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_cost.png", dpi=110)
-    files.append("accuracy_vs_cost.png")
-    plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    scores = rows["energy"]["test_scores"]
-    bins = np.linspace(scores.min(), scores.max(), 60)
-    ax.hist(scores[test.student_ok], bins, alpha=0.6, density=True, label="Student right")
-    ax.hist(scores[~test.student_ok], bins, alpha=0.6, density=True, label="Student wrong")
-    ax.axvline(
-        threshold, color="k", ls="--", label=f"energy parity threshold {threshold:.3f} (val)"
+def specialized(
+    repo: Path, general: dict[str, Logits], served: GeneralPolicy, ft: float, fs: float
+) -> Specialized | None:
+    """The specialized router against the general one (``served``), thresholds chosen on
+    validation streams and reported on test streams; None without a specialized router."""
+    path = calibration_path(repo, SPECIALIZED_ROUTER)
+    if not path.exists():
+        return None
+    record = read_calibration(path)
+    f_special = describe(onnx_path(repo, SPECIALIZED_STUDENT)).flops
+    policy = SpecializedPolicy(
+        get_score(record.score, record.temperature),
+        record.popular,
+        len(record.popular),
+        general["test"].teacher.shape[1],
     )
-    ax.set_xlabel("energy score logsumexp(z)")
-    ax.set_ylabel("density")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "energy_distribution.png", dpi=110)
-    files.append("energy_distribution.png")
-    plt.close(fig)
-    return files
-
-
-SHARES = (0.25, 0.5, 0.75, 0.9)
+    special = {name: model_outputs(repo, name, SPECIALIZED_STUDENT) for name in ("val", "test")}
+    results, teacher_accuracy, curves = {}, {}, {}
+    for share in SHARES:
+        val_rows = spec.skewed_stream(general["val"].labels, record.popular, share, 5000, seed=0)
+        test_rows = spec.skewed_stream(general["test"].labels, record.popular, share, 10000, seed=1)
+        kinds = {"general": (served, general, fs), "specialized": (policy, special, f_special)}
+        streams = {
+            kind: (
+                Stream.of(p, logits["val"].take(val_rows)),
+                Stream.of(p, logits["test"].take(test_rows)),
+                p,
+                f_s,
+            )
+            for kind, (p, logits, f_s) in kinds.items()
+        }
+        points, fractions = {}, {}
+        for kind, (v, t, p, f_s) in streams.items():
+            cal = _calibrated(v, f_s, ft, p)
+            points[kind] = apply(t, cal.parity_threshold, f_s, ft)
+            fractions[kind] = cal.parity_teacher_fraction
+            if share == 0.75:
+                curve = sweep(t.scores, t.student_ok, t.teacher_ok, f_s, ft)
+                keeps_all = p.keeps_everything_at_minus_inf
+                curves[kind] = curve if keeps_all else curve.without_minus_inf()
+        general_val, general_test = streams["general"][:2]
+        teacher_accuracy[share] = float(general_test.teacher_ok.mean())
+        # Equal cost: the general router at the specialized router's validation Teacher fraction
+        # (the specialized one cannot go below its "other" rows, the general one can).
+        threshold = float(
+            np.quantile(general_val.scores, fractions["specialized"], method="inverted_cdf")
+        )
+        points["same_cost"] = apply(general_test, threshold, fs, ft)
+        results[share] = points
+    return Specialized(record, f_special, results, teacher_accuracy, curves)
 
 
 @dataclass(frozen=True)
-class Stream:
-    """One model's routing inputs on a skewed stream: scores (N,), student_ok (N,)."""
+class Evaluation:
+    """Everything ``EVALUATION.md`` reports, computed once."""
 
-    scores: np.ndarray
-    student_ok: np.ndarray
-    split: Split
-
-
-def _streams(general: Split, special: Split, rows: np.ndarray, served, record: dict):
-    """(general, specialized) ``Stream``s on ``rows`` of one split."""
-    classes, other = np.array(record["popular"]), len(record["popular"])
-    score = get_score(record["score"], record["temperature"])
-    g = Split(general.student[rows], general.teacher[rows], general.labels[rows])
-    s = Split(special.student[rows], special.teacher[rows], special.labels[rows])
-    raw = spec.specialized_scores(s.student, other, score)
-    return (
-        Stream(served(g.student), g.student_ok, g),
-        Stream(spec.effective_scores(raw, s.student, other),
-               spec.student_correct(s.student, s.labels, classes, other), s),
-    )  # fmt: skip
-
-
-def specialized_report(
-    repo: Path, cache: Path, out: Path, general: dict[str, Split], served, fs: float, ft: float
-):
-    """Specialized vs general EBJR on skewed streams (paper Fig. 6); ``general`` holds the
-    general Student's ``val`` and ``test`` splits. Returns (lines, pngs)."""
-    path = repo / "ebjr_specialized" / CALIBRATION_FILE
-    if not path.exists():
-        return [], []
-    record = json.loads(path.read_text())
-    popular = tuple(record["popular"])
-    f_special = describe(repo / "student_specialized" / "1" / "model.onnx").flops
-    splits = {name: (general[name], model_outputs(repo, name, cache, "student_specialized"))
-              for name in ("val", "test")}  # fmt: skip
-    results, curves = {}, {}
-    for share in SHARES:
-        val_rows = spec.skewed_stream(splits["val"][0].labels, popular, share, 5000, seed=0)
-        test_rows = spec.skewed_stream(splits["test"][0].labels, popular, share, 10000, seed=1)
-        val = _streams(*splits["val"], val_rows, served, record)
-        test = _streams(*splits["test"], test_rows, served, record)
-        results[share] = {}
-        for kind, v, t, f_s in (("general", val[0], test[0], fs),
-                                ("specialized", val[1], test[1], f_special)):  # fmt: skip
-            cal = calibrate(v.scores, v.student_ok, v.split.teacher_ok, f_s, ft,
-                            specialized=kind == "specialized")  # fmt: skip
-            point = apply(t.scores, float(cal["parity_threshold"]), t.split, f_s, ft, t.student_ok)
-            results[share][kind] = {**point, "teacher_accuracy": float(t.split.teacher_ok.mean()),
-                                    "val_fraction": cal["parity_teacher_fraction"]}  # fmt: skip
-            if share == 0.75:
-                curve = sweep(t.scores, t.student_ok, t.split.teacher_ok, f_s, ft)
-                if kind == "specialized":
-                    curve = curve.without_minus_inf()
-                curves[kind] = curve
-        # Equal cost: the general router at the specialized router's validation Teacher fraction
-        # (the specialized one cannot go below its "other" rows, the general one can).
-        fraction = results[share]["specialized"]["val_fraction"]
-        threshold = float(np.quantile(val[0].scores, fraction, method="inverted_cdf"))
-        results[share]["same_cost"] = apply(test[0].scores, threshold, test[0].split, fs, ft,
-                                            test[0].student_ok)  # fmt: skip
-    lines = [
-        "## Specialized EBJR (paper section 2.4, Fig. 6)",
-        "",
-        f"Specialized Student: popular classes {list(popular)} "
-        f'({", ".join(data.CLASS_NAMES[c] for c in popular)}) + "other", '
-        f"{f_special / 1e6:.3f} MFLOPs; routing score {record['score']} over the top-C logits "
-        '(eq. 17), "other" always to the Teacher (eq. 16). Streams sampled with replacement '
-        "from the validation split (thresholds chosen there) and the test split (reported), "
-        "fixed seeds; general EBJR serves its own calibrated score.",
-        "",
-        "Parity = the cheapest validation threshold reaching the Teacher's validation-stream "
-        'accuracy; "same cost" = the specialized router at the general router\'s validation '
-        "Teacher fraction.",
-        "",
-        "| popular share | Teacher acc. | general: acc. | general: to Teacher | "
-        "general: fewer FLOPs | specialized at parity: acc. | to Teacher | fewer FLOPs | "
-        "general at the specialized's cost: acc. | to Teacher |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for share, r in results.items():
-        g, s, c = r["general"], r["specialized"], r["same_cost"]
-        lines.append(
-            f"| {share:.0%} | {g['teacher_accuracy']:.2%} | {g['accuracy']:.2%} | "
-            f"{g['teacher_fraction']:.1%} | {ft / g['flops']:.2f}x | {s['accuracy']:.2%} | "
-            f"{s['teacher_fraction']:.1%} | {ft / s['flops']:.2f}x | {c['accuracy']:.2%} | "
-            f"{c['teacher_fraction']:.1%} |"
-        )
-    cheaper = [s for s, r in results.items() if r["specialized"]["flops"] < r["general"]["flops"]]
-    margin = PARITY_TOLERANCE
-    better = [s for s, r in results.items()
-              if r["specialized"]["accuracy"] > r["same_cost"]["accuracy"] + margin]  # fmt: skip
-    lines += [
-        "",
-        "On this run, at Teacher parity the specialized router is cheaper than the general one "
-        "at popular shares: "
-        + (", ".join(f"{w:.0%}" for w in cheaper) or "none measured")
-        + f"; at equal cost (its own Teacher fraction) it is more accurate than the general "
-        f"router, by more than {PARITY_TOLERANCE:.1%}, at: "
-        + (", ".join(f"{w:.0%}" for w in better) or "none measured")
-        + ". Where neither holds, the specialized Student does not pay off.",
-        "",
-    ]
-    pngs = _specialized_plots(out, results, curves, ft)
-    return lines + [f"![{p}]({p})" for p in pngs] + [""], pngs
+    repo: Path
+    val_data: str
+    test_data: str
+    val_rows: int
+    test_rows: int
+    student_flops: float
+    teacher_flops: float
+    student_ms: float
+    teacher_ms: float
+    student_accuracy: float
+    teacher_accuracy: float
+    calibration: CalibrationRecord
+    served: Point  # the router's calibrated default, on test
+    crossing: Point  # the paper's Fig. 4 operating point, on test
+    scores: dict[str, ScoreRow]
+    random: dict[float, tuple[float, float]]
+    oracle: Point
+    test: Stream  # under the served score
+    specialized: Specialized | None
 
 
-def _specialized_plots(out: Path, results: dict, curves: dict, ft: float) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for kind, curve in curves.items():
-        left.plot(curve.flops / 1e6, curve.accuracy * 100, label=f"{kind} EBJR")
-    left.set_xlabel("average MFLOPs per image")
-    left.set_ylabel("test-stream accuracy (%)")
-    left.set_title("75% of images from the popular classes")
-    for kind in ("general", "specialized"):
-        shares = list(results)
-        right.plot([100 * s for s in shares],
-                   [ft / results[s][kind]["flops"] for s in shares], "o-", label=kind)  # fmt: skip
-    right.set_xlabel("share of images from the popular classes (%)")
-    right.set_ylabel("fewer FLOPs than the Teacher at parity (x)")
-    for ax in (left, right):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "specialized.png", dpi=110)
-    plt.close(fig)
-    return ["specialized.png"]
-
-
-def report(
-    repo: Path, out: Path, temperature: float = 1.0,
-    val_data: str = "fashion-mnist:val", test_data: str = "fashion-mnist:test",
-) -> str:  # fmt: skip
-    """Evaluate ``repo`` and write ``out/EVALUATION.md`` with its plots; return the text.
-    Thresholds are chosen on ``val_data`` and reported on ``test_data``."""
-    cache = Path("build/eval")
-    val = model_outputs(repo, "val", cache, source=val_data)
-    test = model_outputs(repo, "test", cache, source=test_data)
-    student_path, teacher_path = (repo / n / "1" / "model.onnx" for n in ("student", "teacher"))
+def evaluate(
+    repo: Path,
+    temperature: float = 1.0,
+    val_data: str = "fashion-mnist:val",
+    test_data: str = "fashion-mnist:test",
+) -> Evaluation:
+    """Evaluate ``repo``: thresholds chosen on ``val_data``, reported on ``test_data``."""
+    val = model_outputs(repo, "val", source=val_data)
+    test = model_outputs(repo, "test", source=test_data)
+    student_path, teacher_path = onnx_path(repo, STUDENT), onnx_path(repo, TEACHER)
     fs, ft = describe(student_path).flops, describe(teacher_path).flops
     images = data.load_labelled(val_data)[0]
-    ls, lt = latency_ms(student_path, images), latency_ms(teacher_path, images)
-    calibration = Calibration.load(repo / "ebjr_router" / CALIBRATION_FILE)
-    record = json.loads((repo / "ebjr_router" / CALIBRATION_FILE).read_text())
-    served = get_score(calibration.score, calibration.temperature)
-    ebjr = apply(served(test.student), calibration.default_threshold, test, fs, ft)
-    crossing = apply(served(test.student), record["crossing_threshold"], test, fs, ft)
-    rows = ablation(val, test, fs, ft, temperature)
-    rand = random_routing(test, fs, ft)
-    oracle_fraction = float((~test.student_ok).mean())
-    oracle_acc = float((test.student_ok | test.teacher_ok).mean())
-    out.mkdir(parents=True, exist_ok=True)
-    pngs = plots(out, test, rows, fs, ft, float(rows["energy"]["parity"]["threshold"]))
+    calibration = read_calibration(calibration_path(repo))
+    served = GeneralPolicy(get_score(calibration.score, calibration.temperature))
+    stream = Stream.of(served, test)
+    oracle_fraction = float((~stream.student_ok).mean())
+    oracle_accuracy = float((stream.student_ok | stream.teacher_ok).mean())
+    fashion = test_data == "fashion-mnist:test"
+    return Evaluation(
+        repo=repo,
+        val_data=val_data,
+        test_data=test_data,
+        val_rows=len(val.labels),
+        test_rows=len(test.labels),
+        student_flops=fs,
+        teacher_flops=ft,
+        student_ms=latency_ms(student_path, images),
+        teacher_ms=latency_ms(teacher_path, images),
+        student_accuracy=float(stream.student_ok.mean()),
+        teacher_accuracy=float(stream.teacher_ok.mean()),
+        calibration=calibration,
+        served=apply(stream, calibration.parity_threshold, fs, ft),
+        crossing=apply(stream, calibration.crossing_threshold, fs, ft),
+        scores=ablation(val, test, fs, ft, temperature),
+        random=random_routing(stream),
+        oracle=Point(
+            float("nan"),
+            oracle_accuracy,
+            oracle_fraction,
+            float(cascade_flops(fs, ft, oracle_fraction)),
+        ),
+        test=stream,
+        specialized=specialized(repo, {"val": val, "test": test}, served, ft, fs)
+        if fashion
+        else None,
+    )
 
-    def cost_row(name: str, acc: float, fraction: float) -> str:
-        flops = fs + fraction * ft
-        return (f"| {name} | {acc:.2%} | {flops / 1e6:.3f} | {ft / flops:.2f}x | "
-                f"{fraction:.1%} | {ls + fraction * lt:.3f} |")  # fmt: skip
+
+def render(e: Evaluation, out: Path) -> str:
+    """Write ``out/EVALUATION.md`` and its plots from ``e``; return the text."""
+    out.mkdir(parents=True, exist_ok=True)
+    fs, ft, cal = e.student_flops, e.teacher_flops, e.calibration
+    pngs = plots(out, e)
+
+    def cost_row(name: str, point: Point) -> str:
+        latency = e.student_ms + point.teacher_fraction * e.teacher_ms
+        return (
+            f"| {name} | {point.accuracy:.2%} | {point.flops / 1e6:.3f} | "
+            f"{ft / point.flops:.2f}x | {point.teacher_fraction:.1%} | {latency:.3f} |"
+        )
 
     lines = [
         "# EVALUATION (generated by `make eval`; do not edit)",
         "",
-        f"Repository `{repo}`. Thresholds are chosen on the validation data `{val_data}` "
-        f"({len(val.labels)} images) and applied to the test data `{test_data}` "
-        f"({len(test.labels)} images). "
+        f"Repository `{e.repo}`. Thresholds are chosen on the validation data `{e.val_data}` "
+        f"({e.val_rows} images) and applied to the test data `{e.test_data}` "
+        f"({e.test_rows} images). "
         f"Machine: {platform.machine()}, {platform.system()}. FLOPs are 2 x multiply-adds of "
         "Conv/Gemm/MatMul per image; EBJR's average is `(N_S*F_S + N_T*(F_S+F_T)) / N`. "
         "Latency is the median single-image onnxruntime time (1 thread) measured in this run; "
@@ -365,18 +355,11 @@ def report(
         "",
         "| model | accuracy | MFLOPs/image | fewer FLOPs than Teacher | to Teacher | latency ms |",
         "|---|---|---|---|---|---|",
-        f"| Student | {test.student_ok.mean():.2%} | {fs / 1e6:.3f} | - | 0% | {ls:.3f} |",
-        f"| Teacher | {test.teacher_ok.mean():.2%} | {ft / 1e6:.3f} | 1.00x | 100% | {lt:.3f} |",
-        cost_row(
-            f"EBJR, {calibration.score}, t={calibration.default_threshold:.3f} (val parity)",
-            ebjr["accuracy"],
-            ebjr["teacher_fraction"],
-        ),  # fmt: skip
-        cost_row(
-            f"EBJR, crossing point t={record['crossing_threshold']:.3f} (val, Fig. 4)",
-            crossing["accuracy"],
-            crossing["teacher_fraction"],
-        ),  # fmt: skip
+        f"| Student | {e.student_accuracy:.2%} | {fs / 1e6:.3f} | - | 0% | {e.student_ms:.3f} |",
+        f"| Teacher | {e.teacher_accuracy:.2%} | {ft / 1e6:.3f} | 1.00x | 100% | "
+        f"{e.teacher_ms:.3f} |",
+        cost_row(f"EBJR, {cal.score}, t={cal.parity_threshold:.3f} (val parity)", e.served),
+        cost_row(f"EBJR, crossing point t={cal.crossing_threshold:.3f} (val, Fig. 4)", e.crossing),
         "",
         "As in the paper's Table 1, the reduction is `F_T / FLOPs`: the Teacher served alone "
         "against EBJR's average, which pays for the Student on every image.",
@@ -392,40 +375,39 @@ def report(
         + " |",
         "|---|---|---|---|" + "---|" * len(FRACTIONS),
     ]
-    for label, row in rows.items():
-        p = row["parity"]
+    for label, row in e.scores.items():
+        p = row.parity
         cells = " | ".join(
-            f"{point['accuracy']:.2%} ({point['teacher_fraction']:.1%})"
-            for point in (row["at_fraction"][f] for f in FRACTIONS)
+            f"{point.accuracy:.2%} ({point.teacher_fraction:.1%})"
+            for point in (row.at_fraction[f] for f in FRACTIONS)
         )
         lines.append(
-            f"| {label} | {p['accuracy']:.2%} | {p['teacher_fraction']:.1%} | "
-            f"{ft / p['flops']:.2f}x | {cells} |"
+            f"| {label} | {p.accuracy:.2%} | {p.teacher_fraction:.1%} | {ft / p.flops:.2f}x | "
+            f"{cells} |"
         )
     lines.append(
         f"| random ({RANDOM_SEEDS} seeds, mean ± std) | - | - | - | "
-        + " | ".join(f"{rand[f][0]:.2%} ± {rand[f][1]:.2%}" for f in FRACTIONS)
+        + " | ".join(f"{e.random[f][0]:.2%} ± {e.random[f][1]:.2%}" for f in FRACTIONS)
         + " |"
     )
     lines.append(
-        f"| oracle (Teacher only where the Student is wrong) | {oracle_acc:.2%} | "
-        f"{oracle_fraction:.1%} | {ft / (fs + oracle_fraction * ft):.2f}x | - | - | - |"
+        f"| oracle (Teacher only where the Student is wrong) | {e.oracle.accuracy:.2%} | "
+        f"{e.oracle.teacher_fraction:.1%} | {ft / e.oracle.flops:.2f}x | - | - | - |"
     )
-    best = min(rows, key=lambda n: rows[n]["parity"]["flops"])
-    energy_p, soft_p, ent_p = (rows[n]["parity"] for n in ("energy", "softmax", "entropy"))
+    best = min(e.scores, key=lambda n: e.scores[n].parity.flops)
+    energy_p, soft_p, ent_p = (e.scores[n].parity for n in ("energy", "softmax", "entropy"))
     lines += [
         "",
         "## Does energy beat softmax confidence and entropy here?",
         "",
         f"At validation-chosen parity thresholds, the test-split FLOPs reductions are: energy "
-        f"{ft / energy_p['flops']:.2f}x, softmax confidence "
-        f"{ft / soft_p['flops']:.2f}x, negative entropy {ft / ent_p['flops']:.2f}x. "
-        f"The cheapest score at parity on this run is **{best}**. The router serves "
-        f"**{calibration.score}** (calibration: {record['chosen_by']}, on validation). "
-        "Calibration evidence per score (validation): "
+        f"{ft / energy_p.flops:.2f}x, softmax confidence {ft / soft_p.flops:.2f}x, negative "
+        f"entropy {ft / ent_p.flops:.2f}x. The cheapest score at parity on this run is "
+        f"**{best}**. The router serves **{cal.score}** (calibration: {cal.chosen_by}, on "
+        "validation). Calibration evidence per score (validation): "
         + ", ".join(
-            f"{n} {e['parity_teacher_fraction']:.1%} to Teacher"
-            for n, e in record["evidence"].items()
+            f"{n} {point['parity_teacher_fraction']:.1%} to Teacher"
+            for n, point in cal.evidence.items()
         )
         + ".",
         "",
@@ -433,30 +415,165 @@ def report(
         "",
         *[f"![{name}]({name})" for name in pngs],
         "",
-        *(
-            specialized_report(repo, cache, out, {"val": val, "test": test}, served, fs, ft)[0]
-            if test_data == "fashion-mnist:test"
-            else []
-        ),  # fmt: skip
     ]
+    if e.specialized is not None:
+        lines += specialized_lines(e.specialized, ft)
+        lines += [f"![{p}]({p})" for p in _specialized_plots(out, e.specialized, ft)] + [""]
     text = "\n".join(lines)
     (out / "EVALUATION.md").write_text(text)
     return text
 
 
+def specialized_lines(s: Specialized, ft: float) -> list[str]:
+    """The specialized section's Markdown."""
+    popular = s.record.popular
+    lines = [
+        "## Specialized EBJR (paper section 2.4, Fig. 6)",
+        "",
+        f"Specialized Student: popular classes {list(popular)} "
+        f'({", ".join(data.CLASS_NAMES[c] for c in popular)}) + "other", '
+        f"{s.flops / 1e6:.3f} MFLOPs; routing score {s.record.score} over the top-C logits "
+        '(eq. 17), "other" always to the Teacher (eq. 16). Streams sampled with replacement '
+        "from the validation split (thresholds chosen there) and the test split (reported), "
+        "fixed seeds; general EBJR serves its own calibrated score.",
+        "",
+        "Parity = the cheapest validation threshold reaching the Teacher's validation-stream "
+        'accuracy; "same cost" = the specialized router at the general router\'s validation '
+        "Teacher fraction.",
+        "",
+        "| popular share | Teacher acc. | general: acc. | general: to Teacher | "
+        "general: fewer FLOPs | specialized at parity: acc. | to Teacher | fewer FLOPs | "
+        "general at the specialized's cost: acc. | to Teacher |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for share, r in s.results.items():
+        g, p, c = r["general"], r["specialized"], r["same_cost"]
+        lines.append(
+            f"| {share:.0%} | {s.teacher_accuracy[share]:.2%} | {g.accuracy:.2%} | "
+            f"{g.teacher_fraction:.1%} | {ft / g.flops:.2f}x | {p.accuracy:.2%} | "
+            f"{p.teacher_fraction:.1%} | {ft / p.flops:.2f}x | {c.accuracy:.2%} | "
+            f"{c.teacher_fraction:.1%} |"
+        )
+    cheaper = [w for w, r in s.results.items() if r["specialized"].flops < r["general"].flops]
+    better = [
+        w
+        for w, r in s.results.items()
+        if r["specialized"].accuracy > r["same_cost"].accuracy + PARITY_TOLERANCE
+    ]
+    return lines + [
+        "",
+        "On this run, at Teacher parity the specialized router is cheaper than the general one "
+        "at popular shares: "
+        + (", ".join(f"{w:.0%}" for w in cheaper) or "none measured")
+        + f"; at equal cost (its own Teacher fraction) it is more accurate than the general "
+        f"router, by more than {PARITY_TOLERANCE:.1%}, at: "
+        + (", ".join(f"{w:.0%}" for w in better) or "none measured")
+        + ". Where neither holds, the specialized Student does not pay off.",
+        "",
+    ]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plots(out: Path, e: Evaluation) -> list[str]:
+    """Accuracy against cost per score (Figs. 2-3) and the energy distribution (Fig. 4)."""
+    plt = _pyplot()
+    fs, ft, test = e.student_flops, e.teacher_flops, e.test
+    fig, (ax_flops, ax_frac) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, row in e.scores.items():
+        s = sweep(row.test_scores, test.student_ok, test.teacher_ok, fs, ft)
+        ax_flops.plot(s.flops / 1e6, s.accuracy * 100, label=label)
+        ax_frac.plot(s.teacher_fraction * 100, s.accuracy * 100, label=label)
+    for ax, x_s, x_t in ((ax_flops, fs / 1e6, ft / 1e6), (ax_frac, 0, 100)):
+        ax.scatter([x_s], [e.student_accuracy * 100], marker="s", c="k", zorder=3)
+        ax.scatter([x_t], [e.teacher_accuracy * 100], marker="*", s=150, c="k", zorder=3)
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    ax_flops.set_xlabel("average MFLOPs per image (paper's formula)")
+    ax_frac.set_xlabel("images sent to the Teacher (%)")
+    ax_flops.legend()
+    fig.suptitle("EBJR on Fashion-MNIST test: square = Student, star = Teacher")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_cost.png", dpi=110)
+    plt.close(fig)
+
+    energy = e.scores["energy"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bins = np.linspace(energy.test_scores.min(), energy.test_scores.max(), 60)
+    ax.hist(
+        energy.test_scores[test.student_ok], bins, alpha=0.6, density=True, label="Student right"
+    )
+    ax.hist(
+        energy.test_scores[~test.student_ok], bins, alpha=0.6, density=True, label="Student wrong"
+    )
+    threshold = energy.parity.threshold
+    ax.axvline(
+        threshold, color="k", ls="--", label=f"energy parity threshold {threshold:.3f} (val)"
+    )
+    ax.set_xlabel("energy score logsumexp(z)")
+    ax.set_ylabel("density")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "energy_distribution.png", dpi=110)
+    plt.close(fig)
+    return ["accuracy_vs_cost.png", "energy_distribution.png"]
+
+
+def _specialized_plots(out: Path, s: Specialized, ft: float) -> list[str]:
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for kind, curve in s.curves.items():
+        left.plot(curve.flops / 1e6, curve.accuracy * 100, label=f"{kind} EBJR")
+    left.set_xlabel("average MFLOPs per image")
+    left.set_ylabel("test-stream accuracy (%)")
+    left.set_title("75% of images from the popular classes")
+    shares = list(s.results)
+    for kind in ("general", "specialized"):
+        right.plot(
+            [100 * w for w in shares],
+            [ft / s.results[w][kind].flops for w in shares],
+            "o-",
+            label=kind,
+        )
+    right.set_xlabel("share of images from the popular classes (%)")
+    right.set_ylabel("fewer FLOPs than the Teacher at parity (x)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "specialized.png", dpi=110)
+    plt.close(fig)
+    return ["specialized.png"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Offline EBJR evaluation of a repository.")
-    parser.add_argument("--repo", type=Path, default=Path("model_repository"))
-    parser.add_argument("--out", type=Path, default=Path("evaluation"))
-    parser.add_argument("--temperature", type=float, default=2.0,
-                        help="also ablate energy at this temperature")  # fmt: skip
-    parser.add_argument("--val-data", default="fashion-mnist:val",
-                        help="labelled data to choose thresholds on: fashion-mnist:val, "
-                        "FILE.npz (images, labels) or IMAGES.idx,LABELS.idx")  # fmt: skip
-    parser.add_argument("--test-data", default="fashion-mnist:test",
-                        help="labelled data to report on (same formats)")  # fmt: skip
+    parser.add_argument("--repo", type=Path, default=PROJECT_ROOT / "model_repository")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "evaluation")
+    parser.add_argument(
+        "--temperature", type=float, default=2.0, help="also ablate energy at this temperature"
+    )
+    parser.add_argument(
+        "--val-data",
+        default="fashion-mnist:val",
+        help="labelled data to choose thresholds on: fashion-mnist:val, "
+        "FILE.npz (images, labels) or IMAGES.idx,LABELS.idx",
+    )
+    parser.add_argument(
+        "--test-data",
+        default="fashion-mnist:test",
+        help="labelled data to report on (same formats)",
+    )
     args = parser.parse_args(argv)
-    report(args.repo, args.out, args.temperature, args.val_data, args.test_data)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    render(evaluate(args.repo, args.temperature, args.val_data, args.test_data), args.out)
     print(f"Wrote {args.out / 'EVALUATION.md'}")
 
 

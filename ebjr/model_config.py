@@ -83,8 +83,9 @@ def _data_type(triton_dtype: str) -> int:
 
 
 def _tensor(container, spec: TensorSpec, name: str | None = None) -> None:
-    container.add(name=name or spec.name, data_type=_data_type(spec.triton_dtype),
-                  dims=list(spec.shape))  # fmt: skip
+    container.add(
+        name=name or spec.name, data_type=_data_type(spec.triton_dtype), dims=list(spec.shape)
+    )
 
 
 def _kind(device: str) -> int:
@@ -101,8 +102,9 @@ def onnx_model(
         set_parameters(config, {"intra_op_threads": serving.intra_op_threads})
     else:
         config.platform = "onnxruntime_onnx"
-        set_parameters(config, {"intra_op_thread_count": serving.intra_op_threads,
-                                "inter_op_thread_count": 1})  # fmt: skip
+        set_parameters(
+            config, {"intra_op_thread_count": serving.intra_op_threads, "inter_op_thread_count": 1}
+        )
     _tensor(config.input, info.input)
     _tensor(config.output, info.output)
     config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
@@ -134,8 +136,9 @@ def router(
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     _tensor(config.input, image, "image")
     _tensor(config.output, logits, "logits")
-    for output, dtype in zip(ROUTER_OUTPUTS[1:], ("TYPE_INT64", "TYPE_FP32", "TYPE_FP32",
-                                                    "TYPE_STRING"), strict=True):  # fmt: skip
+    for output, dtype in zip(
+        ROUTER_OUTPUTS[1:], ("TYPE_INT64", "TYPE_FP32", "TYPE_FP32", "TYPE_STRING"), strict=True
+    ):
         config.output.add(name=output, data_type=_data_type(dtype), dims=[1])
     config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     config.dynamic_batching.SetInParent()

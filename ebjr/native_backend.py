@@ -142,11 +142,19 @@ def build(force: bool = False, build_dir: Path = BUILD_DIR) -> Path:
     log_file.write_text("")
     log.info("building Triton's ONNX Runtime backend (about 30 s; log: %s)", log_file)
     source = SOURCES / "triton" / "onnxruntime_backend"
-    _run(["cmake", str(source), *cmake_flags(build_dir / "onnxruntime")], log_file, cmake_dir,
-         "configuring the native ONNX Runtime backend (cmake)")  # fmt: skip
+    _run(
+        ["cmake", str(source), *cmake_flags(build_dir / "onnxruntime")],
+        log_file,
+        cmake_dir,
+        "configuring the native ONNX Runtime backend (cmake)",
+    )
     jobs = str(os.cpu_count() or 2)
-    _run(["make", f"-j{jobs}", "triton-onnxruntime-backend"], log_file, cmake_dir,
-         "compiling the native ONNX Runtime backend (make)")  # fmt: skip
+    _run(
+        ["make", f"-j{jobs}", "triton-onnxruntime-backend"],
+        log_file,
+        cmake_dir,
+        "compiling the native ONNX Runtime backend (make)",
+    )
     if not library.exists():
         raise BuildError(f"the build finished but {library} is missing; log: {log_file}")
     stamp.write_text(wanted)

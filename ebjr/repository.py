@@ -16,7 +16,6 @@ in the Python backend instead, for a host that cannot compile the native backend
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from ebjr import model_config as mc
 from ebjr import specialized as spec
-from ebjr.calibration import calibrate_scores
+from ebjr.calibration import CalibrationRecord, calibrate_scores, write_calibration
 from ebjr.data import load_labelled
 from ebjr.layout import (
     ROUTER,
@@ -41,7 +40,9 @@ from ebjr.layout import (
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.onnx_info import ModelInfo, describe
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.router_config import RouterSettings
+from ebjr.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.router_config import RouterSettings, policy_parameters
+from ebjr.scores import ScoreFn, energy
 
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
@@ -60,6 +61,10 @@ class Specialized:
     @property
     def other_index(self) -> int:
         return len(self.popular)
+
+    def policy(self, score: ScoreFn, num_classes: int) -> SpecializedPolicy:
+        """Its routing policy (eqs. 16-18) for a Teacher of ``num_classes`` classes."""
+        return SpecializedPolicy(score, self.popular, self.other_index, num_classes)
 
 
 def router_model_config(
@@ -80,13 +85,16 @@ def router_model_config(
         **settings.parameters(),
     }
     if specialized is not None:
-        values["mode"] = "specialized"
-        values["student_classes"] = ",".join(str(c) for c in specialized.popular)
-        values["other_index"] = specialized.other_index
+        values.update(policy_parameters(specialized.policy(energy, teacher.num_classes)))
     return mc.router(
-        SPECIALIZED_ROUTER if specialized else ROUTER, student.input, teacher.output,
-        settings.max_batch_size, settings.instances, settings.max_queue_delay_us, values,
-    )  # fmt: skip
+        SPECIALIZED_ROUTER if specialized else ROUTER,
+        student.input,
+        teacher.output,
+        settings.max_batch_size,
+        settings.instances,
+        settings.max_queue_delay_us,
+        values,
+    )
 
 
 def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
@@ -120,14 +128,14 @@ def check_specialized(student: ModelInfo, teacher: ModelInfo, spec: Specialized)
         raise ValueError(f"popular classes {spec.popular} must be distinct Teacher labels")
 
 
-def write_calibration(
+def calibrate_router(
     out: Path,
     images: np.ndarray,
     labels: np.ndarray,
     pinned_score: str | None = None,
     temperature: float = 1.0,
     specialized: Specialized | None = None,
-) -> dict:
+) -> CalibrationRecord:
     """Run the repository's Student and Teacher on labelled validation data (never the test
     split) and write the router's ``calibration.json``; return its record. The specialized
     router is calibrated on a stream with ``specialized.share`` popular rows."""
@@ -138,16 +146,23 @@ def write_calibration(
         images, labels = images[rows], labels[rows]
     models = {name: onnx_path(out, name) for name in (student_name, TEACHER)}
     logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
+    teacher = describe(models[TEACHER])
+    policy = (
+        specialized.policy(energy, teacher.num_classes) if specialized else GeneralPolicy(energy)
+    )
     record = calibrate_scores(
-        logits[student_name], logits[TEACHER], labels,
-        describe(models[student_name]).flops, describe(models[TEACHER]).flops,
-        pinned=pinned_score, temperature=temperature,
-        specialized=(np.array(specialized.popular), specialized.other_index)
-        if specialized else None,
-    )  # fmt: skip
+        logits[student_name],
+        logits[TEACHER],
+        labels,
+        describe(models[student_name]).flops,
+        teacher.flops,
+        policy,
+        pinned=pinned_score,
+        temperature=temperature,
+    )
     if specialized is not None:
-        record["popular"], record["share"] = list(specialized.popular), specialized.share
-    calibration_path(out, router).write_text(json.dumps(record, indent=1) + "\n")
+        record = replace(record, popular=specialized.popular, share=specialized.share)
+    write_calibration(calibration_path(out, router), record)
     return record
 
 
@@ -183,7 +198,7 @@ def build_repository(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     pinned_score: str | None = None,
     specialized: Specialized | None = None,
-) -> dict | None:
+) -> CalibrationRecord | None:
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
     ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
 
@@ -213,9 +228,9 @@ def build_repository(
         _write_router(out, router_model_config(special, teacher, settings, specialized))
     if validation is None:
         return None
-    record = write_calibration(out, *validation, pinned_score, settings.temperature)
+    record = calibrate_router(out, *validation, pinned_score, settings.temperature)
     if specialized is not None:
-        write_calibration(out, *validation, pinned_score, settings.temperature, specialized)
+        calibrate_router(out, *validation, pinned_score, settings.temperature, specialized)
     return record
 
 
@@ -224,9 +239,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--student", type=Path, required=True, help="Student ONNX file")
     parser.add_argument("--teacher", type=Path, required=True, help="Teacher ONNX file")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
-    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend,
-                        help="onnxruntime: Triton's native backend; python: onnxruntime in the "
-                        "Python backend (no compiler needed)")  # fmt: skip
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=ModelServing.backend,
+        help="onnxruntime: Triton's native backend; python: onnxruntime in the "
+        "Python backend (no compiler needed)",
+    )
     parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
     parser.add_argument(
@@ -242,16 +261,19 @@ def main(argv: list[str] | None = None) -> None:
         "--specialized-student", type=Path, help="also serve a top-C + 'other' Student"
     )
     parser.add_argument("--popular", help="its classes as Teacher labels, e.g. 0,1,2")
-    parser.add_argument("--share", type=float, default=0.75,
-                        help="popular share of the stream it is calibrated on")  # fmt: skip
+    parser.add_argument(
+        "--share", type=float, default=0.75, help="popular share of the stream it is calibrated on"
+    )
     args = parser.parse_args(argv)
     if bool(args.specialized_student) != bool(args.popular):
         parser.error("--specialized-student and --popular go together")
     specialized = (
-        Specialized(args.specialized_student, tuple(int(c) for c in args.popular.split(",")),
-                    args.share)
-        if args.specialized_student else None
-    )  # fmt: skip
+        Specialized(
+            args.specialized_student, tuple(int(c) for c in args.popular.split(",")), args.share
+        )
+        if args.specialized_student
+        else None
+    )
     settings = RouterSettings(
         default_threshold=args.default_threshold or "calibrated",
         score="calibrated" if args.val_data else (args.score or "energy"),
@@ -261,10 +283,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         validation = load_labelled(args.val_data) if args.val_data else None
         record = build_repository(
-            args.student, args.teacher, args.out, settings,
+            args.student,
+            args.teacher,
+            args.out,
+            settings,
             ModelServing(args.backend, args.device, args.tensorrt),
-            validation, args.score, specialized,
-        )  # fmt: skip
+            validation,
+            args.score,
+            specialized,
+        )
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     names = [STUDENT, TEACHER, ROUTER] + (
@@ -273,9 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Wrote {args.out}/{{{','.join(names)}}}")
     if record:
         print(
-            f"Calibrated on {record['rows']} rows: score {record['score']} "
-            f"({record['chosen_by']}), default threshold {record['default_threshold']} "
-            f"sends {record['parity_teacher_fraction']:.1%} to the Teacher"
+            f"Calibrated on {record.rows} rows: score {record.score} ({record.chosen_by}), "
+            f"default (parity) threshold {record.parity_threshold} sends "
+            f"{record.parity_teacher_fraction:.1%} to the Teacher"
         )
 
 

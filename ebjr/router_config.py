@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
-from ebjr.calibration import Calibration
+from ebjr.calibration import CalibrationRecord
+from ebjr.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.routing import parse_threshold
 from ebjr.scores import ScoreFn, get_score
 
@@ -59,16 +58,18 @@ class RouterConfig:
     student: ModelRef
     teacher: ModelRef
     default_threshold: float
-    score: ScoreFn
+    policy: RoutingPolicy
     on_teacher_error: str  # "fallback" or "fail"
     teacher_timeout_s: float  # 0 = no timeout
     student_in_process: bool
-    specialized: tuple[np.ndarray, int] | None  # (Teacher label per Student class, other index)
     metrics: bool
 
     @classmethod
-    def from_parameters(cls, p: dict[str, str], calibration: Calibration | None) -> RouterConfig:
+    def from_parameters(
+        cls, p: dict[str, str], calibration: CalibrationRecord | None, num_classes: int
+    ) -> RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
+        ``num_classes`` is the Teacher's (the router's ``logits`` output).
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
@@ -78,7 +79,7 @@ class RouterConfig:
                 "config.pbtxt asks for calibrated settings but calibration.json is missing"
             )
         if s.default_threshold == "calibrated":
-            default = calibration.default_threshold
+            default = calibration.parity_threshold
         else:
             default = parse_threshold(s.default_threshold, "default_threshold")
         if s.score == "calibrated":
@@ -93,18 +94,35 @@ class RouterConfig:
             raise ValueError(
                 f"student_execution must be in_process or bls, not {s.student_execution!r}"
             )
-        specialized = None
-        if p.get("mode", "general") == "specialized":
-            classes = np.array([int(c) for c in p["student_classes"].split(",")])
-            specialized = (classes, int(p["other_index"]))
         return cls(
             student=(p["student_model"], p["student_input"], p["student_output"]),
             teacher=(p["teacher_model"], p["teacher_input"], p["teacher_output"]),
             default_threshold=default,
-            score=score,
+            policy=policy_from_parameters(p, score, num_classes),
             on_teacher_error=s.on_teacher_error,
             teacher_timeout_s=s.teacher_timeout_ms / 1000,
             student_in_process=s.student_execution == "in_process",
-            specialized=specialized,
             metrics=s.metrics != "off",
         )
+
+
+def policy_parameters(policy: RoutingPolicy) -> dict[str, str]:
+    """The ``config.pbtxt`` parameters that name ``policy`` (its score is set apart)."""
+    if isinstance(policy, SpecializedPolicy):
+        return {
+            "mode": "specialized",
+            "student_classes": ",".join(map(str, policy.classes)),
+            "other_index": str(policy.other_index),
+        }
+    return {}
+
+
+def policy_from_parameters(p: dict[str, str], score: ScoreFn, num_classes: int) -> RoutingPolicy:
+    """The policy ``policy_parameters`` wrote (general EBJR when ``mode`` is absent)."""
+    mode = p.get("mode", "general")
+    if mode == "general":
+        return GeneralPolicy(score)
+    if mode != "specialized":
+        raise ValueError(f"mode must be general or specialized, not {mode!r}")
+    classes = tuple(int(c) for c in p["student_classes"].split(","))
+    return SpecializedPolicy(score, classes, int(p["other_index"]), num_classes)

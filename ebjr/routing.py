@@ -8,12 +8,9 @@ always-Student and ``t = +inf`` always-Teacher.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from ebjr import specialized as spec
 
 # Route codes per row, and their names as the router returns them.
 STUDENT, TEACHER, FALLBACK = 0, 1, 2
@@ -93,6 +90,15 @@ def join_answers(
     return Routed(logits=logits, scores=np.asarray(scores, dtype=np.float32), route=route)
 
 
+def request_slices(counts: list[int], total: int) -> list[slice]:
+    """The rows of each request in a batch made by concatenating requests of ``counts`` rows;
+    ``total`` is the batch's row count, and they must agree."""
+    if sum(counts) != total:
+        raise ValueError(f"requests hold {sum(counts)} rows but the batch has {total}")
+    stops = np.cumsum(counts).tolist()
+    return [slice(stop - count, stop) for count, stop in zip(counts, stops, strict=True)]
+
+
 def check_batch(images: np.ndarray) -> None:
     """Reject an empty batch, or one holding NaN or infinite values (no score is meaningful)."""
     if len(images) == 0:
@@ -100,26 +106,3 @@ def check_batch(images: np.ndarray) -> None:
     if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
         bad = int((~np.isfinite(images)).reshape(len(images), -1).any(axis=1).sum())
         raise RequestError(f"input holds NaN or Inf values in {bad} of {len(images)} rows")
-
-
-def decide(
-    student_logits: np.ndarray,
-    thresholds: np.ndarray,
-    score: Callable[[np.ndarray], np.ndarray],
-    specialized: tuple[np.ndarray, int] | None = None,
-    num_classes: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The routing decision for one batch: ``(scores, student_rows, student_answers)``.
-
-    student_logits: (N, C), or (N, C + 1) for a specialized Student with ``specialized =
-    (classes, other_index)``; thresholds: (N,). General EBJR is eq. 6; specialized EBJR scores
-    the top-C logits only (eq. 17), keeps a row on the Student only if it is not predicted
-    "other" (eq. 16) and maps the Student's answers to the Teacher's ``num_classes`` labels.
-    """
-    if specialized is None:
-        scores = score(student_logits)
-        return scores, to_student(scores, thresholds), student_logits
-    classes, other = specialized
-    scores = spec.specialized_scores(student_logits, other, score)
-    rows = spec.specialized_to_student(scores, thresholds, student_logits, other)
-    return scores, rows, spec.to_teacher_space(student_logits, classes, other, num_classes)

@@ -204,8 +204,10 @@ def exposure_warning(host: str) -> str | None:
     """The warning printed when the server binds beyond loopback, else None."""
     if host in LOOPBACK:
         return None
-    return (f"WARNING: binding to {host}: the server is reachable from the network, with no "
-            "authentication. Put it behind a gateway with a 4 MB body limit.")  # fmt: skip
+    return (
+        f"WARNING: binding to {host}: the server is reachable from the network, with no "
+        "authentication. Put it behind a gateway with a 4 MB body limit."
+    )
 
 
 class Stop(Exception):
@@ -256,11 +258,16 @@ def main(argv: list[str] | None = None) -> None:
             now = time.monotonic()
             crashes = [t for t in crashes if now - t < RESTART_WINDOW_S] + [now]
             if len(crashes) > MAX_RESTARTS:
-                print(f"tritonserver died {len(crashes)} times in {RESTART_WINDOW_S} s; "
-                      "giving up.", file=sys.stderr)  # fmt: skip
+                print(
+                    f"tritonserver died {len(crashes)} times in {RESTART_WINDOW_S} s; giving up.",
+                    file=sys.stderr,
+                )
                 break
-            print(f"tritonserver exited unexpectedly (code {code}); restarting ...",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"tritonserver exited unexpectedly (code {code}); restarting ...",
+                file=sys.stderr,
+                flush=True,
+            )
     except (KeyboardInterrupt, Stop):
         print("\nStopping tritonserver ...", file=sys.stderr)
     finally:

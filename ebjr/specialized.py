@@ -1,62 +1,13 @@
-"""Specialized EBJR (paper section 2.4, eqs. 16-18): a Student trained on the top-C popular
-classes plus one "other" class.
+"""Specialized EBJR's data (paper section 2.4): training targets for a Student of the top-C
+popular classes plus one "other" class, and skewed streams to calibrate and evaluate it on.
+Its routing (eqs. 16-18) is ``ebjr.policy.SpecializedPolicy``.
 
-Shapes: ``logits: (N, C + 1)`` from the specialized Student, ``classes: (C,)`` the Teacher
-label of each Student class (the "other" column is ``other_index``), ``labels: (N,)`` in the
-Teacher's label space.
+Shapes: ``labels: (N,)`` in the Teacher's label space.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-from ebjr.scores import ScoreFn
-
-UNKNOWN_LOGIT = np.float32(-1e30)  # classes the Student does not know: finite, JSON-safe
-
-
-def known_columns(num_columns: int, other_index: int) -> np.ndarray:
-    """Column indices of the C popular classes (every column but ``other_index``)."""
-    return np.delete(np.arange(num_columns), other_index)
-
-
-def specialized_scores(logits: np.ndarray, other_index: int, score: ScoreFn) -> np.ndarray:
-    """Eq. 17: the routing score over the top-C logits only, the "other" column excluded."""
-    return score(logits[:, known_columns(logits.shape[1], other_index)])
-
-
-def specialized_to_student(
-    scores: np.ndarray, thresholds: np.ndarray, logits: np.ndarray, other_index: int
-) -> np.ndarray:
-    """Eq. 16: ``(N,) bool``, True where ``score >= t`` and the Student does not predict
-    "other"; every other row goes to the Teacher (eq. 18)."""
-    return (np.asarray(scores) >= np.asarray(thresholds)) & (logits.argmax(axis=1) != other_index)
-
-
-def effective_scores(scores: np.ndarray, logits: np.ndarray, other_index: int) -> np.ndarray:
-    """Scores with rows predicted "other" at -inf: ``effective >= t`` is eq. 16 for every
-    finite ``t``, so threshold sweeps and calibration apply unchanged."""
-    return np.where(logits.argmax(axis=1) == other_index, -np.inf, scores).astype(np.float32)
-
-
-def to_teacher_space(
-    logits: np.ndarray, classes: np.ndarray, other_index: int, num_classes: int
-) -> np.ndarray:
-    """Map ``(N, C + 1)`` Student logits to ``(N, num_classes)`` Teacher label space: known
-    classes keep their logits, the rest get ``UNKNOWN_LOGIT``; "other" is dropped."""
-    out = np.full((len(logits), num_classes), UNKNOWN_LOGIT, dtype=np.float32)
-    out[:, classes] = logits[:, known_columns(logits.shape[1], other_index)]
-    return out
-
-
-def student_correct(
-    logits: np.ndarray, labels: np.ndarray, classes: np.ndarray, other_index: int
-) -> np.ndarray:
-    """(N,) bool: the specialized Student names the right Teacher label (never "other")."""
-    mapped = to_teacher_space(
-        logits, classes, other_index, int(max(labels.max(), classes.max())) + 1
-    )
-    return (logits.argmax(axis=1) != other_index) & (mapped.argmax(axis=1) == labels)
 
 
 def relabel(labels: np.ndarray, popular: tuple[int, ...]) -> np.ndarray:
@@ -76,8 +27,10 @@ def skewed_stream(
     rng = np.random.default_rng(seed)
     is_popular = np.isin(labels, popular)
     n_popular = round(share * size)
-    rows = np.concatenate([
-        rng.choice(np.flatnonzero(is_popular), n_popular, replace=True),
-        rng.choice(np.flatnonzero(~is_popular), size - n_popular, replace=True),
-    ])  # fmt: skip
+    rows = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(is_popular), n_popular, replace=True),
+            rng.choice(np.flatnonzero(~is_popular), size - n_popular, replace=True),
+        ]
+    )
     return rng.permutation(rows)

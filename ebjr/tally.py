@@ -77,7 +77,8 @@ class Tally:
     def take(self) -> Counts:
         """The counts since the last call, and start again from zero."""
         with self._lock:
-            counts = Counts(self._rows, self._outcomes, self._failures,
-                            np.cumsum(self._per_bucket), self._sum)  # fmt: skip
+            counts = Counts(
+                self._rows, self._outcomes, self._failures, np.cumsum(self._per_bucket), self._sum
+            )
             self._reset()
         return counts

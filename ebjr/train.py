@@ -24,13 +24,16 @@ from ebjr import specialized as spec
 from ebjr.calibration import calibrate_scores
 from ebjr.onnx_info import describe
 from ebjr.onnx_runner import OnnxClassifier
+from ebjr.policy import SpecializedPolicy
 from ebjr.repository import Specialized, build_repository
+from ebjr.scores import energy
 
 SEED = 0
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and a random shift of up to 2 pixels, per image."""
+    """A random horizontal flip per image, and one random shift of up to 2 pixels shared by
+    the whole batch (one draw per batch keeps the committed models' training reproducible)."""
     flip = torch.rand(len(images), generator=generator) < 0.5
     images = torch.where(flip[:, None, None, None], images.flip(3), images)
     padded = nn.functional.pad(images, (2, 2, 2, 2))
@@ -120,22 +123,23 @@ def train_specialized(args: argparse.Namespace, metrics: dict) -> Specialized:
         export(model, path)
         logits = OnnxClassifier(path, threads=2).predict(images)
         rows = spec.skewed_stream(labels, popular, args.share, len(labels), seed=SEED)
+        policy = SpecializedPolicy(energy, popular, c, num_classes=teacher.shape[1])
         record = calibrate_scores(
-            logits[rows], teacher[rows], labels[rows], describe(path).flops, teacher_flops,
-            specialized=(np.array(popular), c),
-        )  # fmt: skip
+            logits[rows], teacher[rows], labels[rows], describe(path).flops, teacher_flops, policy
+        )
         on_popular = np.isin(labels, popular)
         candidates[c] = {
             "popular": list(popular),
             "train_seconds": round(time.perf_counter() - start, 1),
-            "val_accuracy_popular_rows": float(spec.student_correct(
-                logits[on_popular], labels[on_popular], np.array(popular), c).mean()),
+            "val_accuracy_popular_rows": float(
+                policy.student_correct(logits[on_popular], labels[on_popular]).mean()
+            ),
             "val_other_recall": float((logits[~on_popular].argmax(1) == c).mean()),
             "stream_share": args.share,
-            "stream_score": record["score"],
-            "stream_parity_teacher_fraction": record["parity_teacher_fraction"],
+            "stream_score": record.score,
+            "stream_parity_teacher_fraction": record.parity_teacher_fraction,
             "flops": describe(path).flops,
-        }  # fmt: skip
+        }
         print(json.dumps({f"specialized C={c}": candidates[c]}), flush=True)
     chosen = min(candidates, key=lambda c: candidates[c]["stream_parity_teacher_fraction"])
     metrics["specialized"] = {"chosen_c": chosen, "candidates": candidates}
@@ -150,12 +154,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=Path("build/models"))
     parser.add_argument("--epochs-student", type=int, default=6)
     parser.add_argument("--epochs-teacher", type=int, default=8)
-    parser.add_argument("--popular-order", default="0,1,2,3,4,5,6,7,8,9",
-                        help="classes, most popular first; top-C = the first C")  # fmt: skip
-    parser.add_argument("--candidate-c", type=int, nargs="+", default=[2, 3, 5],
-                        help="a specialized Student per C; the cheapest is kept")  # fmt: skip
-    parser.add_argument("--share", type=float, default=0.75,
-                        help="popular share of the validation stream that picks C")  # fmt: skip
+    parser.add_argument(
+        "--popular-order",
+        default="0,1,2,3,4,5,6,7,8,9",
+        help="classes, most popular first; top-C = the first C",
+    )
+    parser.add_argument(
+        "--candidate-c",
+        type=int,
+        nargs="+",
+        default=[2, 3, 5],
+        help="a specialized Student per C; the cheapest is kept",
+    )
+    parser.add_argument(
+        "--share",
+        type=float,
+        default=0.75,
+        help="popular share of the validation stream that picks C",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(
         f"Wrote {args.out} and {args.out / 'metrics.json'}; calibrated on val: score "
-        f"{record['score']}, default threshold {record['default_threshold']}"
+        f"{record.score}, default (parity) threshold {record.parity_threshold}"
     )
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from ebjr import model_config as mc
 from ebjr.benchmark import ROUTER, Measurer, ideal_cascade
-from ebjr.calibration import CALIBRATION_FILE, Calibration
-from ebjr.layout import config_path
+from ebjr.calibration import read_calibration
+from ebjr.layout import calibration_path, config_path
 from ebjr.server import PROJECT_ROOT, TritonServer
 
 # name -> {model: (parameter edits, field edits)}, each against the default repository
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "TUNING.md")
     args = parser.parse_args(argv)
-    parity = repr(Calibration.load(args.repo / ROUTER / CALIBRATION_FILE).default_threshold)
+    parity = repr(read_calibration(calibration_path(args.repo)).parity_threshold)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, edits) in enumerate(VARIANTS.items()):

@@ -21,15 +21,16 @@ from pathlib import Path
 import grpc.experimental.gevent as grpc_gevent
 from locust import FastHttpUser, User, constant, task
 
-from ebjr.calibration import CALIBRATION_FILE, Calibration
+from ebjr.calibration import read_calibration
 from ebjr.client import classify, connect
 from ebjr.data import load_split
+from ebjr.layout import DEFAULT_REPOSITORY, STUDENT, TEACHER, calibration_path, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.scores import get_score
 
 grpc_gevent.init_gevent()  # gRPC must cooperate with Locust's gevent loop
 
-REPO = Path(os.environ.get("EBJR_REPO", Path(__file__).parent.parent / "model_repository"))
+REPO = Path(os.environ.get("EBJR_REPO", DEFAULT_REPOSITORY))
 POOL = 1000
 TIE = 1e-4  # scores this close to the threshold may round either way: accept both answers
 
@@ -40,12 +41,12 @@ class Reference:
     def __init__(self) -> None:
         images = load_split("test")[0][:POOL]
         self.images = images
-        calibration = Calibration.load(REPO / "ebjr_router" / CALIBRATION_FILE)
-        student = OnnxClassifier(REPO / "student" / "1" / "model.onnx", threads=1).predict(images)
-        teacher = OnnxClassifier(REPO / "teacher" / "1" / "model.onnx", threads=1).predict(images)
+        calibration = read_calibration(calibration_path(REPO))
+        student = OnnxClassifier(onnx_path(REPO, STUDENT), threads=1).predict(images)
+        teacher = OnnxClassifier(onnx_path(REPO, TEACHER), threads=1).predict(images)
         self.scores = get_score(calibration.score, calibration.temperature)(student)
         self.student_class, self.teacher_class = student.argmax(1), teacher.argmax(1)
-        self.thresholds = ["-inf", "inf", repr(calibration.default_threshold)] + [
+        self.thresholds = ["-inf", "inf", repr(calibration.parity_threshold)] + [
             repr(calibration.for_teacher_fraction(f)) for f in (0.1, 0.3, 0.5)
         ]
 
@@ -76,12 +77,19 @@ class RouterHttpUser(FastHttpUser):
         row, threshold = draw()
         body = {
             "parameters": {"threshold": threshold},
-            "inputs": [{"name": "image", "shape": [1, 1, 28, 28], "datatype": "FP32",
-                        "data": REFERENCE.images[row].ravel().tolist()}],
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": [1, 1, 28, 28],
+                    "datatype": "FP32",
+                    "data": REFERENCE.images[row].ravel().tolist(),
+                }
+            ],
             "outputs": [{"name": "class"}],
-        }  # fmt: skip
-        with self.client.post("/v2/models/ebjr_router/infer", json=body, name="http ebjr_router",
-                              catch_response=True) as response:  # fmt: skip
+        }
+        with self.client.post(
+            "/v2/models/ebjr_router/infer", json=body, name="http ebjr_router", catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
                 return

@@ -97,12 +97,28 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ, EBJR_GRPC_URL=args.grpc_url, EBJR_REPO=str(args.repo))
         locust = Path(sys.executable).with_name("locust")
         command = [
-            str(locust), "-f", str(LOCUSTFILE), "--headless", "--only-summary",
-            "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time,
-            "--host", f"http://{args.http_url}", "--csv", str(args.out / "locust"),
-            "--html", str(args.out / "locust.html"), "--stop-timeout", "10",
-            "RouterHttpUser", "RouterGrpcUser",
-        ]  # fmt: skip
+            str(locust),
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--only-summary",
+            "-u",
+            str(args.users),
+            "-r",
+            str(args.spawn_rate),
+            "-t",
+            args.run_time,
+            "--host",
+            f"http://{args.http_url}",
+            "--csv",
+            str(args.out / "locust"),
+            "--html",
+            str(args.out / "locust.html"),
+            "--stop-timeout",
+            "10",
+            "RouterHttpUser",
+            "RouterGrpcUser",
+        ]
         print("$ " + " ".join(command), flush=True)
         code = subprocess.run(command, env=env).returncode
     finally:

@@ -1,15 +1,18 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from ebjr.calibration import (
-    Calibration,
+    PARITY_TOLERANCE,
     calibrate,
     cheapest_reaching,
     crossing_threshold,
+    read_calibration,
     resolve_threshold,
     sweep,
+    write_calibration,
 )
 from ebjr.routing import RequestError
 
@@ -63,30 +66,66 @@ def make_calibration():
     rng = np.random.default_rng(0)
     scores = rng.normal(size=1000)
     student_ok = rng.random(1000) < 1 / (1 + np.exp(-3 * scores))  # right more often when high
-    record = calibrate(scores, student_ok, rng.random(1000) < 0.95, 1.0, 10.0)
-    return record, scores
+    teacher_ok = rng.random(1000) < 0.95
+    return calibrate(scores, student_ok, teacher_ok, 1.0, 10.0), scores, student_ok, teacher_ok
 
 
-def test_calibration_record_and_knobs():
-    record, scores = make_calibration()
-    assert record["parity_accuracy"] >= record["teacher_accuracy"] - 0.001
-    cal = Calibration.load_record(record)
-    assert cal.default_threshold == float(record["parity_threshold"])
+def test_parity_threshold_is_the_cheapest_reaching_teacher_accuracy():
+    cal, scores, student_ok, teacher_ok = make_calibration()
+    teacher = teacher_ok.mean()
+
+    def accuracy(t):
+        return np.where(scores < t, teacher_ok, student_ok).mean()
+
+    assert accuracy(cal.parity_threshold) >= teacher - PARITY_TOLERANCE
+    cheaper = np.sort(scores)[np.sort(scores) < cal.parity_threshold]
+    assert all(accuracy(t) < teacher - PARITY_TOLERANCE for t in cheaper)
+    assert cal.parity_teacher_fraction == pytest.approx((scores < cal.parity_threshold).mean())
+
+
+def test_teacher_fraction_knob_sends_that_share():
+    cal, scores, _, _ = make_calibration()
     for fraction in (0.1, 0.3, 0.5):
         t = cal.for_teacher_fraction(fraction)
         assert abs((scores < t).mean() - fraction) <= 0.01
-    t = cal.for_min_accuracy(0.9)
-    i = int(np.flatnonzero(cal.thresholds == t)[0])
-    assert cal.accuracy[i] >= 0.9 and (cal.accuracy[:i] < 0.9).all() or i == 0
     with pytest.raises(RequestError, match="teacher_fraction must be in"):
         cal.for_teacher_fraction(1.5)
+
+
+@pytest.mark.parametrize("target", [0.80, 0.85, 0.9, 0.93])
+def test_min_accuracy_knob_is_the_cheapest_threshold_reaching_it(target):
+    """Checked against a brute-force count on the calibration data, not the table."""
+    cal, scores, student_ok, teacher_ok = make_calibration()
+    t = cal.for_min_accuracy(target)
+
+    def accuracy(threshold):
+        return np.where(scores < threshold, teacher_ok, student_ok).mean()
+
+    assert accuracy(t) >= target
+    # Every table threshold sending fewer rows to the Teacher falls short of the target.
+    cheaper = cal.table.thresholds[cal.table.thresholds < t]
+    assert len(cheaper) > 0 and all(accuracy(c) < target for c in cheaper)
     with pytest.raises(RequestError, match="min_accuracy must be in"):
         cal.for_min_accuracy(0.9999)
 
 
+def test_calibration_file_round_trips(tmp_path):
+    cal, *_ = make_calibration()
+    cal = replace(
+        cal,
+        evidence={"energy": {"parity_threshold": math.inf, "x": 1.0}},
+        popular=(3, 1),
+        share=0.75,
+    )
+    write_calibration(tmp_path / "calibration.json", cal)
+    back = read_calibration(tmp_path / "calibration.json")
+    np.testing.assert_array_equal(back.table.thresholds, cal.table.thresholds)
+    assert back.table.thresholds[-1] == math.inf and back.evidence == cal.evidence
+    assert replace(back, table=cal.table) == replace(cal, table=cal.table)
+
+
 def test_resolve_threshold_knobs_and_errors():
-    record, _ = make_calibration()
-    cal = Calibration.load_record(record)
+    cal, *_ = make_calibration()
     assert resolve_threshold("{}", 4.0, cal) == 4.0
     assert resolve_threshold("", 4.0) == 4.0
     assert resolve_threshold('{"threshold": "7.5", "other": 1}', 4.0) == 7.5
@@ -94,6 +133,7 @@ def test_resolve_threshold_knobs_and_errors():
     assert resolve_threshold('{"teacher_fraction": "0.3"}', 4.0, cal) == cal.for_teacher_fraction(
         0.3
     )
+    assert resolve_threshold('{"min_accuracy": 0.9}', 4.0, cal) == cal.for_min_accuracy(0.9)
     with pytest.raises(RequestError, match="at most one"):
         resolve_threshold('{"threshold": 1, "min_accuracy": 0.5}', 4.0, cal)
     with pytest.raises(RequestError, match="needs a calibration.json"):

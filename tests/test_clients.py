@@ -23,8 +23,9 @@ def test_classify_cli_on_a_png_names_the_routers_class(server, tmp_path, capsys,
     png = tmp_path / "item.png"
     Image.fromarray((image[0] * 255).round().astype(np.uint8)).save(png)
     url = server.http_url if protocol == "http" else server.grpc_url
-    code = classify_cli.main(["--png", str(png), "--protocol", protocol, "--url", url,
-                              "--threshold", "-inf"])  # fmt: skip
+    code = classify_cli.main(
+        ["--png", str(png), "--protocol", protocol, "--url", url, "--threshold", "-inf"]
+    )
     out = capsys.readouterr().out
     expected = classify(connect(url, protocol), np.round(image * 255)[None] / 255, threshold="-inf")
     assert code == 0
@@ -37,14 +38,26 @@ def test_classify_cli_reports_a_bad_threshold_clearly(server, capsys):
 
 
 def test_evaluate_cli_accuracy_rises_with_the_threshold(server, capsys):
-    code = evaluate_cli.main(["--url", server.grpc_url, "--protocol", "grpc", "--limit", "640",
-                              "--threshold", "-inf", "inf"])  # fmt: skip
+    code = evaluate_cli.main(
+        [
+            "--url",
+            server.grpc_url,
+            "--protocol",
+            "grpc",
+            "--limit",
+            "640",
+            "--threshold",
+            "-inf",
+            "inf",
+        ]
+    )
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     accuracy = {row[0]: float(row[2]) for row in rows}
     images, labels = data.load_split("test")
     grpc = connect(server.grpc_url, "grpc")
-    teacher = np.concatenate([classify(grpc, images[i : i + 64], threshold="inf").classes
-                              for i in range(0, 640, 64)])  # fmt: skip
+    teacher = np.concatenate(
+        [classify(grpc, images[i : i + 64], threshold="inf").classes for i in range(0, 640, 64)]
+    )
     assert code == 0
     assert accuracy["inf"] == pytest.approx((teacher == labels[:640]).mean(), abs=1e-4)
     assert accuracy["-inf"] < accuracy["inf"]

@@ -1,24 +1,63 @@
 import numpy as np
 from onnx_factory import tiny_classifier
 
-from ebjr.evaluate import report
+from ebjr.calibration import read_calibration
+from ebjr.evaluate import evaluate, render
+from ebjr.layout import DEFAULT_REPOSITORY, calibration_path
+from ebjr.onnx_runner import OnnxClassifier
 from ebjr.repository import main as build
+from ebjr.scores import get_score
 
 
-def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the logits cache goes under ./build
+def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path):
     rng = np.random.default_rng(0)
     for name, n in (("val", 300), ("test", 400)):
-        np.savez(tmp_path / f"{name}.npz", images=rng.random((n, 1, 4, 4), dtype=np.float32),
-                 labels=rng.integers(0, 5, n))  # fmt: skip
+        np.savez(
+            tmp_path / f"{name}.npz",
+            images=rng.random((n, 1, 4, 4), dtype=np.float32),
+            labels=rng.integers(0, 5, n),
+        )
     student = tiny_classifier(tmp_path / "s.onnx", classes=5)
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5, side=4)
-    build(["--student", str(student), "--teacher", str(teacher), "--out", str(tmp_path / "repo"),
-           "--val-data", str(tmp_path / "val.npz")])  # fmt: skip
-    text = report(tmp_path / "repo", tmp_path / "out", 2.0,
-                  str(tmp_path / "val.npz"), str(tmp_path / "test.npz"))  # fmt: skip
+    build(
+        [
+            "--student",
+            str(student),
+            "--teacher",
+            str(teacher),
+            "--out",
+            str(tmp_path / "repo"),
+            "--val-data",
+            str(tmp_path / "val.npz"),
+        ]
+    )
+    result = evaluate(tmp_path / "repo", 2.0, str(tmp_path / "val.npz"), str(tmp_path / "test.npz"))
+    text = render(result, tmp_path / "out")
+
+    # Numbers recomputed here from the test data, not taken from the evaluation code.
+    with np.load(tmp_path / "test.npz") as test:
+        images, labels = test["images"], test["labels"]
+    s_logits, t_logits = OnnxClassifier(student)(images), OnnxClassifier(teacher)(images)
+    calibration = read_calibration(calibration_path(tmp_path / "repo"))
+    scores = get_score(calibration.score, calibration.temperature)(s_logits)
+    to_teacher = scores < calibration.parity_threshold
+    routed = np.where(to_teacher, t_logits.argmax(1), s_logits.argmax(1))
+    assert result.student_accuracy == (s_logits.argmax(1) == labels).mean()
+    assert result.teacher_accuracy == (t_logits.argmax(1) == labels).mean()
+    assert result.served.teacher_fraction == to_teacher.mean()
+    assert result.served.accuracy == (routed == labels).mean()
+    assert result.oracle.teacher_fraction == (s_logits.argmax(1) != labels).mean()
     assert "(300 images)" in text and "(400 images)" in text
-    for section in ("Table 1", "Routing-score ablation", "oracle", "random"):
-        assert section in text
+    assert f"| Student | {result.student_accuracy:.2%} |" in text
+    assert f"| {result.served.accuracy:.2%} |" in text
     assert (tmp_path / "out" / "EVALUATION.md").read_text() == text
     assert (tmp_path / "out" / "accuracy_vs_cost.png").stat().st_size > 10_000
+
+
+def test_default_repository_meets_its_calibrated_promise_on_the_test_split():
+    """Calibrated on validation only: on the test split the default threshold reaches the
+    Teacher's accuracy within 0.3 points at about the calibrated Teacher share."""
+    result = evaluate(DEFAULT_REPOSITORY)
+    assert abs(result.served.teacher_fraction - result.calibration.parity_teacher_fraction) < 0.03
+    assert result.served.accuracy >= result.teacher_accuracy - 0.003
+    assert result.served.flops < result.teacher_flops

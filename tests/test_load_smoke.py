@@ -12,14 +12,23 @@ import run as load_run  # noqa: E402
 
 
 def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp_path):
-    results = benchmark(server.model_repository, [1, 4], window_ms=500, images=50,
-                        extra_fractions=(), server=server)  # fmt: skip
+    results = benchmark(
+        server.model_repository, [1, 4], window_ms=500, images=50, extra_fractions=(), server=server
+    )
     assert {r["model"] for r in results["cases"]} == {
-        "student", "student_python", "teacher", "teacher_python", FLOOR, ROUTER
-    }  # fmt: skip
+        "student",
+        "student_python",
+        "teacher",
+        "teacher_python",
+        FLOOR,
+        ROUTER,
+    }
     assert all(r["throughput"] > 0 for r in results["cases"])
-    fractions = {r["threshold"]: r["teacher_fraction"] for r in results["cases"]
-                 if r["model"] == ROUTER and r["concurrency"] == 4}  # fmt: skip
+    fractions = {
+        r["threshold"]: r["teacher_fraction"]
+        for r in results["cases"]
+        if r["model"] == ROUTER and r["concurrency"] == 4
+    }
     assert fractions["-inf"] == 0.0 and fractions["inf"] == 1.0
     # The calibrated default sends about its calibrated share (55% on validation) of these
     # 50 test images to the Teacher.
@@ -34,19 +43,37 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
 
 def _ratio(results, model, threshold, other, c):
     def find(m, t):
-        return next(r for r in results["cases"]
-                    if (r["model"], r["threshold"], r["concurrency"]) == (m, t, c))  # fmt: skip
+        return next(
+            r
+            for r in results["cases"]
+            if (r["model"], r["threshold"], r["concurrency"]) == (m, t, c)
+        )
 
     return find(model, threshold)["throughput"] / find(other, None)["throughput"]
 
 
 def test_locust_soak_smoke_has_no_failures_and_bounded_memory(server, tmp_path):
-    code = load_run.main([
-        "--http-url", server.http_url, "--grpc-url", server.grpc_url,
-        "--server-pid", str(server.process.pid), "--repo", str(server.model_repository),
-        "--users", "4", "--spawn-rate", "4", "--run-time", "30s", "--check-memory",
-        "--out", str(tmp_path),
-    ])  # fmt: skip
+    code = load_run.main(
+        [
+            "--http-url",
+            server.http_url,
+            "--grpc-url",
+            server.grpc_url,
+            "--server-pid",
+            str(server.process.pid),
+            "--repo",
+            str(server.model_repository),
+            "--users",
+            "4",
+            "--spawn-rate",
+            "4",
+            "--run-time",
+            "30s",
+            "--check-memory",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     text = (tmp_path / "REPORT.md").read_text()
     assert code == 0, text
     assert "failures: 0" in text and (tmp_path / "locust.html").exists()

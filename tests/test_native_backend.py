@@ -10,8 +10,8 @@ import pytest
 
 from ebjr import native_backend
 from ebjr.client import infer
+from ebjr.layout import DEFAULT_REPOSITORY, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.server import PROJECT_ROOT
 
 
 def test_a_built_backend_is_not_rebuilt(monkeypatch):
@@ -72,6 +72,6 @@ def test_native_and_python_wrapped_models_answer_alike(client, test_images, mode
     images = test_images[0][:32]
     native = infer(client, model, {"image": images}, ["logits"])["logits"]
     wrapped = infer(client, f"{model}_python", {"image": images}, ["logits"])["logits"]
-    offline = OnnxClassifier(PROJECT_ROOT / "model_repository" / model / "1" / "model.onnx")(images)
+    offline = OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, model))(images)
     np.testing.assert_allclose(native, offline, atol=1e-5)
     np.testing.assert_allclose(wrapped, offline, atol=1e-5)

@@ -46,12 +46,20 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
     assert router.HasField("dynamic_batching")
     assert mc.parameters(router) == {
-        "student_model": "student", "student_input": "pixels", "student_output": "logits",
-        "teacher_model": "teacher", "teacher_input": "input.1", "teacher_output": "logits",
-        "default_threshold": "3.5", "score": "energy", "temperature": "1.0",
-        "student_execution": "in_process", "metrics": "on", "on_teacher_error": "fallback",
+        "student_model": "student",
+        "student_input": "pixels",
+        "student_output": "logits",
+        "teacher_model": "teacher",
+        "teacher_input": "input.1",
+        "teacher_output": "logits",
+        "default_threshold": "3.5",
+        "score": "energy",
+        "temperature": "1.0",
+        "student_execution": "in_process",
+        "metrics": "on",
+        "on_teacher_error": "fallback",
         "teacher_timeout_ms": "0",
-    }  # fmt: skip
+    }
 
 
 def test_python_backend_option_wraps_onnxruntime_in_the_python_backend(tmp_path):
@@ -60,9 +68,11 @@ def test_python_backend_option_wraps_onnxruntime_in_the_python_backend(tmp_path)
     settings = RouterSettings(default_threshold="0", score="energy")
     build_repository(model, model, out, settings, ModelServing(backend="python"))
     assert mc.read(out / "teacher" / "config.pbtxt") == expected_onnx_config(
-        "teacher", "x", 'backend: "python"',
+        "teacher",
+        "x",
+        'backend: "python"',
         extra='parameters { key: "intra_op_threads" value { string_value: "1" } }',
-    )  # fmt: skip
+    )
     assert "ebjr.serving.onnx_model" in (out / "teacher" / "1" / "model.py").read_text()
 
 
@@ -77,9 +87,12 @@ def test_gpu_configs_use_kind_gpu_tensorrt_and_a_bls_student(tmp_path):
         '"max_workspace_size_bytes" value: "1073741824" } } } }'
     )
     assert mc.read(out / "teacher" / "config.pbtxt") == expected_onnx_config(
-        "teacher", "x", 'platform: "onnxruntime_onnx"', "KIND_GPU",
+        "teacher",
+        "x",
+        'platform: "onnxruntime_onnx"',
+        "KIND_GPU",
         extra=NATIVE_THREADS + " " + tensorrt,
-    )  # fmt: skip
+    )
     assert not (out / "teacher" / "1" / "model.py").exists()
     router = mc.read(out / "ebjr_router" / "config.pbtxt")
     assert mc.parameters(router)["student_execution"] == "bls"
@@ -128,8 +141,20 @@ def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
     images, labels = rng.random((200, 1, 4, 4), dtype=np.float32), rng.integers(0, 5, 200)
     np.savez(tmp_path / "val.npz", images=images, labels=labels)
     out = tmp_path / "repo"
-    main(["--student", str(student), "--teacher", str(teacher), "--out", str(out),
-          "--val-data", str(tmp_path / "val.npz"), "--score", "softmax"])  # fmt: skip
+    main(
+        [
+            "--student",
+            str(student),
+            "--teacher",
+            str(teacher),
+            "--out",
+            str(out),
+            "--val-data",
+            str(tmp_path / "val.npz"),
+            "--score",
+            "softmax",
+        ]
+    )
     record = json.loads((out / "ebjr_router" / "calibration.json").read_text())
     assert record["rows"] == 200 and record["split"] == "val"
     assert record["score"] == "softmax" and record["chosen_by"] == "pinned"
@@ -159,7 +184,16 @@ def test_calibrating_the_default_models_never_reads_the_test_split(tmp_path, mon
 
     monkeypatch.setattr(data, "load_split", guarded)
     repo = PROJECT_ROOT / "model_repository"
-    main(["--student", str(repo / "student" / "1" / "model.onnx"),
-          "--teacher", str(repo / "teacher" / "1" / "model.onnx"),
-          "--out", str(tmp_path / "repo"), "--val-data", "fashion-mnist:val"])  # fmt: skip
+    main(
+        [
+            "--student",
+            str(repo / "student" / "1" / "model.onnx"),
+            "--teacher",
+            str(repo / "teacher" / "1" / "model.onnx"),
+            "--out",
+            str(tmp_path / "repo"),
+            "--val-data",
+            "fashion-mnist:val",
+        ]
+    )
     assert seen == ["val"]

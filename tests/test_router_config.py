@@ -1,38 +1,49 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from ebjr.calibration import Calibration
+from ebjr.calibration import calibrate
+from ebjr.policy import GeneralPolicy, SpecializedPolicy
 from ebjr.router_config import RouterConfig, RouterSettings
-from ebjr.scores import negative_entropy
+from ebjr.scores import energy, negative_entropy
 
 BASE = {
-    "student_model": "student", "student_input": "image", "student_output": "logits",
-    "teacher_model": "teacher", "teacher_input": "image", "teacher_output": "logits",
-    "default_threshold": "calibrated", "score": "calibrated",
-}  # fmt: skip
-CALIBRATION = Calibration(
-    score="entropy", temperature=1.0, default_threshold=-0.25,
-    thresholds=np.array([-1.0, 0.0]), accuracy=np.array([0.9, 0.95]),
-    teacher_fraction=np.array([0.0, 1.0]),
-)  # fmt: skip
+    "student_model": "student",
+    "student_input": "image",
+    "student_output": "logits",
+    "teacher_model": "teacher",
+    "teacher_input": "image",
+    "teacher_output": "logits",
+    "default_threshold": "calibrated",
+    "score": "calibrated",
+}
+CALIBRATION = replace(
+    calibrate(np.array([-1.0, 0.0]), np.array([True, False]), np.array([True, True]), 1, 2),
+    score="entropy",
+    parity_threshold=-0.25,
+)
 
 
 def test_calibrated_settings_come_from_the_calibration_file():
-    config = RouterConfig.from_parameters(BASE, CALIBRATION)
+    config = RouterConfig.from_parameters(BASE, CALIBRATION, 10)
     assert config.default_threshold == -0.25
-    assert config.score is negative_entropy
+    assert config.policy == GeneralPolicy(negative_entropy)
     assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 0.0)
     # Missing parameters take RouterSettings' defaults, the same ones the builder writes.
-    assert config.student_in_process and config.metrics and config.specialized is None
+    assert config.student_in_process and config.metrics
 
 
 def test_settings_round_trip_through_parameters_and_missing_keys_take_one_default():
     settings = RouterSettings(
-        default_threshold="-1.5", score="energy", temperature=2.0, student_execution="bls",
-        metrics="off", teacher_timeout_ms=250,
-    )  # fmt: skip
+        default_threshold="-1.5",
+        score="energy",
+        temperature=2.0,
+        student_execution="bls",
+        metrics="off",
+        teacher_timeout_ms=250,
+    )
     assert RouterSettings.from_parameters(settings.parameters()) == settings
     assert RouterSettings.from_parameters({}) == RouterSettings()
     with pytest.raises(ValueError, match="teacher_timeout_ms must be a int"):
@@ -40,13 +51,21 @@ def test_settings_round_trip_through_parameters_and_missing_keys_take_one_defaul
 
 
 def test_explicit_settings_and_specialized_mode():
-    p = {**BASE, "default_threshold": "-inf", "score": "energy", "teacher_timeout_ms": "250",
-         "student_execution": "in_process", "mode": "specialized", "student_classes": "7,2",
-         "other_index": "2", "on_teacher_error": "fail"}  # fmt: skip
-    config = RouterConfig.from_parameters(p, None)
+    p = {
+        **BASE,
+        "default_threshold": "-inf",
+        "score": "energy",
+        "teacher_timeout_ms": "250",
+        "student_execution": "in_process",
+        "mode": "specialized",
+        "student_classes": "7,2",
+        "other_index": "2",
+        "on_teacher_error": "fail",
+    }
+    config = RouterConfig.from_parameters(p, None, 10)
     assert config.default_threshold == -math.inf and config.teacher_timeout_s == 0.25
     assert config.student_in_process and config.on_teacher_error == "fail"
-    assert config.specialized[0].tolist() == [7, 2] and config.specialized[1] == 2
+    assert config.policy == SpecializedPolicy(energy, (7, 2), 2, 10)
 
 
 @pytest.mark.parametrize(
@@ -55,12 +74,16 @@ def test_explicit_settings_and_specialized_mode():
         ({}, "calibration.json is missing"),
         ({"default_threshold": "1", "score": "margin"}, "unknown routing score"),
         ({"default_threshold": "x", "score": "energy"}, "default_threshold must be a number"),
-        ({"default_threshold": "1", "score": "energy", "on_teacher_error": "retry"},
-         "on_teacher_error"),
-        ({"default_threshold": "1", "score": "energy", "student_execution": "gpu"},
-         "student_execution"),
+        (
+            {"default_threshold": "1", "score": "energy", "on_teacher_error": "retry"},
+            "on_teacher_error",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "student_execution": "gpu"},
+            "student_execution",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_settings_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
-        RouterConfig.from_parameters({**BASE, **change}, None)
+        RouterConfig.from_parameters({**BASE, **change}, None, 10)

@@ -29,9 +29,17 @@ def test_infinite_thresholds_mean_always_student_or_always_teacher():
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(12.5, 12.5), (3, 3.0), ("12.5", 12.5), (" -2 ", -2.0), ("inf", math.inf),
-     ("-inf", -math.inf), ("+Infinity", math.inf), (float("-inf"), -math.inf)],
-)  # fmt: skip
+    [
+        (12.5, 12.5),
+        (3, 3.0),
+        ("12.5", 12.5),
+        (" -2 ", -2.0),
+        ("inf", math.inf),
+        ("-inf", -math.inf),
+        ("+Infinity", math.inf),
+        (float("-inf"), -math.inf),
+    ],
+)
 def test_parse_threshold_accepts_numbers_and_numeric_strings(value, expected):
     assert parse_threshold(value) == expected
 

@@ -44,11 +44,25 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
     http, grpc, metrics = free_ports(3)
     pid_file = tmp_path / "tritonserver.pid"
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "ebjr.server", "--model-repository", str(MODEL_REPOSITORY),
-         "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-         "--pid-file", str(pid_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ebjr.server",
+            "--model-repository",
+            str(MODEL_REPOSITORY),
+            "--http-port",
+            str(http),
+            "--grpc-port",
+            str(grpc),
+            "--metrics-port",
+            str(metrics),
+            "--pid-file",
+            str(pid_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         lines = []
         for line in launcher.stdout:
@@ -62,11 +76,14 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         first = triton_child(launcher.pid)
 
         # An HTTP body over ~4 MB kills Triton 2.51 (upstream bug); the launcher restarts it.
-        body = b'{"inputs":[{"name":"image","shape":[1,1,28,28],"datatype":"FP32","data":[' + (
-            b"0.0," * 1_500_000
-        ) + b'0.0]}]}'  # fmt: skip
-        request = urllib.request.Request(f"http://127.0.0.1:{http}/v2/models/ebjr_router/infer",
-                                         data=body)  # fmt: skip
+        body = (
+            b'{"inputs":[{"name":"image","shape":[1,1,28,28],"datatype":"FP32","data":['
+            + (b"0.0," * 1_500_000)
+            + b"0.0]}]}"
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{http}/v2/models/ebjr_router/infer", data=body
+        )
         with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=30)
         first.wait(timeout=30)

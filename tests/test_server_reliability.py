@@ -13,10 +13,10 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from ebjr.client import classify, connect, infer
+from ebjr.layout import DEFAULT_REPOSITORY, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.server import PROJECT_ROOT
 
-TEACHER = OnnxClassifier(PROJECT_ROOT / "model_repository" / "teacher" / "1" / "model.onnx")
+TEACHER = OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, "teacher"))
 
 
 def raw_infer(client, model: str, array: np.ndarray, datatype: str, **params):

@@ -11,6 +11,7 @@ from conftest import MODEL_REPOSITORY
 
 from ebjr import data
 from ebjr.client import classify, connect
+from ebjr.layout import onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.server import TritonServer, free_ports
 
@@ -18,13 +19,19 @@ from ebjr.server import TritonServer, free_ports
 def test_restart_under_a_client_loop_loses_no_acknowledged_answer(tmp_path):
     images = data.load_split("test")[0][:200]
     # t = -inf: every answer must be the Student's class, known offline
-    expected = OnnxClassifier(MODEL_REPOSITORY / "student" / "1" / "model.onnx").predict(images)
+    expected = OnnxClassifier(onnx_path(MODEL_REPOSITORY, "student")).predict(images)
     expected = expected.argmax(1)
     http, grpc, metrics = free_ports(3)
 
     def start() -> TritonServer:
-        return TritonServer(MODEL_REPOSITORY, "127.0.0.1", http, grpc, metrics,
-                            log_file=tmp_path / "tritonserver.log").__enter__()  # fmt: skip
+        return TritonServer(
+            MODEL_REPOSITORY,
+            "127.0.0.1",
+            http,
+            grpc,
+            metrics,
+            log_file=tmp_path / "tritonserver.log",
+        ).__enter__()
 
     server = start()
     stop = threading.Event()

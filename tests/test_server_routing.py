@@ -11,15 +11,20 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from ebjr import data
-from ebjr.calibration import CALIBRATION_FILE, Calibration
+from ebjr.calibration import CalibrationRecord, read_calibration
 from ebjr.client import classify, connect, infer
+from ebjr.layout import calibration_path
 from ebjr.scores import get_score
 
 
 @pytest.fixture(scope="module")
-def served_score(server):
+def calibration(server) -> CalibrationRecord:
+    return read_calibration(calibration_path(server.model_repository))
+
+
+@pytest.fixture(scope="module")
+def served_score(calibration):
     """The routing score the router serves: the one its calibration file names."""
-    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
     return get_score(calibration.score, calibration.temperature)
 
 
@@ -68,24 +73,27 @@ def test_infinite_thresholds_route_every_row_to_one_model(client, test_images, t
     np.testing.assert_allclose(answer.logits, direct(client, model, images), atol=1e-5)
 
 
-def test_calibrated_default_threshold_applies_without_parameter(
-    client, server, test_images, served_score
+def test_plumbing_calibrated_default_threshold_applies_without_parameter(
+    client, calibration, test_images, served_score
 ):
-    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
-    default = calibration.default_threshold
+    default = calibration.parity_threshold
     answer = classify(client, test_images[0][:16])
     np.testing.assert_array_equal(answer.thresholds, np.float32(default))
     assert_routed_correctly(answer, test_images[0][:16], client, default, served_score)
 
 
 @pytest.mark.parametrize("knob", ["teacher_fraction", "min_accuracy"])
-def test_calibrated_knobs_resolve_to_the_calibration_threshold(
-    client, server, test_images, served_score, knob
+def test_plumbing_calibrated_knobs_resolve_to_the_calibration_threshold(
+    client, calibration, test_images, served_score, knob
 ):
-    calibration = Calibration.load(server.model_repository / "ebjr_router" / CALIBRATION_FILE)
+    """Plumbing: the oracle is the project's own calibration record. The knobs' promises are
+    checked independently below and in test_calibration.py."""
     value = 0.3 if knob == "teacher_fraction" else 0.9
-    expected = (calibration.for_teacher_fraction(value) if knob == "teacher_fraction"
-                else calibration.for_min_accuracy(value))  # fmt: skip
+    expected = (
+        calibration.for_teacher_fraction(value)
+        if knob == "teacher_fraction"
+        else calibration.for_min_accuracy(value)
+    )
     images = test_images[0][:32]
     answer = classify(client, images, **{knob: str(value)})
     np.testing.assert_array_equal(answer.thresholds, np.float32(expected))
@@ -99,8 +107,15 @@ def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(
     http = connect(server.http_url, "http", concurrency=16)
     median = median_score(http, images[:64])
     spread = float(np.std(classify(http, images[:64], threshold="-inf").scores))
-    thresholds = [-math.inf, math.inf, median, median - spread, median + spread, "-inf",
-                  str(median)]  # fmt: skip
+    thresholds = [
+        -math.inf,
+        math.inf,
+        median,
+        median - spread,
+        median + spread,
+        "-inf",
+        str(median),
+    ]
     jobs = [(i, thresholds[i % len(thresholds)]) for i in range(42)]
     before = http.get_inference_statistics("ebjr_router")["model_stats"][0]
 
@@ -157,11 +172,29 @@ def test_teacher_fraction_knob_holds_on_the_whole_test_set(server):
     test images to the Teacher."""
     images = data.load_split("test")[0]
     grpc = connect(server.grpc_url, "grpc")
-    routes = np.concatenate([
-        classify(grpc, images[i : i + 64], teacher_fraction="0.3").routes
-        for i in range(0, len(images), 64)
-    ])  # fmt: skip
+    routes = np.concatenate(
+        [
+            classify(grpc, images[i : i + 64], teacher_fraction="0.3").routes
+            for i in range(0, len(images), 64)
+        ]
+    )
     assert abs((routes == "teacher").mean() - 0.3) < 0.03
+
+
+@pytest.mark.parametrize("target", [0.88, 0.92])
+def test_min_accuracy_knob_reaches_its_accuracy_on_the_validation_data(server, target):
+    """Served over gRPC on the validation split it was calibrated on, ``min_accuracy`` must
+    reach what it promises (counted here from labels, not from the calibration file)."""
+    images, labels = data.load_split("val")
+    grpc = connect(server.grpc_url, "grpc")
+    answers = [
+        classify(grpc, images[i : i + 64], min_accuracy=str(target))
+        for i in range(0, len(images), 64)
+    ]
+    classes = np.concatenate([a.classes for a in answers])
+    routes = np.concatenate([a.routes for a in answers])
+    assert (classes == labels).mean() >= target - 0.002  # float32 ties may flip a row or two
+    assert 0 < (routes == "teacher").mean() < 1
 
 
 def test_only_the_requested_outputs_are_returned(client, test_images):

@@ -3,10 +3,10 @@ import pytest
 from scipy.special import logsumexp
 
 from ebjr import specialized as spec
-from ebjr.routing import decide
+from ebjr.policy import UNKNOWN_LOGIT, GeneralPolicy, SpecializedPolicy
 from ebjr.scores import energy
 
-CLASSES, OTHER = np.array([7, 2, 5]), 3  # Student outputs: 7, 2, 5, "other"
+OTHER = 3  # Student outputs: Teacher labels 7, 2, 5, then "other"
 LOGITS = np.array(
     [
         [9.0, 1.0, 0.0, 2.0],  # class 7, high energy -> Student at t=5
@@ -18,50 +18,52 @@ LOGITS = np.array(
 )
 
 
+POLICY = SpecializedPolicy(energy, classes=(7, 2, 5), other_index=OTHER, num_classes=10)
+
+
 def test_eq17_energy_excludes_the_other_column():
     expected = logsumexp(LOGITS[:, :3], axis=1)
-    np.testing.assert_allclose(spec.specialized_scores(LOGITS, OTHER, energy), expected, rtol=1e-6)
+    np.testing.assert_allclose(POLICY.scores(LOGITS), expected, rtol=1e-6)
 
 
 def test_eq16_other_goes_to_teacher_whatever_its_score():
-    scores = spec.specialized_scores(LOGITS, OTHER, energy)
-    rows = spec.specialized_to_student(scores, np.full(4, 5.0), LOGITS, OTHER)
-    assert rows.tolist() == [True, False, False, True]
-    everything = spec.specialized_to_student(scores, np.full(4, -np.inf), LOGITS, OTHER)
+    scores = POLICY.scores(LOGITS)
+    assert POLICY.keep(scores, np.full(4, 5.0), LOGITS).tolist() == [True, False, False, True]
+    everything = POLICY.keep(scores, np.full(4, -np.inf), LOGITS)
     assert everything.tolist() == [True, True, False, True]
 
 
 def test_answers_are_mapped_to_the_teacher_label_space():
-    mapped = spec.to_teacher_space(LOGITS, CLASSES, OTHER, 10)
+    mapped = POLICY.answers(LOGITS)
     assert mapped.shape == (4, 10)
     np.testing.assert_array_equal(mapped[:, [7, 2, 5]], LOGITS[:, :3])
-    assert (mapped[:, [0, 1, 3, 4, 6, 8, 9]] == spec.UNKNOWN_LOGIT).all()
+    assert (mapped[:, [0, 1, 3, 4, 6, 8, 9]] == UNKNOWN_LOGIT).all()
     assert mapped[[0, 1, 3]].argmax(1).tolist() == [7, 2, 5]
 
 
-def test_decide_applies_eqs_16_to_18_and_matches_general_mode_otherwise():
-    scores, rows, answers = decide(LOGITS, np.full(4, 5.0), energy, (CLASSES, OTHER), 10)
-    assert rows.tolist() == [True, False, False, True]
-    assert answers.shape == (4, 10)
+def test_decide_applies_eqs_16_to_18_and_general_policy_is_eq_6():
+    scores, keep, answers = POLICY.decide(LOGITS, np.full(4, 5.0))
+    assert keep.tolist() == [True, False, False, True] and answers.shape == (4, 10)
     general = np.eye(3, dtype=np.float32) * 10
-    g_scores, g_rows, g_answers = decide(general, np.full(3, 9.0), energy)
-    assert g_rows.all() and g_answers is general
+    g_scores, g_keep, g_answers = GeneralPolicy(energy).decide(general, np.full(3, 9.0))
+    assert g_keep.all() and g_answers is general
+    tie = GeneralPolicy(energy).keep(g_scores, g_scores, general)
+    assert tie.all(), "a score equal to the threshold stays on the Student (eq. 6)"
 
 
 def test_student_correct_never_credits_other():
     labels = np.array([7, 2, 9, 4])
-    assert spec.student_correct(LOGITS, labels, CLASSES, OTHER).tolist() == [
-        True,
-        True,
-        False,
-        False,
-    ]
+    assert POLICY.student_correct(LOGITS, labels).tolist() == [True, True, False, False]
 
 
 def test_effective_scores_make_other_rows_always_teacher():
-    scores = spec.specialized_scores(LOGITS, OTHER, energy)
-    eff = spec.effective_scores(scores, LOGITS, OTHER)
+    eff = POLICY.effective_scores(LOGITS)
     assert eff[2] == -np.inf and np.isfinite(eff[[0, 1, 3]]).all()
+    for t in (-5.0, 0.0, 5.0, 9.0):
+        thresholds = np.full(4, t)
+        assert ((eff >= t) == POLICY.keep(POLICY.scores(LOGITS), thresholds, LOGITS)).all()
+    assert not SpecializedPolicy.keeps_everything_at_minus_inf
+    assert GeneralPolicy.keeps_everything_at_minus_inf
 
 
 def test_relabel_and_skewed_stream():

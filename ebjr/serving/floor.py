@@ -27,10 +27,11 @@ class TritonPythonModel:
             rows = len(pb_utils.get_input_tensor_by_name(request, "image").as_numpy())
             wanted = request.requested_output_names() or self.outputs
             tensors = [
-                pb_utils.Tensor(name, np.full((rows, *dims), b"" if dtype == np.object_ else 0,
-                                              dtype=dtype))
+                pb_utils.Tensor(
+                    name, np.full((rows, *dims), b"" if dtype == np.object_ else 0, dtype=dtype)
+                )
                 for name, (dtype, dims) in self.outputs.items()
                 if name in wanted
-            ]  # fmt: skip
+            ]
             responses.append(pb_utils.InferenceResponse(tensors))
         return responses

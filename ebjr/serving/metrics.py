@@ -34,8 +34,9 @@ class RouterMetrics:
         m = {"model": model}
         requests = kind("ebjr_requests_total", "Router requests by outcome", kind.COUNTER)
         rows = kind("ebjr_rows_total", "Rows by the model that answered them", kind.COUNTER)
-        failures = kind("ebjr_teacher_failures_total", "Failed or timed-out Teacher calls",
-                        kind.COUNTER)  # fmt: skip
+        failures = kind(
+            "ebjr_teacher_failures_total", "Failed or timed-out Teacher calls", kind.COUNTER
+        )
         bucket = kind("ebjr_score_bucket", "Rows with routing score <= le", kind.COUNTER)
         count = kind("ebjr_score_count", "Rows with a finite routing score", kind.COUNTER)
         total = kind("ebjr_score_sum", "Sum of the finite routing scores", kind.GAUGE)
@@ -58,12 +59,16 @@ class RouterMetrics:
 
     def record_responses(self, responses: list) -> None:
         """Count ``responses`` (``pb_utils.InferenceResponse``) by outcome."""
-        self.tally.add_outcomes([
-            0 if not r.has_error()
-            else 1 if r.error().code() == pb_utils.TritonError.INVALID_ARG
-            else 2
-            for r in responses
-        ])  # fmt: skip
+        self.tally.add_outcomes(
+            [
+                0
+                if not r.has_error()
+                else 1
+                if r.error().code() == pb_utils.TritonError.INVALID_ARG
+                else 2
+                for r in responses
+            ]
+        )
 
     def record_teacher_failure(self) -> None:
         self.tally.add_teacher_failure()

@@ -1,4 +1,5 @@
-"""Serve one ONNX classifier (``<version>/model.onnx``) with onnxruntime on the CPU.
+"""Serve one ONNX classifier (``1/model.onnx``) with onnxruntime inside the Python backend
+(``--backend python``, for a host that cannot build the native backend).
 
 All requests Triton hands to ``execute`` are run as one batch.
 """
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ebjr.layout import onnx_path
 from ebjr.onnx_runner import OnnxClassifier
+from ebjr.routing import request_slices
 from ebjr.serving.triton import error_response, model_parameters
 
 
@@ -19,7 +22,7 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
         threads = int(model_parameters(args).get("intra_op_threads", "1"))
-        path = Path(args["model_repository"]) / args["model_version"] / "model.onnx"
+        path = onnx_path(Path(args["model_repository"]).parent, args["model_name"])
         self.model = OnnxClassifier(path, threads=threads)
         self.input_name = config["input"][0]["name"]
         self.output_name = config["output"][0]["name"]
@@ -32,5 +35,8 @@ class TritonPythonModel:
             outputs = self.model(np.concatenate(batches))
         except Exception as err:  # one failed run fails this batch only, never the server
             return [error_response(f"onnxruntime failed: {err}") for _ in requests]
-        parts = np.split(outputs, np.cumsum([len(b) for b in batches])[:-1])
-        return [pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, p)]) for p in parts]
+        rows = request_slices([len(b) for b in batches], len(outputs))
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, outputs[r])])
+            for r in rows
+        ]

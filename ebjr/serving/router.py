@@ -1,16 +1,14 @@
-"""The EBJR router: one Student call per dynamic batch, one Teacher call for the rows below
-their request's threshold, answers scattered back in order (paper eqs. 6-7).
+"""The EBJR router: one Student call per dynamic batch, one Teacher call for the rows the
+Student does not keep, answers scattered back in order (paper eqs. 6-7).
 
 Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), or a
 calibrated knob ``teacher_fraction`` / ``min_accuracy`` (resolved through ``calibration.json``
 next to the router), else the ``default_threshold`` of ``config.pbtxt`` (``calibrated`` takes
-the calibration file's). A bad request gets its own INVALID_ARG error; a Teacher failure
-follows ``on_teacher_error`` (``fallback``: the Student's answer, marked ``student_fallback``;
-``fail``: an error for the requests that needed the Teacher). Nothing escapes ``execute``, so
-one bad request never fails its batch-mates.
-
-With ``mode: specialized`` in ``config.pbtxt`` the Student is a top-C + "other" model
-(paper eqs. 16-18, ``ebjr.routing.decide``) and its answers are mapped to the Teacher's labels.
+the calibration's parity threshold). A bad request gets its own INVALID_ARG error; a Teacher
+failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
+``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Nothing
+escapes ``execute``, so one bad request never fails its batch-mates. What to route on and how
+answers map back is the routing policy's (``ebjr.policy``), named by ``config.pbtxt``.
 """
 
 from __future__ import annotations
@@ -21,11 +19,19 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.calibration import CALIBRATION_FILE, Calibration, resolve_threshold
-from ebjr.layout import onnx_path
+from ebjr.calibration import read_calibration, resolve_threshold
+from ebjr.layout import CALIBRATION_FILE, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
+from ebjr.ratelimit import RateLimited
 from ebjr.router_config import RouterConfig
-from ebjr.routing import FALLBACK, ROUTE_NAMES, RequestError, check_batch, decide, join_answers
+from ebjr.routing import (
+    FALLBACK,
+    ROUTE_NAMES,
+    RequestError,
+    check_batch,
+    join_answers,
+    request_slices,
+)
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
 from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
 
@@ -34,11 +40,13 @@ ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
+        self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
         path = Path(args["model_repository"]) / CALIBRATION_FILE
-        self.calibration = Calibration.load(path) if path.exists() else None
-        self.config = RouterConfig.from_parameters(model_parameters(args), self.calibration)
-        outputs = json.loads(args["model_config"])["output"]
-        self.num_classes = next(o for o in outputs if o["name"] == "logits")["dims"][-1]
+        self.calibration = read_calibration(path) if path.exists() else None
+        logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
+        self.config = RouterConfig.from_parameters(
+            model_parameters(args), self.calibration, num_classes=logits["dims"][-1]
+        )
         self.student_local = None
         if self.config.student_in_process:
             repository = Path(args["model_repository"]).parent
@@ -48,16 +56,23 @@ class TritonPythonModel:
             if self.config.metrics
             else NoMetrics()
         )
+        self.fallback_log = RateLimited(interval_s=10.0)
+        self.log.log_info(
+            f"{args['model_name']}: {type(self.config.policy).__name__}, default threshold "
+            f"{self.config.default_threshold}, Student "
+            f"{'in process' if self.student_local else 'over BLS'}"
+        )
+
+    def finalize(self) -> None:
+        self.metrics.close()
 
     def _score_buckets(self) -> list[float]:
         """Histogram buckets at the calibrated scores' deciles, else a wide fixed range."""
         if self.calibration is None:
             return np.linspace(-10, 40, 26).tolist()
-        finite = self.calibration.thresholds[np.isfinite(self.calibration.thresholds)]
+        thresholds = self.calibration.table.thresholds
+        finite = thresholds[np.isfinite(thresholds)]
         return np.unique(np.quantile(finite, np.linspace(0, 1, 11)).round(3)).tolist()
-
-    def finalize(self) -> None:
-        self.metrics.close()
 
     def _run_student(self, batch: np.ndarray) -> np.ndarray:
         """The Student's logits: in this process, or over BLS (``student_execution``)."""
@@ -73,13 +88,15 @@ class TritonPythonModel:
         try:
             self._route(requests, responses)
         except Exception as err:  # never let one failure hang or fail the whole batch silently
+            self.log.log_error(f"router failed: {err}")
             for i, response in enumerate(responses):
                 if response is None:
                     responses[i] = error_response(f"router failed: {err}")
         self.metrics.record_responses(responses)
         return responses
 
-    def _route(self, requests: list, responses: list) -> None:
+    def _accept(self, requests: list, responses: list) -> tuple[list, list, list]:
+        """Each valid request's index, images and threshold; invalid ones get their error."""
         accepted, images, thresholds = [], [], []
         for i, request in enumerate(requests):
             try:
@@ -94,9 +111,13 @@ class TritonPythonModel:
             accepted.append(i)
             images.append(batch)
             thresholds.append(threshold)
+        return accepted, images, thresholds
+
+    def _route(self, requests: list, responses: list) -> None:
+        accepted, images, thresholds = self._accept(requests, responses)
         if not accepted:
             return
-        counts = np.array([len(b) for b in images])
+        counts = [len(b) for b in images]
         batch = np.concatenate(images)
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
 
@@ -106,22 +127,17 @@ class TritonPythonModel:
             for i in accepted:
                 responses[i] = error_response(str(err))
             return
-        scores, student_rows, student_answers = decide(
-            student_logits, row_thresholds, self.config.score, self.config.specialized,
-            self.num_classes,
-        )  # fmt: skip
+        scores, keep, answers = self.config.policy.decide(student_logits, row_thresholds)
         teacher_logits, teacher_error = None, None
-        if not student_rows.all():
+        if not keep.all():
             try:
                 teacher_logits = call_model(
-                    *self.config.teacher,
-                    batch[~student_rows],
-                    timeout_s=self.config.teacher_timeout_s,
+                    *self.config.teacher, batch[~keep], timeout_s=self.config.teacher_timeout_s
                 )
             except ModelCallError as err:
                 teacher_error = str(err)
-                self.metrics.record_teacher_failure()
-        routed = join_answers(student_answers, scores, student_rows, teacher_logits)
+                self._teacher_failed(teacher_error, int((~keep).sum()))
+        routed = join_answers(answers, scores, keep, teacher_logits)
 
         columns = {  # every output for the whole batch; each request gets its rows
             "logits": routed.logits,
@@ -131,14 +147,9 @@ class TritonPythonModel:
             "route": ROUTE_BYTES[routed.route][:, None],
         }
         answered = np.ones(len(batch), dtype=bool)
-        starts = np.concatenate([[0], np.cumsum(counts)])
-        for i, start, stop in zip(accepted, starts[:-1], starts[1:], strict=True):
-            rows = slice(start, stop)
-            if (
-                teacher_error
-                and self.config.on_teacher_error == "fail"
-                and (routed.route[rows] == FALLBACK).any()
-            ):
+        fail = teacher_error is not None and self.config.on_teacher_error == "fail"
+        for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
+            if fail and (routed.route[rows] == FALLBACK).any():
                 responses[i] = error_response(teacher_error)
                 answered[rows] = False
                 continue
@@ -149,3 +160,14 @@ class TritonPythonModel:
                 [pb_utils.Tensor(name, columns[name][rows]) for name in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
+
+    def _teacher_failed(self, cause: str, rows: int) -> None:
+        """Count a Teacher failure and log its cause, at most once every 10 s."""
+        self.metrics.record_teacher_failure()
+        held = self.fallback_log.take()
+        if held is not None:
+            action = "failing" if self.config.on_teacher_error == "fail" else "falling back for"
+            self.log.log_warn(
+                f"Teacher call failed, {action} {rows} rows: {cause} "
+                f"({held} more failures since the last message)"
+            )
