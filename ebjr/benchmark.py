@@ -17,22 +17,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import psutil
 
-from ebjr import data
+from ebjr import data, prometheus
 from ebjr import model_config as mc
 from ebjr.calibration import read_calibration
 from ebjr.layout import (
@@ -49,6 +48,7 @@ from ebjr.onnx_info import describe
 from ebjr.server import TritonServer, pytriton_libs
 from ebjr.tally import FLUSH_S
 
+log = logging.getLogger(__name__)
 PERF_LIBS = PROJECT_ROOT / "build" / "perf-libs"
 
 
@@ -142,9 +142,8 @@ def run_perf_analyzer(
 
 def routed_rows(metrics_url: str, model: str = ROUTER) -> dict[str, float]:
     """The router's ``ebjr_rows_total`` counters by route."""
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    pattern = r'ebjr_rows_total\{model="' + re.escape(model) + r'",route="(\w+)"\} (\S+)'
-    return {m[1]: float(m[2]) for m in re.finditer(pattern, text)}
+    rows = prometheus.samples(prometheus.scrape(metrics_url), "ebjr_rows_total")
+    return {labels["route"]: v for labels, v in rows if labels.get("model") == model}
 
 
 def ideal_cascade(x_student: float, x_teacher: float, teacher_fraction: float) -> float:
@@ -189,7 +188,7 @@ class Measurer:
             **m.__dict__,
             "teacher_fraction": fraction,
         }
-        print(json.dumps(row), flush=True)
+        log.info(json.dumps(row))
         return row
 
 
@@ -533,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
         "--from-json", type=Path, help="re-render the report from a run's JSON, measuring nothing"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.from_json:
         results = json.loads(args.from_json.read_text())
     else:

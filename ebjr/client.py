@@ -12,6 +12,7 @@ from types import ModuleType
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from tritonclient.utils import np_to_triton_dtype
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
@@ -57,9 +58,7 @@ def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str],
     module = _module(client)
     tensors = []
     for name, array in inputs.items():
-        datatype = "BYTES" if array.dtype == np.object_ else np.dtype(array.dtype).name.upper()
-        datatype = {"FLOAT32": "FP32", "FLOAT64": "FP64", "FLOAT16": "FP16"}.get(datatype, datatype)
-        tensor = module.InferInput(name, list(array.shape), datatype)
+        tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
         tensor.set_data_from_numpy(array)
         tensors.append(tensor)
     requested = [module.InferRequestedOutput(name) for name in outputs]

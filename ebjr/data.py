@@ -10,10 +10,10 @@ training images; ``test`` (10,000) is the official test set, used for reporting 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -31,6 +31,7 @@ CLASS_NAMES = (
     "Bag",
     "Ankle boot",
 )
+log = logging.getLogger(__name__)
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 CACHE_DIR = Path.home() / ".cache" / "ebjr" / "fashion-mnist"
@@ -57,7 +58,7 @@ def data_dir() -> Path:
     if _has_files(DEBIAN_DIR):
         return DEBIAN_DIR
     if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("Installing Debian package dataset-fashion-mnist ...", file=sys.stderr)
+        log.info("installing Debian package dataset-fashion-mnist")
         subprocess.run(["apt-get", "update", "-q"], check=False)
         subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], check=False)
         if _has_files(DEBIAN_DIR):
@@ -66,7 +67,7 @@ def data_dir() -> Path:
     for pair in FILES.values():
         for name in pair:
             if not (CACHE_DIR / name).exists():
-                print(f"Downloading {DOWNLOAD_URL}{name} ...", file=sys.stderr)
+                log.info("downloading %s%s", DOWNLOAD_URL, name)
                 urllib.request.urlretrieve(DOWNLOAD_URL + name, CACHE_DIR / name)
     return CACHE_DIR
 

@@ -16,6 +16,7 @@ in the Python backend instead, for a host that cannot compile the native backend
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -265,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         "--share", type=float, default=0.75, help="popular share of the stream it is calibrated on"
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if bool(args.specialized_student) != bool(args.popular):
         parser.error("--specialized-student and --popular go together")
     specialized = (

@@ -13,6 +13,7 @@ restarted (at most ``MAX_RESTARTS`` times a minute).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -156,7 +157,11 @@ class TritonServer:
         assemble_backend()
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
-            self.command, env=server_env(), stdout=log, stderr=subprocess.STDOUT if log else None
+            self.command,
+            env=server_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,  # a process group of its own: stop() reaches its stubs
         )
         return self
 
@@ -178,14 +183,19 @@ class TritonServer:
         raise TimeoutError(f"tritonserver not ready after {timeout:.0f} s")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM, then after ``timeout`` SIGKILL; either way no Python-backend stub of this
+        server is left behind."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the server or stubs still there
+        self.process.wait()
 
     def __enter__(self) -> TritonServer:
         self.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from ebjr.repository import Specialized, build_repository
 from ebjr.scores import energy
 
 SEED = 0
+log = logging.getLogger(__name__)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -140,7 +142,7 @@ def train_specialized(args: argparse.Namespace, metrics: dict) -> Specialized:
             "stream_parity_teacher_fraction": record.parity_teacher_fraction,
             "flops": describe(path).flops,
         }
-        print(json.dumps({f"specialized C={c}": candidates[c]}), flush=True)
+        log.info(json.dumps({f"specialized C={c}": candidates[c]}))
     chosen = min(candidates, key=lambda c: candidates[c]["stream_parity_teacher_fraction"])
     metrics["specialized"] = {"chosen_c": chosen, "candidates": candidates}
     return Specialized(
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         help="popular share of the validation stream that picks C",
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     args.work.mkdir(parents=True, exist_ok=True)

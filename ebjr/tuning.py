@@ -11,6 +11,7 @@ calibrated Teacher-parity threshold. Writes a Markdown table with the ratios tha
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import shutil
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "TUNING.md")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     parity = repr(read_calibration(calibration_path(args.repo)).parity_threshold)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

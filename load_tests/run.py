@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -31,13 +30,15 @@ from ebjr.server import PROJECT_ROOT, TritonServer
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 
 
-def seconds(run_time: str) -> float:
-    """Locust's ``--run-time`` (``90s``, ``5m``, ``1h30m``) in seconds."""
-    units = {"h": 3600, "m": 60, "s": 1}
-    parts = re.findall(r"(\d+)([hms])", run_time)
-    if not parts or "".join(n + u for n, u in parts) != run_time:
-        raise ValueError(f"run time {run_time!r} is not like 90s, 5m or 1h30m")
-    return float(sum(int(n) * units[u] for n, u in parts))
+def run_seconds(run_time: str) -> float:
+    """``--run-time`` in seconds, parsed by Locust's own parser. It runs in a child process:
+    importing ``locust`` monkey-patches the importing process with gevent, which would turn
+    this script's threads (and a test runner's) into greenlets."""
+    code = "import sys; from locust.util.timespan import parse_timespan as p; print(p(sys.argv[1]))"
+    result = subprocess.run([sys.executable, "-c", code, run_time], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError(result.stderr.strip().splitlines()[-1].split(": ", 1)[-1])
+    return float(result.stdout)
 
 
 def resident_mb(pid: int) -> float:
@@ -78,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth", type=float, default=0.10)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "build" / "load")
     args = parser.parse_args(argv)
-    duration = seconds(args.run_time)
+    try:
+        duration = run_seconds(args.run_time)
+    except ValueError as err:
+        parser.error(f"--run-time: {err}")
     args.out.mkdir(parents=True, exist_ok=True)
 
     server = None

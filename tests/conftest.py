@@ -7,10 +7,15 @@ the router's floor model (``ebjr.benchmark.bench_repository``), plus fault-injec
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from ebjr import data
@@ -43,6 +48,39 @@ def build_test_repository(dest: Path) -> Path:
         shutil.copytree(MODEL_REPOSITORY / ROUTER, dest / name)
         mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
     return dest
+
+
+SERVER_PROCESSES = ("tritonserver", "triton_python_backend_stub")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_outlives_the_session():
+    """Fail the suite if any server process started by this session is still alive at its
+    end (each carries this session's marker in its environment), and kill it."""
+    marker = uuid.uuid4().hex
+    os.environ["EBJR_TEST_SESSION"] = marker
+    yield
+    deadline = time.monotonic() + 15  # a server being stopped may still be exiting
+
+    def leftovers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["name"]):
+            with contextlib.suppress(psutil.Error):
+                if (
+                    proc.info["name"] in SERVER_PROCESSES
+                    and (proc.environ().get("EBJR_TEST_SESSION") == marker)
+                    and proc.status() != psutil.STATUS_ZOMBIE
+                ):
+                    found.append(proc)
+        return found
+
+    while (alive := leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    if alive:
+        pytest.fail(f"server processes outlived the test session: {[p.pid for p in alive]}")
 
 
 @pytest.fixture(scope="session")

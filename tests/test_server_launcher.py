@@ -5,6 +5,7 @@ cleanly on SIGTERM (``make stop``), leaving no ``tritonserver`` behind."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: cleanup reaches its tritonserver too
     )
     try:
         lines = []
@@ -101,5 +103,6 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
             time.sleep(0.2)
         assert not pid_file.exists()
     finally:
-        if launcher.poll() is None:
-            launcher.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)  # launcher, tritonserver and its stubs
+        launcher.wait()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from ebjr import prometheus
 from ebjr.client import classify, connect, infer
 from ebjr.layout import DEFAULT_REPOSITORY, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
@@ -103,6 +102,25 @@ def test_teacher_failure_falls_back_to_the_student_only_for_teacher_rows(client,
     assert set(untouched.routes) == {"student"}
 
 
+def test_teacher_failures_are_logged_with_their_cause_at_most_every_10_s(server, test_images):
+    client = connect(server.http_url, "http")
+
+    def logged() -> list[str]:
+        text = server.log_file.read_text()
+        return [
+            line for line in text.splitlines() if "router_fallback: Teacher call failed" in line
+        ]
+
+    classify(client, test_images[0][:2], model="router_fallback", threshold="inf")
+    time.sleep(0.5)  # the log line is written by the server as it arrives
+    before = logged()
+    assert before and "injected Teacher failure" in before[-1]
+    for _ in range(10):
+        classify(client, test_images[0][:2], model="router_fallback", threshold="inf")
+    time.sleep(0.5)
+    assert len(logged()) - len(before) <= 1  # ten failures within 10 s: one message at most
+
+
 def test_teacher_failure_in_fail_mode_errors_only_requests_that_needed_it(client, test_images):
     images = test_images[0][:8]
     with pytest.raises(InferenceServerException, match="injected Teacher failure"):
@@ -129,13 +147,7 @@ def test_student_failure_fails_the_request_clearly(client, test_images):
 
 
 def scrape(server) -> str:
-    return urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
-
-
-def counter(text: str, name: str, **labels) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    match = re.search(rf"^{name}\{{{re.escape(wanted)}\}} (\S+)$", text, re.MULTILINE)
-    return float(match[1]) if match else 0.0
+    return prometheus.scrape(server.metrics_url)
 
 
 def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
@@ -150,7 +162,7 @@ def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
         classify(client, images[:2], threshold="nan")
 
     def delta(name, **labels):
-        return counter(after, name, **labels) - counter(before, name, **labels)
+        return prometheus.value(after, name, **labels) - prometheus.value(before, name, **labels)
 
     # Each router tallies in its process and flushes every FLUSH_S (0.5 s): wait for it.
     deadline = time.monotonic() + 10
@@ -172,10 +184,9 @@ def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
     assert delta("ebjr_score_count", model="ebjr_router") == 14
     assert delta("ebjr_score_bucket", model="ebjr_router", le="+Inf") == 14
     buckets = sorted(
-        (float(le), float(value))
-        for le, value in re.findall(
-            r'^ebjr_score_bucket\{le="([^"]+)",model="ebjr_router"\} (\S+)$', after, re.M
-        )
+        (float(labels["le"]), count)
+        for labels, count in prometheus.samples(after, "ebjr_score_bucket")
+        if labels["model"] == "ebjr_router"
     )
     assert len(buckets) > 3 and all(
         a[1] <= b[1] for a, b in zip(buckets[:-1], buckets[1:], strict=True)

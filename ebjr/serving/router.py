@@ -41,6 +41,7 @@ ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
+        self.name = args["model_name"]
         path = Path(args["model_repository"]) / CALIBRATION_FILE
         self.calibration = read_calibration(path) if path.exists() else None
         logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
@@ -168,6 +169,6 @@ class TritonPythonModel:
         if held is not None:
             action = "failing" if self.config.on_teacher_error == "fail" else "falling back for"
             self.log.log_warn(
-                f"Teacher call failed, {action} {rows} rows: {cause} "
+                f"{self.name}: Teacher call failed, {action} {rows} rows: {cause} "
                 f"({held} more failures since the last message)"
             )
