@@ -14,9 +14,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import np_to_triton_dtype
 
+from ebjr.layout import ROUTER
+
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
-ROUTER = "ebjr_router"
 
 
 @dataclass

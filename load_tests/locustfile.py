@@ -24,7 +24,14 @@ from locust import FastHttpUser, User, constant, task
 from ebjr.calibration import read_calibration
 from ebjr.client import classify, connect
 from ebjr.data import load_split
-from ebjr.layout import DEFAULT_REPOSITORY, STUDENT, TEACHER, calibration_path, onnx_path
+from ebjr.layout import (
+    DEFAULT_REPOSITORY,
+    ROUTER,
+    STUDENT,
+    TEACHER,
+    calibration_path,
+    onnx_path,
+)
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.scores import get_score
 
@@ -88,7 +95,7 @@ class RouterHttpUser(FastHttpUser):
             "outputs": [{"name": "class"}],
         }
         with self.client.post(
-            "/v2/models/ebjr_router/infer", json=body, name="http ebjr_router", catch_response=True
+            f"/v2/models/{ROUTER}/infer", json=body, name=f"http {ROUTER}", catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -122,7 +129,7 @@ class RouterGrpcUser(User):
             error = err
         self.environment.events.request.fire(
             request_type="grpc",
-            name="grpc ebjr_router",
+            name=f"grpc {ROUTER}",
             response_time=(time.perf_counter() - start) * 1000,
             response_length=0,
             exception=error,
