@@ -192,7 +192,7 @@ def random_routing(stream: Stream) -> dict[float, tuple[float, float]]:
 
 
 @dataclass(frozen=True)
-class Specialized:
+class SpecializedComparison:
     """Specialized vs general EBJR on skewed streams (paper Fig. 6)."""
 
     record: CalibrationRecord
@@ -204,7 +204,7 @@ class Specialized:
 
 def specialized(
     repo: Path, general: dict[str, Logits], served: GeneralPolicy, ft: float, fs: float
-) -> Specialized | None:
+) -> SpecializedComparison | None:
     """The specialized router against the general one (``served``), thresholds chosen on
     validation streams and reported on test streams; None without a specialized router."""
     path = calibration_path(repo, SPECIALIZED_ROUTER)
@@ -251,7 +251,7 @@ def specialized(
         )
         points["same_cost"] = apply(general_test, threshold, fs, ft)
         results[share] = points
-    return Specialized(record, f_special, results, teacher_accuracy, curves)
+    return SpecializedComparison(record, f_special, results, teacher_accuracy, curves)
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,7 @@ class Evaluation:
     random: dict[float, tuple[float, float]]
     oracle: Point
     test: Stream  # under the served score
-    specialized: Specialized | None
+    specialized: SpecializedComparison | None
 
 
 def evaluate(
@@ -424,7 +424,7 @@ def render(e: Evaluation, out: Path) -> str:
     return text
 
 
-def specialized_lines(s: Specialized, ft: float) -> list[str]:
+def specialized_lines(s: SpecializedComparison, ft: float) -> list[str]:
     """The specialized section's Markdown."""
     popular = s.record.popular
     lines = [
@@ -526,7 +526,7 @@ def plots(out: Path, e: Evaluation) -> list[str]:
     return ["accuracy_vs_cost.png", "energy_distribution.png"]
 
 
-def _specialized_plots(out: Path, s: Specialized, ft: float) -> list[str]:
+def _specialized_plots(out: Path, s: SpecializedComparison, ft: float) -> list[str]:
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for kind, curve in s.curves.items():
