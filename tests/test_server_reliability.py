@@ -164,25 +164,35 @@ def test_router_metrics_count_rows_requests_and_fallbacks(server, test_images):
     def delta(name, **labels):
         return prometheus.value(after, name, **labels) - prometheus.value(before, name, **labels)
 
-    # Each router tallies in its process and flushes every FLUSH_S (0.5 s): wait for it.
+    router, fallback = {"model": "ebjr_router"}, {"model": "router_fallback"}
+    expected = [  # (series, labels, rows or requests counted)
+        ("ebjr_rows_total", {**router, "route": "teacher"}, 10),
+        ("ebjr_rows_total", {**router, "route": "student"}, 4),
+        ("ebjr_rows_total", {**fallback, "route": "student_fallback"}, 3),
+        ("ebjr_teacher_failures_total", fallback, 1),
+        ("ebjr_requests_total", {**router, "outcome": "ok"}, 2),
+        ("ebjr_requests_total", {**router, "outcome": "invalid"}, 1),
+        ("ebjr_score_count", router, 14),
+        ("ebjr_score_bucket", {**router, "le": "+Inf"}, 14),
+    ]
+    wanted = [count for *_, count in expected]
+
+    def measured() -> list[float]:
+        return [delta(name, **labels) for name, labels, _ in expected]
+
+    # Every router instance tallies in its own process and flushes every FLUSH_S (0.5 s):
+    # wait until every count has arrived, then one more flush period, so that an
+    # over-count would show too.
     deadline = time.monotonic() + 10
     while True:
         after = scrape(server)
-        if (
-            delta("ebjr_requests_total", model="ebjr_router", outcome="invalid") >= 1
-            and delta("ebjr_requests_total", model="router_fallback", outcome="ok") >= 1
-        ):  # each router flushes its own tally, the last request's counts last
+        if all(got >= want for got, want in zip(measured(), wanted, strict=True)):
             break
-        assert time.monotonic() < deadline, "the router's metrics were never flushed"
+        assert time.monotonic() < deadline, f"metrics never arrived: {measured()}"
         time.sleep(0.2)
-    assert delta("ebjr_rows_total", model="ebjr_router", route="teacher") == 10
-    assert delta("ebjr_rows_total", model="ebjr_router", route="student") == 4
-    assert delta("ebjr_rows_total", model="router_fallback", route="student_fallback") == 3
-    assert delta("ebjr_teacher_failures_total", model="router_fallback") == 1
-    assert delta("ebjr_requests_total", model="ebjr_router", outcome="ok") == 2
-    assert delta("ebjr_requests_total", model="ebjr_router", outcome="invalid") == 1
-    assert delta("ebjr_score_count", model="ebjr_router") == 14
-    assert delta("ebjr_score_bucket", model="ebjr_router", le="+Inf") == 14
+    time.sleep(1.2)
+    after = scrape(server)
+    assert measured() == wanted
     buckets = sorted(
         (float(labels["le"]), count)
         for labels, count in prometheus.samples(after, "ebjr_score_bucket")
