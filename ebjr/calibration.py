@@ -17,7 +17,7 @@ import numpy as np
 from ebjr.layout import CALIBRATION_FILE
 from ebjr.policy import RoutingPolicy
 from ebjr.routing import RequestError, parse_threshold
-from ebjr.scores import SCORES, get_score
+from ebjr.scores import SCORES, ScoreFn, get_score
 
 PARITY_TOLERANCE = 0.001  # "reaches Teacher accuracy": within 0.1 point
 KNOBS = ("threshold", "teacher_fraction", "min_accuracy")
@@ -225,21 +225,27 @@ def calibrate_scores(
     pinned: str | None = None,
     temperature: float = 1.0,
     split: str = "val",
+    extra_scores: dict[str, ScoreFn] | None = None,
 ) -> CalibrationRecord:
-    """Calibrate ``policy`` with every routing score and keep the score that reaches Teacher
-    accuracy cheapest (or ``pinned``). Ties go to ``energy``, the paper's score.
+    """Calibrate ``policy`` with every routing score (``SCORES`` and ``extra_scores``, e.g. a
+    learned gate; ``policy``'s own score is replaced by each) and keep the score that reaches
+    Teacher accuracy cheapest (or ``pinned``). Ties go to ``energy``, the paper's score.
 
     student_logits: (N, C_s); teacher_logits: (N, C_t); labels: (N,). The record's ``evidence``
     holds every score's parity point.
     """
-    if pinned is not None and pinned not in SCORES:
-        raise ValueError(f"unknown routing score {pinned!r}; choose one of {sorted(SCORES)}")
+    candidates = {
+        name: get_score(name, temperature if name == "energy" else 1.0) for name in SCORES
+    }
+    candidates.update(extra_scores or {})
+    if pinned is not None and pinned not in candidates:
+        raise ValueError(f"unknown routing score {pinned!r}; choose one of {sorted(candidates)}")
     teacher_ok = teacher_logits.argmax(axis=1) == labels
     student_ok = policy.student_correct(student_logits, labels)
     records = {}
-    for name in SCORES:
+    for name, score in candidates.items():
         t = temperature if name == "energy" else 1.0
-        scored = policy.with_score(get_score(name, t))
+        scored = policy.with_score(score)
         records[name] = calibrate(
             scored.effective_scores(student_logits),
             student_ok,
@@ -262,7 +268,7 @@ def calibrate_scores(
         for name, r in records.items()
     }
     chosen = pinned or min(
-        SCORES, key=lambda n: (records[n].parity_teacher_fraction, n != "energy")
+        records, key=lambda n: (records[n].parity_teacher_fraction, n != "energy")
     )
     return replace(
         records[chosen],

@@ -32,6 +32,7 @@ from ebjr.calibration import (
     read_calibration,
     sweep,
 )
+from ebjr.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.layout import (
     PROJECT_ROOT,
     SPECIALIZED_ROUTER,
@@ -39,6 +40,7 @@ from ebjr.layout import (
     STUDENT,
     TEACHER,
     calibration_path,
+    gate_path,
     onnx_path,
 )
 from ebjr.onnx_info import describe
@@ -164,14 +166,19 @@ class ScoreRow:
     test_scores: np.ndarray
 
 
-def ablation(val: Logits, test: Logits, fs: float, ft: float, temperature: float) -> dict:
-    """``{score label: ScoreRow}`` for every score (and energy at ``temperature``)."""
+def ablation(
+    val: Logits, test: Logits, fs: float, ft: float, temperature: float, gate: Path
+) -> dict:
+    """``{score label: ScoreRow}`` for every score, energy at ``temperature`` and the learned
+    ``gate`` if the router has one."""
     rows = {}
-    names = {n: (n, 1.0) for n in SCORES}
+    scores = {n: get_score(n) for n in SCORES}
     if temperature != 1.0:
-        names[f"energy (T={temperature:g})"] = ("energy", temperature)
-    for label, (name, t) in names.items():
-        policy = GeneralPolicy(get_score(name, t))
+        scores[f"energy (T={temperature:g})"] = get_score("energy", temperature)
+    if gate.exists():
+        scores[f"{GATE_SCORE} (learned)"] = GateScore(gate)
+    for label, score in scores.items():
+        policy = GeneralPolicy(score)
         v, s = Stream.of(policy, val), Stream.of(policy, test)
         record = _calibrated(v, fs, ft, policy)
         at_fraction = {f: apply(s, float(np.quantile(v.scores, f)), fs, ft) for f in FRACTIONS}
@@ -292,7 +299,8 @@ def evaluate(
     fs, ft = describe(student_path).flops, describe(teacher_path).flops
     images = data.load_labelled(val_data)[0]
     calibration = read_calibration(calibration_path(repo))
-    served = GeneralPolicy(get_score(calibration.score, calibration.temperature))
+    router_dir = calibration_path(repo).parent
+    served = GeneralPolicy(routing_score(calibration.score, calibration.temperature, router_dir))
     stream = Stream.of(served, test)
     oracle_fraction = float((~stream.student_ok).mean())
     oracle_accuracy = float((stream.student_ok | stream.teacher_ok).mean())
@@ -312,7 +320,7 @@ def evaluate(
         calibration=calibration,
         served=apply(stream, calibration.parity_threshold, fs, ft),
         crossing=apply(stream, calibration.crossing_threshold, fs, ft),
-        scores=ablation(val, test, fs, ft, temperature),
+        scores=ablation(val, test, fs, ft, temperature, gate_path(repo)),
         random=random_routing(stream),
         oracle=Point(
             float("nan"),

@@ -32,3 +32,11 @@ def onnx_path(repository: Path, model: str) -> Path:
 def calibration_path(repository: Path, router: str = ROUTER) -> Path:
     """``<repository>/<router>/calibration.json``."""
     return Path(repository) / router / CALIBRATION_FILE
+
+
+GATE_FILE = "gate.onnx"
+
+
+def gate_path(repository: Path, router: str = ROUTER) -> Path:
+    """``<repository>/<router>/gate.onnx``: the router's learned deferral gate, if it has one."""
+    return Path(repository) / router / GATE_FILE

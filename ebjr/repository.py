@@ -27,6 +27,7 @@ from ebjr import model_config as mc
 from ebjr import specialized as spec
 from ebjr.calibration import CalibrationRecord, calibrate_scores, write_calibration
 from ebjr.data import load_labelled
+from ebjr.gate import GATE_SCORE, GateScore
 from ebjr.layout import (
     ROUTER,
     SPECIALIZED_ROUTER,
@@ -36,6 +37,7 @@ from ebjr.layout import (
     VERSION,
     calibration_path,
     config_path,
+    gate_path,
     onnx_path,
 )
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
@@ -151,6 +153,7 @@ def calibrate_router(
     policy = (
         specialized.policy(energy, teacher.num_classes) if specialized else GeneralPolicy(energy)
     )
+    gate = gate_path(out, router)
     record = calibrate_scores(
         logits[student_name],
         logits[TEACHER],
@@ -160,6 +163,7 @@ def calibrate_router(
         policy,
         pinned=pinned_score,
         temperature=temperature,
+        extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
     )
     if specialized is not None:
         record = replace(record, popular=specialized.popular, share=specialized.share)
@@ -188,6 +192,7 @@ def _write_router(out: Path, config: mc.ModelConfig) -> None:
     model_py.write_text(ROUTER_MODEL_PY)
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
+    gate_path(out, config.name).unlink(missing_ok=True)
 
 
 def build_repository(
@@ -199,9 +204,13 @@ def build_repository(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     pinned_score: str | None = None,
     specialized: Specialized | None = None,
+    gate_data: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CalibrationRecord | None:
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
     ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
+
+    With ``gate_data`` (images, labels; never the validation data) a learned deferral gate is
+    trained for the general router and offered to calibration as the score ``gate``.
 
     ``serving`` says how Student and Teacher are served (native ONNX Runtime backend on CPU by
     default). With ``validation`` (images, labels) the router is calibrated on it and the
@@ -227,6 +236,10 @@ def build_repository(
         check_specialized(special, teacher, specialized)
         _write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
         _write_router(out, router_model_config(special, teacher, settings, specialized))
+    if gate_data is not None:
+        from ebjr.gate_training import fit_gate  # Torch, for training only
+
+        fit_gate(out, *gate_data)
     if validation is None:
         return None
     record = calibrate_router(out, *validation, pinned_score, settings.temperature)
@@ -253,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
         "--val-data",
         help="labelled validation data to calibrate on: fashion-mnist:val, FILE.npz "
         "(images, labels) or IMAGES.idx,LABELS.idx",
+    )
+    parser.add_argument(
+        "--gate-data",
+        help="labelled data to train a learned deferral gate on (not the --val-data rows), "
+        "same formats; calibration serves the gate only where it measures cheaper",
     )
     parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
@@ -284,6 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         validation = load_labelled(args.val_data) if args.val_data else None
+        gate_data = load_labelled(args.gate_data) if args.gate_data else None
+        if gate_data is not None and args.gate_data == args.val_data:
+            raise ValueError("--gate-data must not be the calibration data (--val-data)")
         record = build_repository(
             args.student,
             args.teacher,
@@ -293,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
             validation,
             args.score,
             specialized,
+            gate_data,
         )
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from ebjr.calibration import CalibrationRecord
+from ebjr.gate import routing_score
 from ebjr.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.routing import parse_threshold
-from ebjr.scores import ScoreFn, get_score
+from ebjr.scores import ScoreFn
 
 ModelRef = tuple[str, str, str]  # (model name, input name, output name)
 STUDENT_EXECUTION = ("in_process", "bls")
@@ -66,10 +68,15 @@ class RouterConfig:
 
     @classmethod
     def from_parameters(
-        cls, p: dict[str, str], calibration: CalibrationRecord | None, num_classes: int
+        cls,
+        p: dict[str, str],
+        calibration: CalibrationRecord | None,
+        num_classes: int,
+        model_dir: Path | None = None,
     ) -> RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
-        ``num_classes`` is the Teacher's (the router's ``logits`` output).
+        ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
+        router's folder, where a learned gate (score ``gate``) lives.
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
@@ -83,9 +90,9 @@ class RouterConfig:
         else:
             default = parse_threshold(s.default_threshold, "default_threshold")
         if s.score == "calibrated":
-            score = get_score(calibration.score, calibration.temperature)
+            score = routing_score(calibration.score, calibration.temperature, model_dir)
         else:
-            score = get_score(s.score, s.temperature)
+            score = routing_score(s.score, s.temperature, model_dir)
         if s.on_teacher_error not in ON_TEACHER_ERROR:
             raise ValueError(
                 f"on_teacher_error must be fallback or fail, not {s.on_teacher_error!r}"

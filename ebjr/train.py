@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out,
         validation=data.load_split("val"),
         specialized=specialized,
+        gate_data=data.load_split("train"),  # never the validation split it is calibrated on
     )
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(

@@ -24,6 +24,7 @@ from locust import FastHttpUser, User, constant, task
 from ebjr.calibration import read_calibration
 from ebjr.client import classify, connect
 from ebjr.data import load_split
+from ebjr.gate import routing_score
 from ebjr.layout import (
     DEFAULT_REPOSITORY,
     ROUTER,
@@ -33,7 +34,6 @@ from ebjr.layout import (
     onnx_path,
 )
 from ebjr.onnx_runner import OnnxClassifier
-from ebjr.scores import get_score
 
 grpc_gevent.init_gevent()  # gRPC must cooperate with Locust's gevent loop
 
@@ -51,7 +51,8 @@ class Reference:
         calibration = read_calibration(calibration_path(REPO))
         student = OnnxClassifier(onnx_path(REPO, STUDENT), threads=1).predict(images)
         teacher = OnnxClassifier(onnx_path(REPO, TEACHER), threads=1).predict(images)
-        self.scores = get_score(calibration.score, calibration.temperature)(student)
+        score = routing_score(calibration.score, calibration.temperature, REPO / ROUTER)
+        self.scores = score(student)
         self.student_class, self.teacher_class = student.argmax(1), teacher.argmax(1)
         self.thresholds = ["-inf", "inf", repr(calibration.parity_threshold)] + [
             repr(calibration.for_teacher_fraction(f)) for f in (0.1, 0.3, 0.5)

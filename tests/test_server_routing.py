@@ -13,8 +13,8 @@ from tritonclient.utils import InferenceServerException
 from ebjr import data
 from ebjr.calibration import CalibrationRecord, read_calibration
 from ebjr.client import classify, connect, infer
+from ebjr.gate import routing_score
 from ebjr.layout import calibration_path
-from ebjr.scores import get_score
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +23,10 @@ def calibration(server) -> CalibrationRecord:
 
 
 @pytest.fixture(scope="module")
-def served_score(calibration):
+def served_score(server, calibration):
     """The routing score the router serves: the one its calibration file names."""
-    return get_score(calibration.score, calibration.temperature)
+    router_dir = server.model_repository / "ebjr_router"
+    return routing_score(calibration.score, calibration.temperature, router_dir)
 
 
 def direct(client, model: str, images: np.ndarray) -> np.ndarray:

@@ -46,7 +46,10 @@ class TritonPythonModel:
         self.calibration = read_calibration(path) if path.exists() else None
         logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
         self.config = RouterConfig.from_parameters(
-            model_parameters(args), self.calibration, num_classes=logits["dims"][-1]
+            model_parameters(args),
+            self.calibration,
+            num_classes=logits["dims"][-1],
+            model_dir=Path(args["model_repository"]),
         )
         self.student_local = None
         if self.config.student_in_process:

@@ -1,0 +1,40 @@
+"""The learned deferral gate: a routing score computed by a small network from the Student's
+logits, trained (``ebjr.gate_training``) to spot the rows the Student gets wrong and the Teacher
+gets right. Like every routing score, higher means "keep on the Student".
+
+It is an ONNX file next to the router (``<router>/gate.onnx``), run with onnxruntime in the
+router's process on the logits the router already has. Calibration serves it only where it
+measures cheaper at Teacher parity than the closed-form scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.layout import GATE_FILE
+from ebjr.onnx_runner import OnnxClassifier
+from ebjr.scores import ScoreFn, get_score
+
+GATE_SCORE = "gate"
+
+
+class GateScore:
+    """A ``ScoreFn``: ``logits: (N, C) float32 -> (N,) float32`` from the gate's ONNX file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.model = OnnxClassifier(self.path, threads=1)
+
+    def __call__(self, logits: np.ndarray) -> np.ndarray:
+        return self.model(np.ascontiguousarray(logits, dtype=np.float32))[:, 0]
+
+
+def routing_score(name: str, temperature: float, model_dir: Path | None) -> ScoreFn:
+    """The score called ``name``: the gate in ``model_dir``, or one of ``ebjr.scores``."""
+    if name == GATE_SCORE:
+        if model_dir is None or not (Path(model_dir) / GATE_FILE).exists():
+            raise ValueError(f"score {GATE_SCORE!r} needs a gate.onnx next to the router")
+        return GateScore(Path(model_dir) / GATE_FILE)
+    return get_score(name, temperature)
