@@ -38,3 +38,17 @@ def tiny_classifier(path: Path, classes: int = 5, side: int = 4, input_name: str
 
 def tiny_flops(classes: int = 5, side: int = 4) -> int:
     return 2 * (2 * side * side) * 9 + 2 * classes * (2 * side * side)
+
+
+def builder_args(student: Path, teacher: Path, out: Path, val_data: object) -> list[str]:
+    """The repository builder's command line for a pair, calibrated on ``val_data``."""
+    return [
+        "--student",
+        str(student),
+        "--teacher",
+        str(teacher),
+        "--out",
+        str(out),
+        "--val-data",
+        str(val_data),
+    ]

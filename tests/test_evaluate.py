@@ -1,5 +1,5 @@
 import numpy as np
-from onnx_factory import tiny_classifier
+from onnx_factory import builder_args, tiny_classifier
 
 from ebjr.calibration import read_calibration
 from ebjr.evaluate import evaluate, render
@@ -19,18 +19,7 @@ def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path):
         )
     student = tiny_classifier(tmp_path / "s.onnx", classes=5)
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5, side=4)
-    build(
-        [
-            "--student",
-            str(student),
-            "--teacher",
-            str(teacher),
-            "--out",
-            str(tmp_path / "repo"),
-            "--val-data",
-            str(tmp_path / "val.npz"),
-        ]
-    )
+    build(builder_args(student, teacher, tmp_path / "repo", tmp_path / "val.npz"))
     result = evaluate(tmp_path / "repo", 2.0, str(tmp_path / "val.npz"), str(tmp_path / "test.npz"))
     text = render(result, tmp_path / "out")
 

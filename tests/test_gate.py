@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from onnx_factory import tiny_classifier
+from onnx_factory import builder_args, tiny_classifier
 
 from ebjr.gate import GateScore, routing_score
 from ebjr.gate_training import export_gate, train_gate
@@ -60,16 +60,7 @@ def test_the_builder_trains_a_gate_and_calibration_weighs_it(tmp_path):
     student = tiny_classifier(tmp_path / "s.onnx", classes=5)
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5, side=4)
     out = tmp_path / "repo"
-    args = [
-        "--student",
-        str(student),
-        "--teacher",
-        str(teacher),
-        "--out",
-        str(out),
-        "--val-data",
-        str(tmp_path / "val.npz"),
-    ]
+    args = builder_args(student, teacher, out, tmp_path / "val.npz")
     build([*args, "--gate-data", str(tmp_path / "gate.npz")])
     assert (out / "ebjr_router" / "gate.onnx").exists()
     record = json.loads((out / "ebjr_router" / "calibration.json").read_text())

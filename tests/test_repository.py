@@ -1,5 +1,5 @@
 import pytest
-from onnx_factory import tiny_classifier
+from onnx_factory import builder_args, tiny_classifier
 
 from ebjr import model_config as mc
 from ebjr.model_config import ModelServing
@@ -141,20 +141,7 @@ def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
     images, labels = rng.random((200, 1, 4, 4), dtype=np.float32), rng.integers(0, 5, 200)
     np.savez(tmp_path / "val.npz", images=images, labels=labels)
     out = tmp_path / "repo"
-    main(
-        [
-            "--student",
-            str(student),
-            "--teacher",
-            str(teacher),
-            "--out",
-            str(out),
-            "--val-data",
-            str(tmp_path / "val.npz"),
-            "--score",
-            "softmax",
-        ]
-    )
+    main([*builder_args(student, teacher, out, tmp_path / "val.npz"), "--score", "softmax"])
     record = json.loads((out / "ebjr_router" / "calibration.json").read_text())
     assert record["rows"] == 200 and record["split"] == "val"
     assert record["score"] == "softmax" and record["chosen_by"] == "pinned"
@@ -184,16 +171,6 @@ def test_calibrating_the_default_models_never_reads_the_test_split(tmp_path, mon
 
     monkeypatch.setattr(data, "load_split", guarded)
     repo = PROJECT_ROOT / "model_repository"
-    main(
-        [
-            "--student",
-            str(repo / "student" / "1" / "model.onnx"),
-            "--teacher",
-            str(repo / "teacher" / "1" / "model.onnx"),
-            "--out",
-            str(tmp_path / "repo"),
-            "--val-data",
-            "fashion-mnist:val",
-        ]
-    )
+    student, teacher = repo / "student" / "1" / "model.onnx", repo / "teacher" / "1" / "model.onnx"
+    main(builder_args(student, teacher, tmp_path / "repo", "fashion-mnist:val"))
     assert seen == ["val"]
