@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from onnx_factory import builder_args, tiny_classifier
 
 from ebjr.calibration import read_calibration
@@ -36,6 +37,9 @@ def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path):
     assert result.served.teacher_fraction == to_teacher.mean()
     assert result.served.accuracy == (routed == labels).mean()
     assert result.oracle.teacher_fraction == (s_logits.argmax(1) != labels).mean()
+    gap = (t_logits.argmax(1) == labels).mean() - (s_logits.argmax(1) == labels).mean()
+    assert result.parity_oracle.teacher_fraction == pytest.approx(max(gap, 0.0))
+    assert result.parity_oracle.accuracy == result.teacher_accuracy
     assert "(300 images)" in text and "(400 images)" in text
     assert f"| Student | {result.student_accuracy:.2%} |" in text
     assert f"| {result.served.accuracy:.2%} |" in text
