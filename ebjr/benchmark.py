@@ -45,6 +45,7 @@ from ebjr.layout import (
 )
 from ebjr.model_config import ModelServing
 from ebjr.onnx_info import describe
+from ebjr.repository import write_onnx_model
 from ebjr.server import TritonServer, pytriton_libs
 from ebjr.tally import FLUSH_S
 
@@ -195,7 +196,6 @@ class Measurer:
 PYTHON_WRAPPED = {"student": "student_python", "teacher": "teacher_python"}
 FLOOR = "router_floor"
 FLOOR_MODEL_PY = "from ebjr.serving.floor import TritonPythonModel  # noqa: F401\n"
-ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 
 
 def bench_repository(repo: Path, dest: Path) -> Path:
@@ -205,12 +205,9 @@ def bench_repository(repo: Path, dest: Path) -> Path:
     shutil.copytree(repo, dest)
     for native, wrapped in PYTHON_WRAPPED.items():
         onnx = onnx_path(repo, native)
-        onnx_path(dest, wrapped).parent.mkdir(parents=True)
-        shutil.copyfile(onnx, onnx_path(dest, wrapped))
-        onnx_path(dest, wrapped).with_name("model.py").write_text(ONNX_MODEL_PY)
         batch = mc.read(config_path(repo, native)).max_batch_size
-        config = mc.onnx_model(wrapped, describe(onnx), batch, ModelServing(backend="python"))
-        mc.write(config_path(dest, wrapped), config)
+        python = ModelServing(backend="python")
+        write_onnx_model(dest, wrapped, onnx, describe(onnx), batch, python)
     (dest / FLOOR / VERSION).mkdir(parents=True)
     (dest / FLOOR / VERSION / "model.py").write_text(FLOOR_MODEL_PY)
     floor = mc.edited(mc.read(config_path(repo, ROUTER)), name=FLOOR)

@@ -171,9 +171,11 @@ def calibrate_router(
     return record
 
 
-def _write_onnx_model(
+def write_onnx_model(
     out: Path, name: str, source: Path, info: ModelInfo, batch: int, serving: ModelServing
 ) -> None:
+    """``out/<name>/``: the ONNX file (copied from ``source``) and its config, served as
+    ``serving`` says (with a ``1/model.py`` for the Python backend)."""
     target = onnx_path(out, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     if Path(source).resolve() != target.resolve():
@@ -228,13 +230,13 @@ def build_repository(
             "(--default-threshold, --score), or calibrate with --val-data"
         )
     batch = max(settings.max_batch_size, 1)
-    _write_onnx_model(out, STUDENT, student_onnx, student, batch, serving)
-    _write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
+    write_onnx_model(out, STUDENT, student_onnx, student, batch, serving)
+    write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
     _write_router(out, router_model_config(student, teacher, settings))
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
-        _write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
+        write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
         _write_router(out, router_model_config(special, teacher, settings, specialized))
     if gate_data is not None:
         from ebjr.gate_training import fit_gate  # Torch, for training only
