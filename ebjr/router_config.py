@@ -36,6 +36,16 @@ class RouterSettings:
     max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
     instances: int = 2  # two overlap the Teacher wait; measured in TUNING.md
 
+    def __post_init__(self) -> None:
+        if self.on_teacher_error not in ON_TEACHER_ERROR:
+            raise ValueError(
+                f"on_teacher_error must be fallback or fail, not {self.on_teacher_error!r}"
+            )
+        if self.student_execution not in STUDENT_EXECUTION:
+            raise ValueError(
+                f"student_execution must be in_process or bls, not {self.student_execution!r}"
+            )
+
     def parameters(self) -> dict[str, str]:
         """The routing knobs as ``config.pbtxt`` parameters."""
         shaping = ("max_batch_size", "max_queue_delay_us", "instances")
@@ -93,14 +103,6 @@ class RouterConfig:
             score = routing_score(calibration.score, calibration.temperature, model_dir)
         else:
             score = routing_score(s.score, s.temperature, model_dir)
-        if s.on_teacher_error not in ON_TEACHER_ERROR:
-            raise ValueError(
-                f"on_teacher_error must be fallback or fail, not {s.on_teacher_error!r}"
-            )
-        if s.student_execution not in STUDENT_EXECUTION:
-            raise ValueError(
-                f"student_execution must be in_process or bls, not {s.student_execution!r}"
-            )
         return cls(
             student=(p["student_model"], p["student_input"], p["student_output"]),
             teacher=(p["teacher_model"], p["teacher_input"], p["teacher_output"]),

@@ -59,16 +59,7 @@ class RouterMetrics:
 
     def record_responses(self, responses: list) -> None:
         """Count ``responses`` (``pb_utils.InferenceResponse``) by outcome."""
-        self.tally.add_outcomes(
-            [
-                0
-                if not r.has_error()
-                else 1
-                if r.error().code() == pb_utils.TritonError.INVALID_ARG
-                else 2
-                for r in responses
-            ]
-        )
+        self.tally.add_outcomes([OUTCOMES.index(_outcome(r)) for r in responses])
 
     def record_teacher_failure(self) -> None:
         self.tally.add_teacher_failure()
@@ -98,6 +89,14 @@ class RouterMetrics:
         self._stop.set()
         self._flusher.join()
         self.flush()
+
+
+def _outcome(response) -> str:
+    """``ok``, ``invalid`` (a rejected request) or ``error``."""
+    if not response.has_error():
+        return "ok"
+    invalid = response.error().code() == pb_utils.TritonError.INVALID_ARG
+    return "invalid" if invalid else "error"
 
 
 class NoMetrics:
