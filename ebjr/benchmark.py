@@ -38,14 +38,20 @@ from ebjr.layout import (
     DEFAULT_REPOSITORY,
     PROJECT_ROOT,
     ROUTER,
+    STUDENT,
+    STUDENT_CANDIDATES,
+    TEACHER,
     VERSION,
     calibration_path,
+    candidate_gate,
     config_path,
+    middle_stage,
     onnx_path,
 )
 from ebjr.model_config import ModelServing
 from ebjr.onnx_info import describe
-from ebjr.repository import write_onnx_model
+from ebjr.repository import build_repository, write_onnx_model
+from ebjr.router_config import parse_stages, stages_parameter
 from ebjr.server import TritonServer, pytriton_libs
 from ebjr.tally import FLUSH_S
 
@@ -170,7 +176,7 @@ class Measurer:
         self._tmp.cleanup()
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
-        router = model == ROUTER
+        router = model in (ROUTER, THREE_STAGE)
         before = routed_rows(self.server.metrics_url, model) if router else {}
         m = run_perf_analyzer(
             model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
@@ -195,13 +201,21 @@ class Measurer:
 
 PYTHON_WRAPPED = {"student": "student_python", "teacher": "teacher_python"}
 FLOOR = "router_floor"
+THREE_STAGE = "ebjr_three_stage"
+# the three-stage router's models, renamed beside the default two-stage ones
+THREE_STAGE_MODELS = {
+    ROUTER: THREE_STAGE,
+    STUDENT: "three_stage_1",
+    middle_stage(1): "three_stage_2",
+}
 FLOOR_MODEL_PY = "from ebjr.serving.floor import TritonPythonModel  # noqa: F401\n"
 
 
 def bench_repository(repo: Path, dest: Path) -> Path:
     """``repo`` plus the models measured beside it: the Python-wrapped Student and Teacher
-    (same ONNX files, ``--backend python``) and ``router_floor`` (the router's config served by
-    a model that does no work: ``ebjr.serving.floor``)."""
+    (same ONNX files, ``--backend python``), ``router_floor`` (the router's config served by
+    a model that does no work: ``ebjr.serving.floor``) and, for a two-stage ``repo`` whose
+    ``metrics.json`` compared three stages, that three-stage router (``add_three_stage``)."""
     shutil.copytree(repo, dest)
     for native, wrapped in PYTHON_WRAPPED.items():
         onnx = onnx_path(repo, native)
@@ -213,7 +227,42 @@ def bench_repository(repo: Path, dest: Path) -> Path:
     floor = mc.edited(mc.read(config_path(repo, ROUTER)), name=FLOOR)
     floor.ClearField("parameters")
     mc.write(config_path(dest, FLOOR), floor)
+    metrics = repo / "metrics.json"
+    two_stage = "middle_stages" not in mc.parameters(mc.read(config_path(repo, ROUTER)))
+    if two_stage and metrics.exists() and "three_stage" in json.loads(metrics.read_text()):
+        add_three_stage(repo, dest)
     return dest
+
+
+def add_three_stage(repo: Path, dest: Path) -> None:
+    """The three-stage cascade ``make models`` compared (``metrics.json``'s ``three_stage``),
+    written by the repository builder from the committed candidate Students and their gates,
+    calibrated on validation, and served as ``THREE_STAGE`` beside the two-stage default (its
+    Students renamed as ``THREE_STAGE_MODELS`` says)."""
+    names = json.loads((repo / "metrics.json").read_text())["three_stage"]["stages"][:2]
+    first, second = (STUDENT_CANDIDATES / f"{name}.onnx" for name in names)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        build_repository(
+            first,
+            onnx_path(repo, TEACHER),
+            work,
+            validation=data.load_split("val"),
+            middle=(second,),
+            gates=(candidate_gate(first), candidate_gate(second)),
+        )
+        for model, name in THREE_STAGE_MODELS.items():
+            shutil.copytree(work / model, dest / name)
+            config = mc.read(config_path(work, model))
+            overrides = {}
+            if model == ROUTER:
+                ((_, image, logits),) = parse_stages(mc.parameters(config)["middle_stages"])
+                second_stage = (THREE_STAGE_MODELS[middle_stage(1)], image, logits)
+                overrides = {
+                    "student_model": THREE_STAGE_MODELS[STUDENT],
+                    "middle_stages": stages_parameter([second_stage]),
+                }
+            mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
 
 
 def benchmark(
@@ -244,6 +293,7 @@ def benchmark(
         (ROUTER, "inf"),
     ]
     sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
+    three_stage = (server.model_repository / THREE_STAGE).exists()
     results: dict = {
         "parity_threshold": calibration.parity_threshold,
         "cases": [],
@@ -256,6 +306,11 @@ def benchmark(
                 results["cases"].append(measure(model, threshold, concurrency))
         for threshold in sweep:
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
+        if three_stage:  # at its calibrated default, beside the two-stage router's
+            results["three_stage"] = [
+                measure(model, threshold, max(concurrencies))
+                for model, threshold in ((THREE_STAGE, None), (ROUTER, parity))
+            ]
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
     return results
 
@@ -408,6 +463,15 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         ],
         (f"router at parity / Teacher, c={high}", router["throughput"] / t["throughput"], "> 1"),
     ]
+    if "three_stage" in results:  # measured back to back, after everything else
+        three, two = results["three_stage"]
+        targets.append(
+            (
+                f"three-stage / two-stage router at their defaults, c={high}",
+                three["throughput"] / two["throughput"],
+                "> 1 to serve three stages",
+            )
+        )
     lines = [
         "# BENCHMARKS (generated by `make bench`; do not edit)",
         "",
@@ -441,7 +505,7 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         "| to Teacher |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results["cases"] + results["sweep"]:
+    for r in results["cases"] + results["sweep"] + results.get("three_stage", []):
         frac = "-" if r["teacher_fraction"] is None else f"{r['teacher_fraction']:.1%}"
         lines.append(
             f"| {r['model']} | {r['threshold'] or '-'} | {r['concurrency']} | "
@@ -476,7 +540,7 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
 
 
 def _meets(value: float, target: str) -> bool:
-    op, bound = target.split()
+    op, bound = target.split()[:2]
     return {">=": value >= float(bound), "<=": value <= float(bound), ">": value > float(bound)}[op]
 
 

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.layout import CALIBRATION_FILE
 from ebjr.policy import RoutingPolicy
 from ebjr.routing import RequestError, parse_threshold
 from ebjr.scores import SCORES, ScoreFn, get_score
 
 PARITY_TOLERANCE = 0.001  # "reaches Teacher accuracy": within 0.1 point
-KNOBS = ("threshold", "teacher_fraction", "min_accuracy")
 
 
 def cascade_flops(
@@ -140,6 +138,16 @@ class CalibrationRecord:
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     popular: tuple[int, ...] = ()
     share: float | None = None
+
+    @property
+    def scores(self) -> tuple[str, ...]:
+        """The routing score of each stage boundary (one, for two stages)."""
+        return (self.score,)
+
+    @property
+    def parity_thresholds(self) -> tuple[float, ...]:
+        """The parity threshold of each stage boundary (one, for two stages)."""
+        return (self.parity_threshold,)
 
     def for_teacher_fraction(self, fraction: float) -> float:
         """The threshold expected to send about ``fraction`` of traffic to the Teacher."""
@@ -277,7 +285,7 @@ def calibrate_scores(
     )
 
 
-def _json_number(value: float) -> float | str:
+def json_number(value: float) -> float | str:
     """JSON has no infinities: write them as ``"inf"`` / ``"-inf"``."""
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
@@ -286,15 +294,15 @@ def write_calibration(path: Path, record: CalibrationRecord) -> None:
     """Write ``record`` as ``calibration.json``."""
     body = asdict(record)
     body["table"] = {
-        "threshold": [_json_number(float(t)) for t in record.table.thresholds],
+        "threshold": [json_number(float(t)) for t in record.table.thresholds],
         "accuracy": record.table.accuracy.tolist(),
         "teacher_fraction": record.table.teacher_fraction.tolist(),
         "flops": record.table.flops.tolist(),
     }
     for key in ("parity_threshold", "crossing_threshold"):
-        body[key] = _json_number(body[key])
+        body[key] = json_number(body[key])
     for point in body["evidence"].values():
-        point["parity_threshold"] = _json_number(point["parity_threshold"])
+        point["parity_threshold"] = json_number(point["parity_threshold"])
     body["popular"] = list(record.popular)
     Path(path).write_text(json.dumps(body, indent=1) + "\n")
 
@@ -316,31 +324,3 @@ def read_calibration(path: Path) -> CalibrationRecord:
             flops=np.array(table["flops"], dtype=np.float64),
         ),
     )
-
-
-def resolve_threshold(
-    parameters_json: str, default: float, calibration: CalibrationRecord | None = None
-) -> float:
-    """The threshold for one request, from Triton's ``request.parameters()`` JSON.
-
-    At most one knob: ``threshold`` (raw score), ``teacher_fraction`` or ``min_accuracy``
-    (resolved through ``calibration``); none gives ``default``. Other parameters are ignored.
-    """
-    try:
-        parameters = json.loads(parameters_json or "{}")
-    except json.JSONDecodeError as err:
-        raise RequestError(f"request parameters are not valid JSON: {err}") from None
-    given = [k for k in KNOBS if k in parameters]
-    if len(given) > 1:
-        raise RequestError(f"give at most one of {', '.join(KNOBS)}; got {', '.join(given)}")
-    if not given:
-        return default
-    knob = given[0]
-    value = parse_threshold(parameters[knob], knob)
-    if knob == "threshold":
-        return value
-    if calibration is None:
-        raise RequestError(f"{knob} needs a {CALIBRATION_FILE} next to the router; none loaded")
-    if knob == "teacher_fraction":
-        return calibration.for_teacher_fraction(value)
-    return calibration.for_min_accuracy(value)

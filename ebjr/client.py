@@ -6,6 +6,7 @@ answer = classify(client, images, threshold=8.0)   # images: (N, 1, 28, 28) floa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -26,9 +27,9 @@ class Answer:
 
     logits: np.ndarray  # (N, C) float32
     classes: np.ndarray  # (N,) int64
-    scores: np.ndarray  # (N,) float32, the Student's routing score
-    thresholds: np.ndarray  # (N,) float32, the threshold applied
-    routes: np.ndarray  # (N,) str: "student", "teacher" or "student_fallback"
+    scores: np.ndarray  # (N,) float32, the routing score of the last stage that scored the row
+    thresholds: np.ndarray  # (N,) float32, the threshold applied; (N, S - 1) for S > 2 stages
+    routes: np.ndarray  # (N,) str: "student", "middle", "teacher" or "student_fallback"
 
 
 def cli_args(argv: list[str] | None) -> list[str]:
@@ -45,6 +46,58 @@ def connect(url: str | None = None, protocol: str = "http", **kwargs):
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
     return PROTOCOLS[protocol].InferenceServerClient(url or DEFAULT_URLS[protocol], **kwargs)
+
+
+class ClientError(Exception):
+    """What went wrong, and what to do, in one line (the CLIs print it and exit non-zero)."""
+
+
+def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float = 10.0):
+    """A client for ``url`` after checking that the server answers within ``timeout_s`` and
+    that ``model`` is ready there; else ``ClientError`` saying what to do."""
+    kwargs = (
+        {"connection_timeout": timeout_s, "network_timeout": timeout_s}
+        if protocol == "http"
+        else {}
+    )
+    client = connect(url, protocol, **kwargs)
+    timeout = {} if protocol == "http" else {"client_timeout": timeout_s}
+    try:
+        ready = client.is_server_ready(**timeout)
+        model_ready = ready and client.is_model_ready(model, **timeout)
+    except Exception as err:  # refused, timed out, not Triton: each client raises its own
+        raise ClientError(
+            f"cannot reach a Triton server at {url} over {protocol} ({unreachable(err)}); "
+            "start one with `make serve`, or give --url host:port (and --protocol)"
+        ) from None
+    if not ready:
+        raise ClientError(f"the server at {url} is not ready yet (loading models?); retry soon")
+    if not model_ready:
+        models = sorted(
+            m["name"] if isinstance(m, dict) else m.name
+            for m in _index(client)
+            if (m.get("state") if isinstance(m, dict) else m.state) == "READY"
+        )
+        raise ClientError(
+            f"model {model!r} is not ready at {url}; ready models: {', '.join(models) or 'none'}"
+        )
+    return client
+
+
+def _index(client) -> list:
+    index = client.get_model_repository_index()
+    return index if isinstance(index, list) else list(index.models)
+
+
+def unreachable(err: Exception) -> str:
+    """A short reason from whatever a client raised for a server it could not talk to."""
+    text = err.message() if hasattr(err, "message") and callable(err.message) else str(err)
+    lowered = text.lower()
+    if isinstance(err, ConnectionRefusedError) or "refused" in lowered or "unavailable" in lowered:
+        return "connection refused"
+    if isinstance(err, TimeoutError) or "timed out" in lowered or "deadline" in lowered:
+        return "timed out"
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _module(client) -> ModuleType:
@@ -67,6 +120,11 @@ def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str],
     return {name: result.as_numpy(name) for name in outputs}
 
 
+def _per_row(thresholds: np.ndarray) -> np.ndarray:
+    """``(N, 1) -> (N,)``: one threshold per row for two stages; ``(N, S - 1)`` kept as is."""
+    return thresholds[:, 0] if thresholds.shape[1] == 1 else thresholds
+
+
 def classify(client, images: np.ndarray, model: str = ROUTER, **params) -> Answer:
     """Send ``images`` to the EBJR router; ``params`` such as ``threshold`` go with the request."""
     out = infer(
@@ -80,6 +138,31 @@ def classify(client, images: np.ndarray, model: str = ROUTER, **params) -> Answe
         logits=out["logits"],
         classes=out["class"].reshape(-1),
         scores=out["score"].reshape(-1),
-        thresholds=out["threshold"].reshape(-1),
+        thresholds=_per_row(out["threshold"]),
         routes=np.array([r.decode() for r in out["route"].reshape(-1)]),
+    )
+
+
+@dataclass(frozen=True)
+class RouterInfo:
+    """What a router publishes in its model config: the routing score per stage boundary (the
+    units of a raw ``threshold``), its default threshold(s) and calibrated operating points."""
+
+    score: str
+    default_threshold: str
+    operating_points: dict
+
+
+def describe_router(client, model: str = ROUTER) -> RouterInfo:
+    """Read ``model``'s published calibration from its model config (any client can)."""
+    config = (
+        client.get_model_config(model, as_json=True)["config"]
+        if _module(client) is grpcclient
+        else client.get_model_config(model)
+    )
+    p = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    if "served_score" not in p:
+        return RouterInfo(p.get("score", "?"), p.get("default_threshold", "?"), {})
+    return RouterInfo(
+        p["served_score"], p["served_default_threshold"], json.loads(p["operating_points"])
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import platform
 import time
@@ -29,17 +30,21 @@ from ebjr.calibration import (
     CalibrationRecord,
     calibrate,
     cascade_flops,
+    cheapest_reaching,
     read_calibration,
     sweep,
 )
+from ebjr.cascade import Stages, calibrate_cascade
 from ebjr.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.layout import (
     PROJECT_ROOT,
     SPECIALIZED_ROUTER,
     SPECIALIZED_STUDENT,
     STUDENT,
+    STUDENT_CANDIDATES,
     TEACHER,
     calibration_path,
+    candidate_gate,
     gate_path,
     onnx_path,
 )
@@ -50,6 +55,7 @@ from ebjr.routing import to_student
 from ebjr.scores import SCORES, get_score
 
 FRACTIONS = (0.1, 0.3, 0.5)
+BELOW_TEACHER = (0.005, 0.01)  # operating points this far under the Teacher's accuracy
 RANDOM_SEEDS = 10
 SHARES = (0.25, 0.5, 0.75, 0.9)
 CACHE = PROJECT_ROOT / "build" / "eval"
@@ -155,6 +161,90 @@ def _calibrated(stream: Stream, fs: float, ft: float, policy: RoutingPolicy) -> 
         ft,
         keeps_everything_at_minus_inf=policy.keeps_everything_at_minus_inf,
     )
+
+
+def below_teacher(stream: Stream, gap: float) -> float:
+    """The cheapest threshold on ``stream`` (validation) reaching the Teacher's accuracy
+    minus ``gap``."""
+    s = sweep(stream.scores, stream.student_ok, stream.teacher_ok)
+    target = float(stream.teacher_ok.mean()) - gap
+    return float(s.thresholds[cheapest_reaching(s.accuracy, s.teacher_fraction, target)])
+
+
+@dataclass(frozen=True)
+class CascadeRow:
+    """A cascade of candidate Students then the Teacher, at its validation parity
+    thresholds: ``val_reduction`` there, and ``test`` (accuracy, Teacher share, FLOPs)."""
+
+    stages: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    val_reduction: float
+    test: tuple[float, float, float]
+
+
+def _candidate_metrics(repo: Path) -> dict:
+    metrics = json.loads((repo / "metrics.json").read_text())
+    return {key: metrics[key] for key in ("student_candidates", "three_stage") if key in metrics}
+
+
+def candidate_cascades(repo: Path, val: Logits, test: Logits) -> list[CascadeRow]:
+    """Every candidate Student of ``make models`` (in ``STUDENT_CANDIDATES``) in front of the
+    Teacher, each on the score it measured best with on validation, and the three-stage
+    cascade ``make models`` compared: thresholds from ``val``, reported on ``test``."""
+    chosen = _candidate_metrics(repo)
+    if not chosen:
+        return []
+    names = list(chosen["student_candidates"]["candidates"])
+    stages = {}
+    for name in names:
+        path = STUDENT_CANDIDATES / f"{name}.onnx"
+        score_name = chosen["student_candidates"]["candidates"][name]["val_score"]
+        score = (
+            GateScore(candidate_gate(path)) if score_name == GATE_SCORE else get_score(score_name)
+        )
+        model = OnnxClassifier(path, threads=2)
+        stages[name] = {
+            split: (score(out := model.predict(images)), out.argmax(1) == labels)
+            for split, (images, labels) in (
+                ("val", data.load_split("val")),
+                ("test", data.load_split("test")),
+            )
+        }
+        stages[name]["flops"] = describe(path).flops
+    teacher_ok = {
+        "val": val.teacher.argmax(1) == val.labels,
+        "test": test.teacher.argmax(1) == test.labels,
+    }
+    ft = describe(onnx_path(repo, TEACHER)).flops
+    lineups = [(name,) for name in names]
+    if "three_stage" in chosen:
+        lineups.append(tuple(chosen["three_stage"]["stages"][:-1]))
+    rows = []
+    for lineup in lineups:
+        split = {
+            part: Stages(
+                [stages[n][part][0] for n in lineup],
+                [*(stages[n][part][1] for n in lineup), teacher_ok[part]],
+                [*(stages[n]["flops"] for n in lineup), ft],
+            )
+            for part in ("val", "test")
+        }
+        record = calibrate_cascade(
+            (*lineup, TEACHER),
+            ("",) * len(lineup),
+            split["val"].scores,
+            split["val"].correct,
+            split["val"].flops,
+        )
+        rows.append(
+            CascadeRow(
+                (*lineup, TEACHER),
+                record.parity_thresholds,
+                ft / record.parity_flops,
+                split["test"].at(record.parity_thresholds),
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -278,6 +368,7 @@ class Evaluation:
     teacher_accuracy: float
     calibration: CalibrationRecord
     served: Point  # the router's calibrated default, on test
+    below: dict[float, Point]  # cheapest val thresholds at this much under Teacher, on test
     crossing: Point  # the paper's Fig. 4 operating point, on test
     scores: dict[str, ScoreRow]
     random: dict[float, tuple[float, float]]
@@ -285,6 +376,8 @@ class Evaluation:
     parity_oracle: Point  # the cheapest deferrals reaching the Teacher's accuracy
     test: Stream  # under the served score
     specialized: SpecializedComparison | None
+    cascades: list[CascadeRow]  # every candidate Student's cascade, and three stages
+    candidates: dict  # metrics.json's ``student_candidates`` and ``three_stage``
 
 
 def evaluate(
@@ -333,6 +426,10 @@ def evaluate(
         teacher_accuracy=float(stream.teacher_ok.mean()),
         calibration=calibration,
         served=apply(stream, calibration.parity_threshold, fs, ft),
+        below={
+            gap: apply(stream, below_teacher(Stream.of(served, val), gap), fs, ft)
+            for gap in BELOW_TEACHER
+        },
         crossing=apply(stream, calibration.crossing_threshold, fs, ft),
         scores=ablation(val, test, fs, ft, temperature, gate_path(repo)),
         random=random_routing(stream),
@@ -341,6 +438,8 @@ def evaluate(
         specialized=specialized(repo, {"val": val, "test": test}, served, ft, fs)
         if fashion
         else None,
+        cascades=candidate_cascades(repo, val, test) if fashion else [],
+        candidates=_candidate_metrics(repo) if fashion else {},
     )
 
 
@@ -376,6 +475,12 @@ def render(e: Evaluation, out: Path) -> str:
         f"| Teacher | {e.teacher_accuracy:.2%} | {ft / 1e6:.3f} | 1.00x | 100% | "
         f"{e.teacher_ms:.3f} |",
         cost_row(f"EBJR, {cal.score}, t={cal.parity_threshold:.3f} (val parity)", e.served),
+        *(
+            cost_row(
+                f"EBJR, {cal.score}, t={p.threshold:.3f} (val: Teacher - {gap * 100:.1f} pt)", p
+            )
+            for gap, p in e.below.items()
+        ),
         cost_row(f"EBJR, crossing point t={cal.crossing_threshold:.3f} (val, Fig. 4)", e.crossing),
         "",
         "As in the paper's Table 1, the reduction is `F_T / FLOPs`: the Teacher served alone "
@@ -439,12 +544,67 @@ def render(e: Evaluation, out: Path) -> str:
         *[f"![{name}]({name})" for name in pngs],
         "",
     ]
+    lines += candidate_lines(e, ft)
     if e.specialized is not None:
         lines += specialized_lines(e.specialized, ft)
         lines += [f"![{p}]({p})" for p in _specialized_plots(out, e.specialized, ft)] + [""]
     text = "\n".join(lines)
     (out / "EVALUATION.md").write_text(text)
     return text
+
+
+def candidate_lines(e: Evaluation, ft: float) -> list[str]:
+    """The Student candidates of ``make models`` and the cascades they make."""
+    if not e.cascades:
+        return []
+    found = e.candidates["student_candidates"]
+    lines = [
+        "## Students built for the cascade (`make models`)",
+        "",
+        "Every candidate Student, plain or distilled from the Teacher, with its learned gate "
+        "trained on the training split. `make models` keeps the one whose cascade reaches the "
+        "Teacher's validation accuracy at the fewest FLOPs (the Student's on every image "
+        f"counted): **{found['chosen']}**. Test figures use the thresholds chosen on validation.",
+        "",
+        "| candidate | distilled | MFLOPs | val acc. | test acc. | score | val: fewer FLOPs at "
+        "parity | test: acc. | test: to Teacher | test: fewer FLOPs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in e.cascades:
+        accuracy, fraction, flops = row.test
+        if len(row.stages) == 2:
+            c = found["candidates"][row.stages[0]]
+            lines.append(
+                f"| {row.stages[0]} | {'yes' if c['distilled'] else 'no'} | "
+                f"{c['flops'] / 1e6:.3f} | {c['val_accuracy']:.2%} | {c['test_accuracy']:.2%} | "
+                f"{c['val_score']} | {row.val_reduction:.2f}x | {accuracy:.2%} | {fraction:.1%} | "
+                f"{ft / flops:.2f}x |"
+            )
+        else:
+            lines.append(
+                f"| {' -> '.join(row.stages)} (three stages) | | | | | | "
+                f"{row.val_reduction:.2f}x | {accuracy:.2%} | {fraction:.1%} | {ft / flops:.2f}x |"
+            )
+    three = e.candidates.get("three_stage")
+    if three:
+        held = three["val_held_out"]
+        lines += [
+            "",
+            f"**Three stages** ({' -> '.join(three['stages'])}, one threshold per boundary, "
+            "the pair searched jointly on validation) reach parity at "
+            f"{three['val_fewer_flops_than_teacher_at_parity']:.2f}x on validation against "
+            f"{three['two_stage_val_fewer_flops_than_teacher_at_parity']:.2f}x for the best two "
+            "stages. On held-out halves of validation (thresholds taken on one half, measured on "
+            f"the other) they are cheaper in {held['share_cheaper']:.0%} of the halves, at "
+            f"{held['flops_ratio']:.3f}x the two-stage FLOPs and "
+            f"{held['accuracy_difference']:+.2%} accuracy on average. FLOPs are not the served "
+            "cost, though: every stage is one more model call per batch. `BENCHMARKS.md` "
+            "measures the three-stage router beside the two-stage one on the server, and that "
+            "measurement decides what is served by default: "
+            f"**{'three stages' if three['served'] else 'two stages'}** "
+            "(`make models THREE_STAGE=1` builds three).",
+        ]
+    return [*lines, ""]
 
 
 def specialized_lines(s: SpecializedComparison, ft: float) -> list[str]:

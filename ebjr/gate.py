@@ -2,7 +2,8 @@
 logits, trained (``ebjr.gate_training``) to spot the rows the Student gets wrong and the Teacher
 gets right. Like every routing score, higher means "keep on the Student".
 
-It is an ONNX file next to the router (``<router>/gate.onnx``), run with onnxruntime in the
+It is an ONNX file next to the router (``<router>/gate.onnx``; ``gate_1.onnx``... after the
+middle stages of an N-stage cascade), run with onnxruntime in the
 router's process on the logits the router already has. Calibration serves it only where it
 measures cheaper at Teacher parity than the closed-form scores.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.layout import GATE_FILE
+from ebjr.layout import gate_file
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.scores import ScoreFn, get_score
 
@@ -31,10 +32,14 @@ class GateScore:
         return self.model(np.ascontiguousarray(logits, dtype=np.float32))[:, 0]
 
 
-def routing_score(name: str, temperature: float, model_dir: Path | None) -> ScoreFn:
-    """The score called ``name``: the gate in ``model_dir``, or one of ``ebjr.scores``."""
+def routing_score(
+    name: str, temperature: float, model_dir: Path | None, boundary: int = 0
+) -> ScoreFn:
+    """The score called ``name``: the gate in ``model_dir`` (``gate_file(boundary)``), or one
+    of ``ebjr.scores``."""
     if name == GATE_SCORE:
-        if model_dir is None or not (Path(model_dir) / GATE_FILE).exists():
-            raise ValueError(f"score {GATE_SCORE!r} needs a gate.onnx next to the router")
-        return GateScore(Path(model_dir) / GATE_FILE)
+        file = gate_file(boundary)
+        if model_dir is None or not (Path(model_dir) / file).exists():
+            raise ValueError(f"score {GATE_SCORE!r} needs a {file} next to the router")
+        return GateScore(Path(model_dir) / file)
     return get_score(name, temperature)

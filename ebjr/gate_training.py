@@ -93,15 +93,21 @@ def export_gate(net: GateNet, num_classes: int, path: Path) -> Path:
 
 
 def fit_gate(
-    repository: Path, images: np.ndarray, labels: np.ndarray, router: str = ROUTER
+    repository: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    router: str = ROUTER,
+    stage: str = STUDENT,
+    boundary: int = 0,
 ) -> Path:
-    """Run the repository's Student and Teacher on ``images`` (never the calibration split),
-    train a gate on them and write it next to ``router``; return its path."""
-    log.info("running Student and Teacher on %d gate-training images", len(labels))
-    student = OnnxClassifier(onnx_path(repository, STUDENT), threads=2).predict(images)
+    """Run the repository's ``stage`` model and Teacher on ``images`` (never the calibration
+    split), train a gate on them and write it next to ``router`` for stage boundary
+    ``boundary``; return its path."""
+    log.info("running %s and the Teacher on %d gate-training images", stage, len(labels))
+    student = OnnxClassifier(onnx_path(repository, stage), threads=2).predict(images)
     teacher = OnnxClassifier(onnx_path(repository, TEACHER), threads=2).predict(images)
     net = train_gate(student, teacher, labels)
-    return export_gate(net, student.shape[1], gate_path(repository, router))
+    return export_gate(net, student.shape[1], gate_path(repository, router, boundary))
 
 
 def main(argv: list[str] | None = None) -> None:

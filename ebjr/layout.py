@@ -11,12 +11,20 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
+# every Student ``make models`` trained, ``<name>.onnx``, with its gate ``<name>.gate.onnx``
+STUDENT_CANDIDATES = PROJECT_ROOT / "student_candidates"
 VERSION = "1"
 
 # Model names in the default repository and in everything the builder writes.
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
 CALIBRATION_FILE = "calibration.json"
+
+
+def middle_stage(k: int) -> str:
+    """The model name of an N-stage cascade's ``k``-th middle stage (1-based): ``student_2``
+    is the second Student, after ``student``."""
+    return f"student_{k + 1}"
 
 
 def config_path(repository: Path, model: str) -> Path:
@@ -37,6 +45,18 @@ def calibration_path(repository: Path, router: str = ROUTER) -> Path:
 GATE_FILE = "gate.onnx"
 
 
-def gate_path(repository: Path, router: str = ROUTER) -> Path:
-    """``<repository>/<router>/gate.onnx``: the router's learned deferral gate, if it has one."""
-    return Path(repository) / router / GATE_FILE
+def gate_file(boundary: int = 0) -> str:
+    """The gate file of stage boundary ``boundary``: ``gate.onnx`` after the Student, then
+    ``gate_1.onnx``, ... after each middle stage of an N-stage cascade."""
+    return GATE_FILE if boundary == 0 else f"gate_{boundary}.onnx"
+
+
+def gate_path(repository: Path, router: str = ROUTER, boundary: int = 0) -> Path:
+    """``<repository>/<router>/gate.onnx``: the router's learned deferral gate, if it has one
+    (``gate_file(boundary)`` for a later stage boundary)."""
+    return Path(repository) / router / gate_file(boundary)
+
+
+def candidate_gate(candidate: Path) -> Path:
+    """A candidate Student's learned gate: ``<name>.gate.onnx`` beside ``<name>.onnx``."""
+    return Path(candidate).with_suffix(".gate.onnx")

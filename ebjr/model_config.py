@@ -130,16 +130,19 @@ def router(
     instances: int,
     max_queue_delay_us: int,
     values: dict[str, object],
+    boundaries: int = 1,
 ) -> ModelConfig:
     """The BLS router's config: input ``image`` (the Student's input), per-row outputs
-    ``ROUTER_OUTPUTS`` in the Teacher's label space, and ``values`` as parameters."""
+    ``ROUTER_OUTPUTS`` in the Teacher's label space (``threshold`` holds one value per stage
+    boundary), and ``values`` as parameters."""
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     _tensor(config.input, image, "image")
     _tensor(config.output, logits, "logits")
     for output, dtype in zip(
         ROUTER_OUTPUTS[1:], ("TYPE_INT64", "TYPE_FP32", "TYPE_FP32", "TYPE_STRING"), strict=True
     ):
-        config.output.add(name=output, data_type=_data_type(dtype), dims=[1])
+        dims = [boundaries] if output == "threshold" else [1]
+        config.output.add(name=output, data_type=_data_type(dtype), dims=dims)
     config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     config.dynamic_batching.SetInParent()
     config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.KIND_CPU)

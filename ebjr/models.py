@@ -66,6 +66,7 @@ class ResNet(nn.Module):
 
 ARCHITECTURES = {
     "student": dict(widths=(8, 16), blocks=1, stem_stride=2),
+    "student_wide": dict(widths=(16, 32), blocks=1, stem_stride=2),  # 4x the Student's FLOPs
     "teacher": dict(widths=(32, 64, 128), blocks=2, stem_stride=2),
 }
 

@@ -26,8 +26,9 @@ import numpy as np
 from ebjr import model_config as mc
 from ebjr import specialized as spec
 from ebjr.calibration import CalibrationRecord, calibrate_scores, write_calibration
+from ebjr.cascade import CascadeCalibration, calibrate_cascade, write_cascade_calibration
 from ebjr.data import load_labelled
-from ebjr.gate import GATE_SCORE, GateScore
+from ebjr.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.layout import (
     ROUTER,
     SPECIALIZED_ROUTER,
@@ -38,13 +39,19 @@ from ebjr.layout import (
     calibration_path,
     config_path,
     gate_path,
+    middle_stage,
     onnx_path,
 )
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.onnx_info import ModelInfo, describe
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
-from ebjr.router_config import RouterSettings, policy_parameters
+from ebjr.router_config import (
+    RouterSettings,
+    policy_parameters,
+    published_parameters,
+    stages_parameter,
+)
 from ebjr.scores import ScoreFn, energy
 
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
@@ -75,9 +82,11 @@ def router_model_config(
     teacher: ModelInfo,
     settings: RouterSettings,
     specialized: Specialized | None = None,
+    middle: tuple[ModelInfo, ...] = (),
 ) -> mc.ModelConfig:
     """The BLS router's config: input ``image``, per-row outputs in the Teacher's label space,
-    the models it calls and ``settings`` as parameters."""
+    the models it calls (``middle`` stages between Student and Teacher) and ``settings`` as
+    parameters."""
     values = {
         "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
         "student_input": student.input.name,
@@ -89,6 +98,10 @@ def router_model_config(
     }
     if specialized is not None:
         values.update(policy_parameters(specialized.policy(energy, teacher.num_classes)))
+    if middle:
+        values["middle_stages"] = stages_parameter(
+            [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
+        )
     return mc.router(
         SPECIALIZED_ROUTER if specialized else ROUTER,
         student.input,
@@ -97,6 +110,7 @@ def router_model_config(
         settings.instances,
         settings.max_queue_delay_us,
         values,
+        boundaries=len(middle) + 1,
     )
 
 
@@ -168,7 +182,55 @@ def calibrate_router(
     if specialized is not None:
         record = replace(record, popular=specialized.popular, share=specialized.share)
     write_calibration(calibration_path(out, router), record)
+    publish(out, router, record)
     return record
+
+
+def calibrate_cascade_router(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    middle: int,
+    pinned_score: str | None = None,
+    temperature: float = 1.0,
+) -> CascadeCalibration:
+    """Calibrate the N-stage router (``middle`` middle stages) on labelled validation data:
+    each boundary routes on the score that serves its own stage best against the Teacher
+    (a gate where it measures cheaper), then the cheapest threshold tuple reaching the
+    Teacher's accuracy is searched jointly. Writes and returns its ``calibration.json``."""
+    stages = (STUDENT, *(middle_stage(k) for k in range(1, middle + 1)), TEACHER)
+    paths = [onnx_path(out, name) for name in stages]
+    logits = [OnnxClassifier(path, threads=2).predict(images) for path in paths]
+    flops = [describe(path).flops for path in paths]
+    names, scores = [], []
+    for k, stage_logits in enumerate(logits[:-1]):
+        gate = gate_path(out, ROUTER, k)
+        record = calibrate_scores(
+            stage_logits,
+            logits[-1],
+            labels,
+            flops[k],
+            flops[-1],
+            GeneralPolicy(energy),
+            pinned=pinned_score,
+            temperature=temperature,
+            extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
+        )
+        names.append(record.score)
+        score = routing_score(record.score, temperature, out / ROUTER, k)
+        scores.append(GeneralPolicy(score).effective_scores(stage_logits))
+    correct = [stage_logits.argmax(1) == labels for stage_logits in logits]
+    cascade = calibrate_cascade(stages, tuple(names), scores, correct, flops)
+    write_cascade_calibration(calibration_path(out, ROUTER), cascade)
+    publish(out, ROUTER, cascade)
+    return cascade
+
+
+def publish(out: Path, router: str, record: CalibrationRecord | CascadeCalibration) -> None:
+    """Write ``record``'s score and operating points into the router's ``config.pbtxt``
+    parameters, where clients read them (``published_parameters``)."""
+    path = config_path(out, router)
+    mc.write(path, mc.edited(mc.read(path), published_parameters(record)))
 
 
 def write_onnx_model(
@@ -189,12 +251,14 @@ def write_onnx_model(
 
 
 def _write_router(out: Path, config: mc.ModelConfig) -> None:
+    """The router's folder, without the calibration and gates of an earlier build."""
     model_py = out / config.name / VERSION / "model.py"
     model_py.parent.mkdir(parents=True, exist_ok=True)
     model_py.write_text(ROUTER_MODEL_PY)
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
-    gate_path(out, config.name).unlink(missing_ok=True)
+    for gate in (out / config.name).glob("gate*.onnx"):
+        gate.unlink()
 
 
 def build_repository(
@@ -207,12 +271,20 @@ def build_repository(
     pinned_score: str | None = None,
     specialized: Specialized | None = None,
     gate_data: tuple[np.ndarray, np.ndarray] | None = None,
-) -> CalibrationRecord | None:
+    middle: tuple[Path, ...] = (),
+    gates: tuple[Path, ...] = (),
+) -> CalibrationRecord | CascadeCalibration | None:
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
     ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
 
+    With ``middle`` ONNX files the general router is an N-stage cascade: Student, then each
+    middle stage (``out/student_2``, ...) on the rows the stages before it did not keep, then
+    the Teacher; it is calibrated with ``calibrate_cascade_router``.
+
     With ``gate_data`` (images, labels; never the validation data) a learned deferral gate is
-    trained for the general router and offered to calibration as the score ``gate``.
+    trained for each of the general router's stage boundaries and offered to calibration as
+    the score ``gate``. ``gates`` gives gates trained before instead, one ONNX file per stage
+    boundary.
 
     ``serving`` says how Student and Teacher are served (native ONNX Runtime backend on CPU by
     default). With ``validation`` (images, labels) the router is calibrated on it and the
@@ -230,21 +302,36 @@ def build_repository(
             "(--default-threshold, --score), or calibrate with --val-data"
         )
     batch = max(settings.max_batch_size, 1)
+    middles = tuple(describe(path) for path in middle)
+    for info in middles:
+        check_pair(info, teacher)
     write_onnx_model(out, STUDENT, student_onnx, student, batch, serving)
+    for k, (path, info) in enumerate(zip(middle, middles, strict=True), 1):
+        write_onnx_model(out, middle_stage(k), path, info, batch, serving)
     write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
-    _write_router(out, router_model_config(student, teacher, settings))
+    _write_router(out, router_model_config(student, teacher, settings, middle=middles))
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
         write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
         _write_router(out, router_model_config(special, teacher, settings, specialized))
+    if gates and (gate_data is not None or len(gates) != len(middle) + 1):
+        raise ValueError("give one gate per stage boundary, or gate-training data, not both")
+    for k, gate in enumerate(gates):
+        shutil.copyfile(gate, gate_path(out, ROUTER, k))
     if gate_data is not None:
         from ebjr.gate_training import fit_gate  # Torch, for training only
 
-        fit_gate(out, *gate_data)
+        for k, stage in enumerate((STUDENT, *(middle_stage(k) for k in range(1, len(middle) + 1)))):
+            fit_gate(out, *gate_data, stage=stage, boundary=k)
     if validation is None:
         return None
-    record = calibrate_router(out, *validation, pinned_score, settings.temperature)
+    if middle:
+        record = calibrate_cascade_router(
+            out, *validation, len(middle), pinned_score, settings.temperature
+        )
+    else:
+        record = calibrate_router(out, *validation, pinned_score, settings.temperature)
     if specialized is not None:
         calibrate_router(out, *validation, pinned_score, settings.temperature, specialized)
     return record
@@ -253,6 +340,13 @@ def build_repository(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write an EBJR Triton model repository.")
     parser.add_argument("--student", type=Path, required=True, help="Student ONNX file")
+    parser.add_argument(
+        "--middle",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="larger Students between Student and Teacher, in order: an N-stage cascade",
+    )
     parser.add_argument("--teacher", type=Path, required=True, help="Teacher ONNX file")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
     parser.add_argument(
@@ -317,17 +411,17 @@ def main(argv: list[str] | None = None) -> None:
             args.score,
             specialized,
             gate_data,
+            tuple(args.middle),
         )
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    names = [STUDENT, TEACHER, ROUTER] + (
-        [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
-    )
+    names = [STUDENT, *(middle_stage(k) for k in range(1, len(args.middle) + 1)), TEACHER, ROUTER]
+    names += [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
     print(f"Wrote {args.out}/{{{','.join(names)}}}")
     if record:
         print(
-            f"Calibrated on {record.rows} rows: score {record.score} ({record.chosen_by}), "
-            f"default (parity) threshold {record.parity_threshold} sends "
+            f"Calibrated on {record.rows} rows: scores {', '.join(record.scores)}, default "
+            f"(parity) thresholds {record.parity_thresholds} send "
             f"{record.parity_teacher_fraction:.1%} to the Teacher"
         )
 

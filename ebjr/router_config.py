@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ebjr.calibration import CalibrationRecord
+from ebjr.cascade import CascadeCalibration
 from ebjr.gate import routing_score
 from ebjr.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.routing import parse_threshold
@@ -23,8 +27,9 @@ class RouterSettings:
     """Router knobs. The routing ones are written as ``config.pbtxt`` parameters; the last
     three shape the router's own model config."""
 
-    default_threshold: str = "calibrated"  # or a number
-    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax
+    # "calibrated", or a number (comma-separated, one per stage boundary, for N stages)
+    default_threshold: str = "calibrated"
+    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax, gate (or a list)
     temperature: float = 1.0
     # "in_process": the router runs the Student's ONNX file itself, one batch per execution
     # (measured cheaper: TUNING.md); "bls": it calls the Student model over BLS.
@@ -67,52 +72,100 @@ class RouterSettings:
 
 @dataclass(frozen=True)
 class RouterConfig:
-    student: ModelRef
-    teacher: ModelRef
-    default_threshold: float
-    policy: RoutingPolicy
+    stages: tuple[ModelRef, ...]  # Student first, Teacher last, middle stages between
+    policies: tuple[RoutingPolicy, ...]  # one per stage boundary
+    default_thresholds: tuple[float, ...]  # one per stage boundary
     on_teacher_error: str  # "fallback" or "fail"
-    teacher_timeout_s: float  # 0 = no timeout
+    teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
     student_in_process: bool
     metrics: bool
+
+    @property
+    def student(self) -> ModelRef:
+        return self.stages[0]
 
     @classmethod
     def from_parameters(
         cls,
         p: dict[str, str],
-        calibration: CalibrationRecord | None,
+        calibration: CalibrationRecord | CascadeCalibration | None,
         num_classes: int,
         model_dir: Path | None = None,
     ) -> RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
         ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
-        router's folder, where a learned gate (score ``gate``) lives.
+        router's folder, where learned gates (score ``gate``) live.
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
         s = RouterSettings.from_parameters(p)
+        if calibration is not None:
+            check_published(p, calibration)
+        stages = (
+            (p["student_model"], p["student_input"], p["student_output"]),
+            *parse_stages(p.get("middle_stages", "")),
+            (p["teacher_model"], p["teacher_input"], p["teacher_output"]),
+        )
+        boundaries = len(stages) - 1
         if "calibrated" in (s.default_threshold, s.score) and calibration is None:
             raise ValueError(
                 "config.pbtxt asks for calibrated settings but calibration.json is missing"
             )
         if s.default_threshold == "calibrated":
-            default = calibration.parity_threshold
+            default = calibration.parity_thresholds
         else:
-            default = parse_threshold(s.default_threshold, "default_threshold")
-        if s.score == "calibrated":
-            score = routing_score(calibration.score, calibration.temperature, model_dir)
-        else:
-            score = routing_score(s.score, s.temperature, model_dir)
+            default = tuple(
+                parse_threshold(t, "default_threshold")
+                for t in _each(s.default_threshold, boundaries, "default_threshold")
+            )
+        names = (
+            calibration.scores if s.score == "calibrated" else _each(s.score, boundaries, "score")
+        )
+        if len(default) != boundaries or len(names) != boundaries:
+            raise ValueError(
+                f"{len(stages)} stages need {boundaries} thresholds and scores; the calibration "
+                f"holds {len(calibration.parity_thresholds) if calibration else 0}"
+            )
+        scores = [
+            routing_score(name, s.temperature, model_dir, boundary)
+            for boundary, name in enumerate(names)
+        ]
+        first = policy_from_parameters(p, scores[0], num_classes)
         return cls(
-            student=(p["student_model"], p["student_input"], p["student_output"]),
-            teacher=(p["teacher_model"], p["teacher_input"], p["teacher_output"]),
-            default_threshold=default,
-            policy=policy_from_parameters(p, score, num_classes),
+            stages=stages,
+            policies=(first, *(GeneralPolicy(score) for score in scores[1:])),
+            default_thresholds=default,
             on_teacher_error=s.on_teacher_error,
             teacher_timeout_s=s.teacher_timeout_ms / 1000,
             student_in_process=s.student_execution == "in_process",
             metrics=s.metrics != "off",
         )
+
+
+def _each(value: str, boundaries: int, key: str) -> list[str]:
+    """A comma-separated setting, one value per stage boundary (one value applies to all)."""
+    values = [v.strip() for v in value.split(",")]
+    if len(values) == 1:
+        values *= boundaries
+    if len(values) != boundaries:
+        raise ValueError(f"{key} needs 1 or {boundaries} comma-separated values, not {value!r}")
+    return values
+
+
+def stages_parameter(stages: list[ModelRef]) -> str:
+    """The ``middle_stages`` parameter: ``model:input:output`` per stage, comma-separated."""
+    return ",".join(":".join(stage) for stage in stages)
+
+
+def parse_stages(value: str) -> list[ModelRef]:
+    """The stages ``stages_parameter`` wrote."""
+    stages = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"middle_stages items must be model:input:output, not {item!r}")
+        stages.append(tuple(parts))
+    return stages
 
 
 def policy_parameters(policy: RoutingPolicy) -> dict[str, str]:
@@ -135,3 +188,57 @@ def policy_from_parameters(p: dict[str, str], score: ScoreFn, num_classes: int) 
         raise ValueError(f"mode must be general or specialized, not {mode!r}")
     classes = tuple(int(c) for c in p["student_classes"].split(","))
     return SpecializedPolicy(score, classes, int(p["other_index"]), num_classes)
+
+
+# Parameters the builder adds to a calibrated router's config.pbtxt, so that any client can
+# read what its knobs mean from the model config (``/v2/models/<router>/config``); the router
+# checks them against its calibration file at load.
+PUBLISHED = ("served_score", "served_default_threshold", "operating_points")
+
+
+def published_parameters(calibration: CalibrationRecord | CascadeCalibration) -> dict[str, str]:
+    """The resolved score per stage boundary, the calibrated default thresholds, and the
+    operating points (threshold(s), Teacher share, expected accuracy and FLOPs on the
+    calibration split) at every 10% of Teacher share and at parity, as JSON."""
+    table = calibration.table
+    thresholds = np.asarray(table.thresholds).reshape(len(table.accuracy), -1)
+    rows = {int(np.argmin(np.abs(table.teacher_fraction - f))) for f in np.linspace(0, 1, 11)}
+    points = [
+        {
+            "threshold": ",".join(repr(float(t)) for t in thresholds[i]),
+            "teacher_fraction": float(table.teacher_fraction[i]),
+            "accuracy": float(table.accuracy[i]),
+            "flops": float(table.flops[i]),
+        }
+        for i in sorted(rows)
+    ]
+    return {
+        "served_score": ",".join(calibration.scores),
+        "served_default_threshold": ",".join(repr(t) for t in calibration.parity_thresholds),
+        "operating_points": json.dumps(
+            {
+                "split": calibration.split,
+                "rows": calibration.rows,
+                "parity": {
+                    "threshold": ",".join(repr(t) for t in calibration.parity_thresholds),
+                    "teacher_fraction": calibration.parity_teacher_fraction,
+                    "accuracy": calibration.parity_accuracy,
+                },
+                "points": points,
+            }
+        ),
+    }
+
+
+def check_published(p: dict[str, str], calibration: CalibrationRecord | CascadeCalibration) -> None:
+    """Refuse a config whose published calibration no longer matches the calibration file
+    (e.g. ``calibration.json`` replaced by hand): clients would read wrong units."""
+    if "served_score" not in p:
+        return
+    expected = published_parameters(calibration)
+    stale = [key for key in PUBLISHED if p.get(key) != expected[key]]
+    if stale:
+        raise ValueError(
+            f"config.pbtxt's {', '.join(stale)} disagree with calibration.json; rebuild the "
+            "repository (python -m ebjr.repository) or recalibrate with it"
+        )

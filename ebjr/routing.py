@@ -8,17 +8,31 @@ always-Student and ``t = +inf`` always-Teacher.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-# Route codes per row, and their names as the router returns them.
-STUDENT, TEACHER, FALLBACK = 0, 1, 2
-ROUTE_NAMES = ("student", "teacher", "student_fallback")
+# Route codes per row, and their names as the router returns them. ``middle``: a stage
+# between the Student and the Teacher answered (N-stage cascades, ``ebjr.cascade``).
+STUDENT, TEACHER, FALLBACK, MIDDLE = 0, 1, 2, 3
+ROUTE_NAMES = ("student", "teacher", "student_fallback", "middle")
 
 
 class RequestError(ValueError):
     """A request the router rejects with a clear message (HTTP 400 / gRPC INVALID_ARGUMENT)."""
+
+
+def parse_thresholds(value: object, count: int, name: str = "threshold") -> tuple[float, ...]:
+    """One threshold per stage boundary: ``count`` numbers, comma-separated in a string
+    (``"0.5,-1"``), or for a two-stage router one number as ``parse_threshold`` takes it."""
+    values = value.split(",") if isinstance(value, str) else [value]
+    if len(values) != count:
+        raise RequestError(
+            f"{name} needs {count} comma-separated values, one per stage boundary; got {value!r}"
+        )
+    return tuple(parse_threshold(v, name) for v in values)
 
 
 def parse_threshold(value: object, name: str = "threshold") -> float:
@@ -49,8 +63,9 @@ class Routed:
     """The joint answer for a batch (eq. 7).
 
     logits: (N, C) float32, from whichever model answered each row
-    scores: (N,) float32, the Student's routing score
-    route: (N,) int8, ``STUDENT``, ``TEACHER`` or ``FALLBACK`` per row (see ``ROUTE_NAMES``)
+    scores: (N,) float32, the routing score of the last stage that scored each row (the
+        Student's, unless the row reached a middle stage)
+    route: (N,) int8, one of ``ROUTE_NAMES``' codes per row
     """
 
     logits: np.ndarray
@@ -63,31 +78,55 @@ class Routed:
         return np.argmax(self.logits, axis=1).astype(np.int64)
 
 
-def join_answers(
-    student_logits: np.ndarray,
-    scores: np.ndarray,
-    student_rows: np.ndarray,
-    teacher_logits: np.ndarray | None,
-) -> Routed:
-    """Scatter the Teacher's answers into the Student's batch.
+class StageError(RuntimeError):
+    """A stage after the Student could not answer (an error or a timeout)."""
 
-    student_logits: (N, C); scores: (N,); student_rows: (N,) bool from ``to_student``;
-    teacher_logits: (K, C) for the K rows where ``student_rows`` is False, in order, or ``None``
-    when the Teacher could not answer (those rows keep the Student's answer, marked ``FALLBACK``).
+
+class Policy(Protocol):
+    def decide(
+        self, logits: np.ndarray, thresholds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+def cascade(
+    batch: np.ndarray,
+    thresholds: np.ndarray,
+    policies: list[Policy],
+    run: Callable[[int, np.ndarray], np.ndarray],
+) -> tuple[Routed, str | None]:
+    """Route ``batch`` through ``len(policies) + 1`` stages, Student first, Teacher last.
+
+    ``thresholds: (N, S - 1)``, one column per stage boundary. ``policies[k]`` decides for
+    stage ``k`` (``ebjr.policy``). ``run(k, images) -> logits`` runs stage ``k``, once, on only
+    the rows no earlier stage kept; a failure of a stage after the first raises ``StageError``.
+    Then the rows waiting on it keep the last answer they have, marked ``FALLBACK``, no later
+    stage runs, and the error's message comes back with the answer.
     """
-    teacher_rows = ~student_rows
-    logits = np.array(student_logits, dtype=np.float32, copy=True)
-    route = np.where(student_rows, STUDENT, TEACHER).astype(np.int8)
-    if teacher_logits is None:
-        route[teacher_rows] = FALLBACK
-    else:
-        if teacher_logits.shape != (int(teacher_rows.sum()), logits.shape[1]):
-            raise ValueError(
-                f"teacher answered shape {teacher_logits.shape}, expected "
-                f"{(int(teacher_rows.sum()), logits.shape[1])}"
-            )
-        logits[teacher_rows] = teacher_logits
-    return Routed(logits=logits, scores=np.asarray(scores, dtype=np.float32), route=route)
+    logits = run(0, batch)
+    scores, keep, answers = policies[0].decide(logits, thresholds[:, 0])
+    out = np.array(answers, dtype=np.float32, copy=True)
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    route = np.where(keep, STUDENT, TEACHER).astype(np.int8)
+    pending = np.flatnonzero(~keep)
+    for stage in range(1, len(policies) + 1):
+        if len(pending) == 0:
+            break
+        try:
+            logits = run(stage, batch[pending])
+        except StageError as err:
+            route[pending] = FALLBACK
+            return Routed(out, scores, route), str(err)
+        expected = (len(pending), out.shape[1])
+        if logits.shape != expected:
+            raise ValueError(f"stage {stage} answered shape {logits.shape}, expected {expected}")
+        if stage == len(policies):  # the Teacher answers every row that reaches it
+            out[pending] = logits
+            break
+        s, k, a = policies[stage].decide(logits, thresholds[pending, stage])
+        out[pending], scores[pending] = a, s
+        route[pending[k]] = MIDDLE
+        pending = pending[~k]
+    return Routed(out, scores, route), None
 
 
 def request_slices(counts: list[int], total: int) -> list[slice]:

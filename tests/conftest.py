@@ -22,7 +22,11 @@ from ebjr import data
 from ebjr import model_config as mc
 from ebjr.benchmark import bench_repository
 from ebjr.client import connect
-from ebjr.layout import DEFAULT_REPOSITORY, ROUTER, config_path
+from ebjr.layout import (
+    DEFAULT_REPOSITORY,
+    ROUTER,
+    config_path,
+)
 from ebjr.server import TritonServer
 
 MODEL_REPOSITORY = DEFAULT_REPOSITORY

@@ -10,10 +10,10 @@ from ebjr.calibration import (
     cheapest_reaching,
     crossing_threshold,
     read_calibration,
-    resolve_threshold,
     sweep,
     write_calibration,
 )
+from ebjr.cascade import resolve_thresholds
 from ebjr.routing import RequestError
 
 
@@ -124,23 +124,27 @@ def test_calibration_file_round_trips(tmp_path):
     assert replace(back, table=cal.table) == replace(cal, table=cal.table)
 
 
-def test_resolve_threshold_knobs_and_errors():
+def test_resolve_thresholds_knobs_and_errors():
     cal, *_ = make_calibration()
-    assert resolve_threshold("{}", 4.0, cal) == 4.0
-    assert resolve_threshold("", 4.0) == 4.0
-    assert resolve_threshold('{"threshold": "7.5", "other": 1}', 4.0) == 7.5
-    assert resolve_threshold('{"threshold": -Infinity}', 4.0) == -math.inf
-    assert resolve_threshold('{"teacher_fraction": "0.3"}', 4.0, cal) == cal.for_teacher_fraction(
-        0.3
+    assert resolve_thresholds("{}", (4.0,), cal) == (4.0,)
+    assert resolve_thresholds("", (4.0,)) == (4.0,)
+    assert resolve_thresholds('{"threshold": "7.5", "other": 1}', (4.0,)) == (7.5,)
+    assert resolve_thresholds('{"threshold": -Infinity}', (4.0,)) == (-math.inf,)
+    assert resolve_thresholds('{"teacher_fraction": "0.3"}', (4.0,), cal) == (
+        cal.for_teacher_fraction(0.3),
     )
-    assert resolve_threshold('{"min_accuracy": 0.9}', 4.0, cal) == cal.for_min_accuracy(0.9)
+    assert resolve_thresholds('{"min_accuracy": 0.9}', (4.0,), cal) == (cal.for_min_accuracy(0.9),)
+    # an N-stage router takes one threshold per stage boundary
+    assert resolve_thresholds('{"threshold": "1,-inf"}', (4.0, 5.0)) == (1.0, -math.inf)
+    with pytest.raises(RequestError, match="needs 2 comma-separated values"):
+        resolve_thresholds('{"threshold": 1}', (4.0, 5.0))
     with pytest.raises(RequestError, match="at most one"):
-        resolve_threshold('{"threshold": 1, "min_accuracy": 0.5}', 4.0, cal)
+        resolve_thresholds('{"threshold": 1, "min_accuracy": 0.5}', (4.0,), cal)
     with pytest.raises(RequestError, match="needs a calibration.json"):
-        resolve_threshold('{"teacher_fraction": 0.3}', 4.0, None)
+        resolve_thresholds('{"teacher_fraction": 0.3}', (4.0,), None)
     with pytest.raises(RequestError, match="teacher_fraction must not be NaN"):
-        resolve_threshold('{"teacher_fraction": "nan"}', 4.0, cal)
+        resolve_thresholds('{"teacher_fraction": "nan"}', (4.0,), cal)
     with pytest.raises(RequestError, match="NaN"):
-        resolve_threshold('{"threshold": "NaN"}', 4.0)
+        resolve_thresholds('{"threshold": "NaN"}', (4.0,))
     with pytest.raises(RequestError, match="JSON"):
-        resolve_threshold("{not json", 4.0)
+        resolve_thresholds("{not json", (4.0,))

@@ -1,3 +1,4 @@
+import json
 import math
 from dataclasses import replace
 
@@ -6,7 +7,7 @@ import pytest
 
 from ebjr.calibration import calibrate
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
-from ebjr.router_config import RouterConfig, RouterSettings
+from ebjr.router_config import RouterConfig, RouterSettings, published_parameters
 from ebjr.scores import energy, negative_entropy
 
 BASE = {
@@ -28,8 +29,8 @@ CALIBRATION = replace(
 
 def test_calibrated_settings_come_from_the_calibration_file():
     config = RouterConfig.from_parameters(BASE, CALIBRATION, 10)
-    assert config.default_threshold == -0.25
-    assert config.policy == GeneralPolicy(negative_entropy)
+    assert config.default_thresholds == (-0.25,)
+    assert config.policies == (GeneralPolicy(negative_entropy),)
     assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 0.0)
     # Missing parameters take RouterSettings' defaults, the same ones the builder writes.
     assert config.student_in_process and config.metrics
@@ -63,9 +64,9 @@ def test_explicit_settings_and_specialized_mode():
         "on_teacher_error": "fail",
     }
     config = RouterConfig.from_parameters(p, None, 10)
-    assert config.default_threshold == -math.inf and config.teacher_timeout_s == 0.25
+    assert config.default_thresholds == (-math.inf,) and config.teacher_timeout_s == 0.25
     assert config.student_in_process and config.on_teacher_error == "fail"
-    assert config.policy == SpecializedPolicy(energy, (7, 2), 2, 10)
+    assert config.policies == (SpecializedPolicy(energy, (7, 2), 2, 10),)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +88,16 @@ def test_explicit_settings_and_specialized_mode():
 def test_bad_settings_are_clear_errors(change, message):
     with pytest.raises(ValueError, match=message):
         RouterConfig.from_parameters({**BASE, **change}, None, 10)
+
+
+def test_a_config_whose_published_calibration_is_stale_is_refused():
+    p = {**BASE, **published_parameters(CALIBRATION)}
+    assert RouterConfig.from_parameters(p, CALIBRATION, 10).default_thresholds == (-0.25,)
+    points = json.loads(p["operating_points"])
+    assert points["parity"]["threshold"] == "-0.25" and p["served_score"] == "entropy"
+    with pytest.raises(
+        ValueError, match="served_score, served_default_threshold, operating_points disagree"
+    ):
+        RouterConfig.from_parameters(
+            p, replace(CALIBRATION, score="softmax", parity_threshold=1.0), 10
+        )

@@ -1,15 +1,18 @@
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from ebjr.routing import (
     FALLBACK,
+    MIDDLE,
     STUDENT,
     TEACHER,
     RequestError,
+    StageError,
+    cascade,
     check_batch,
-    join_answers,
     parse_threshold,
     to_student,
 )
@@ -50,27 +53,61 @@ def test_parse_threshold_rejects_non_numbers_and_nan(value):
         parse_threshold(value)
 
 
-def test_join_answers_scatters_teacher_rows_in_order():
-    student = np.arange(12, dtype=np.float32).reshape(4, 3)
-    teacher = np.array([[100.0, 0, 0], [0, 0, 200.0]], dtype=np.float32)
-    rows = np.array([True, False, True, False])
-    routed = join_answers(student, np.zeros(4), rows, teacher)
-    np.testing.assert_array_equal(routed.logits[[0, 2]], student[[0, 2]])
-    np.testing.assert_array_equal(routed.logits[[1, 3]], teacher)
-    assert routed.route.tolist() == [STUDENT, TEACHER, STUDENT, TEACHER]
-    assert routed.predictions.tolist() == [2, 0, 2, 2]
+@dataclass(frozen=True)
+class Above:
+    """A policy keeping rows whose first logit is at or above the threshold."""
+
+    def decide(self, logits, thresholds):
+        scores = logits[:, 0]
+        return scores, scores >= thresholds, logits
 
 
-def test_join_answers_without_teacher_marks_fallback_and_keeps_student_answer():
-    student = np.eye(3, dtype=np.float32)
-    routed = join_answers(student, np.zeros(3), np.array([True, False, False]), None)
-    np.testing.assert_array_equal(routed.logits, student)
+def staged(answers: dict[int, np.ndarray], calls: list, fail: int | None = None):
+    """``run(stage, images)``: each stage answers its fixed rows (images are row indices)."""
+
+    def run(stage, images):
+        calls.append((stage, images[:, 0].tolist()))
+        if stage == fail:
+            raise StageError(f"stage {stage} is down")
+        return answers[stage][images[:, 0].astype(int)]
+
+    return run
+
+
+def test_cascade_runs_each_stage_once_on_the_rows_not_kept_and_scatters_in_order():
+    batch = np.arange(4, dtype=np.float32)[:, None]
+    answers = {
+        0: np.array([[5, 0], [0, 5], [5, 1], [0, 1]], dtype=np.float32),
+        1: np.array([[9, 9], [3, 1], [9, 9], [0, 2]], dtype=np.float32),
+        2: np.array([[7, 7], [7, 7], [7, 7], [1, 8]], dtype=np.float32),
+    }
+    calls = []
+    thresholds = np.full((4, 2), 2.0, dtype=np.float32)
+    routed, error = cascade(batch, thresholds, [Above(), Above()], staged(answers, calls))
+    assert error is None
+    assert calls == [(0, [0, 1, 2, 3]), (1, [1, 3]), (2, [3])]
+    assert routed.route.tolist() == [STUDENT, MIDDLE, STUDENT, TEACHER]
+    np.testing.assert_array_equal(
+        routed.logits, [answers[0][0], answers[1][1], answers[0][2], answers[2][3]]
+    )
+    assert routed.scores.tolist() == [5, 3, 5, 0]  # the last stage that scored each row
+
+
+def test_two_stage_cascade_and_a_failing_later_stage_keeps_the_last_answer_as_fallback():
+    batch = np.arange(3, dtype=np.float32)[:, None]
+    answers = {0: np.array([[5, 0], [0, 5], [1, 1]], dtype=np.float32)}
+    routed, error = cascade(batch, np.full((3, 1), 2.0), [Above()], staged(answers, [], fail=1))
+    assert error == "stage 1 is down"
+    np.testing.assert_array_equal(routed.logits, answers[0])
     assert routed.route.tolist() == [STUDENT, FALLBACK, FALLBACK]
 
 
-def test_join_answers_rejects_wrong_teacher_row_count():
-    with pytest.raises(ValueError, match="teacher answered"):
-        join_answers(np.eye(3), np.zeros(3), np.array([True, False, False]), np.ones((1, 3)))
+def test_cascade_rejects_a_stage_answering_the_wrong_row_count():
+    def run(stage, images):
+        return np.ones((len(images) + stage, 2), dtype=np.float32)
+
+    with pytest.raises(ValueError, match="stage 1 answered shape"):
+        cascade(np.zeros((2, 1)), np.full((2, 1), np.inf), [Above()], run)
 
 
 def test_check_batch_rejects_empty_and_names_the_non_finite_rows():

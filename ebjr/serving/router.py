@@ -1,5 +1,6 @@
 """The EBJR router: one Student call per dynamic batch, one Teacher call for the rows the
-Student does not keep, answers scattered back in order (paper eqs. 6-7).
+Student does not keep, answers scattered back in order (paper eqs. 6-7). An N-stage router
+(``middle_stages``) calls each middle stage once, with the rows no earlier stage kept.
 
 Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), or a
 calibrated knob ``teacher_fraction`` / ``min_accuracy`` (resolved through ``calibration.json``
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.calibration import read_calibration, resolve_threshold
+from ebjr.cascade import load_calibration, resolve_thresholds
 from ebjr.layout import CALIBRATION_FILE, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.ratelimit import RateLimited
@@ -28,8 +29,8 @@ from ebjr.routing import (
     FALLBACK,
     ROUTE_NAMES,
     RequestError,
+    cascade,
     check_batch,
-    join_answers,
     request_slices,
 )
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
@@ -43,7 +44,7 @@ class TritonPythonModel:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
         self.name = args["model_name"]
         path = Path(args["model_repository"]) / CALIBRATION_FILE
-        self.calibration = read_calibration(path) if path.exists() else None
+        self.calibration = load_calibration(path) if path.exists() else None
         logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
         self.config = RouterConfig.from_parameters(
             model_parameters(args),
@@ -62,8 +63,10 @@ class TritonPythonModel:
         )
         self.fallback_log = RateLimited(interval_s=10.0)
         self.log.log_info(
-            f"{args['model_name']}: {type(self.config.policy).__name__}, default threshold "
-            f"{self.config.default_threshold}, Student "
+            f"{args['model_name']}: {len(self.config.stages)} stages "
+            f"{[stage[0] for stage in self.config.stages]}, "
+            f"{type(self.config.policies[0]).__name__}, default thresholds "
+            f"{self.config.default_thresholds}, Student "
             f"{'in process' if self.student_local else 'over BLS'}"
         )
 
@@ -74,18 +77,9 @@ class TritonPythonModel:
         """Histogram buckets at the calibrated scores' deciles, else a wide fixed range."""
         if self.calibration is None:
             return np.linspace(-10, 40, 26).tolist()
-        thresholds = self.calibration.table.thresholds
+        thresholds = np.ravel(self.calibration.table.thresholds)  # every boundary's
         finite = thresholds[np.isfinite(thresholds)]
         return np.unique(np.quantile(finite, np.linspace(0, 1, 11)).round(3)).tolist()
-
-    def _run_student(self, batch: np.ndarray) -> np.ndarray:
-        """The Student's logits: in this process, or over BLS (``student_execution``)."""
-        if self.student_local is None:
-            return call_model(*self.config.student, batch)
-        try:
-            return self.student_local(batch)
-        except Exception as err:  # onnxruntime's errors are plain Exceptions
-            raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
 
     def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
@@ -106,8 +100,8 @@ class TritonPythonModel:
             try:
                 batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
                 check_batch(batch)
-                threshold = resolve_threshold(
-                    request.parameters(), self.config.default_threshold, self.calibration
+                threshold = resolve_thresholds(
+                    request.parameters(), self.config.default_thresholds, self.calibration
                 )
             except RequestError as err:
                 responses[i] = error_response(str(err), invalid_argument=True)
@@ -123,38 +117,30 @@ class TritonPythonModel:
             return
         counts = [len(b) for b in images]
         batch = np.concatenate(images)
-        row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts)
-
+        row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts, axis=0)
         try:
-            student_logits = self._run_student(batch)
-        except ModelCallError as err:
+            routed, later_error = cascade(
+                batch, row_thresholds, self.config.policies, self._run_stage
+            )
+        except ModelCallError as err:  # the Student failed: nothing to answer with
             for i in accepted:
                 responses[i] = error_response(str(err))
             return
-        scores, keep, answers = self.config.policy.decide(student_logits, row_thresholds)
-        teacher_logits, teacher_error = None, None
-        if not keep.all():
-            try:
-                teacher_logits = call_model(
-                    *self.config.teacher, batch[~keep], timeout_s=self.config.teacher_timeout_s
-                )
-            except ModelCallError as err:
-                teacher_error = str(err)
-                self._teacher_failed(teacher_error, int((~keep).sum()))
-        routed = join_answers(answers, scores, keep, teacher_logits)
+        if later_error is not None:
+            self._teacher_failed(later_error, int((routed.route == FALLBACK).sum()))
 
         columns = {  # every output for the whole batch; each request gets its rows
             "logits": routed.logits,
             "class": routed.predictions[:, None],
             "score": routed.scores[:, None],
-            "threshold": row_thresholds[:, None],
+            "threshold": row_thresholds,
             "route": ROUTE_BYTES[routed.route][:, None],
         }
         answered = np.ones(len(batch), dtype=bool)
-        fail = teacher_error is not None and self.config.on_teacher_error == "fail"
+        fail = later_error is not None and self.config.on_teacher_error == "fail"
         for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
             if fail and (routed.route[rows] == FALLBACK).any():
-                responses[i] = error_response(teacher_error)
+                responses[i] = error_response(later_error)
                 answered[rows] = False
                 continue
             # Only what the client asked for (every output tensor costs shared-memory work),
@@ -164,6 +150,19 @@ class TritonPythonModel:
                 [pb_utils.Tensor(name, columns[name][rows]) for name in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
+
+    def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
+        """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS
+        (``student_execution``), every later stage over BLS with ``teacher_timeout_ms``."""
+        if stage > 0:
+            timeout = self.config.teacher_timeout_s
+            return call_model(*self.config.stages[stage], images, timeout_s=timeout)
+        if self.student_local is None:
+            return call_model(*self.config.student, images)
+        try:
+            return self.student_local(images)
+        except Exception as err:  # onnxruntime's errors are plain Exceptions
+            raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
 
     def _teacher_failed(self, cause: str, rows: int) -> None:
         """Count a Teacher failure and log its cause, at most once every 10 s."""

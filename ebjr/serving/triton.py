@@ -8,6 +8,8 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ebjr.routing import StageError
+
 
 def model_parameters(args: dict) -> dict[str, str]:
     """The ``parameters`` of the model's ``config.pbtxt`` as a plain ``{key: value}`` dict."""
@@ -20,7 +22,7 @@ def error_response(message: str, invalid_argument: bool = False) -> pb_utils.Inf
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 
 
-class ModelCallError(RuntimeError):
+class ModelCallError(StageError):
     """A BLS call to another model returned an error or timed out."""
 
 

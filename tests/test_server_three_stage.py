@@ -1,0 +1,103 @@
+"""The three-stage router (Student -> larger Student -> Teacher) on the real server: each row
+equals the answer of the stage its thresholds dictate, and each later stage runs once per batch
+on only the rows the stages before it did not keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from ebjr.benchmark import THREE_STAGE, THREE_STAGE_MODELS
+from ebjr.cascade import CascadeCalibration, load_calibration
+from ebjr.client import classify, infer
+from ebjr.gate import routing_score
+from ebjr.layout import STUDENT, calibration_path, middle_stage
+
+ROUTER = THREE_STAGE
+STAGES = (THREE_STAGE_MODELS[STUDENT], THREE_STAGE_MODELS[middle_stage(1)], "teacher")
+
+
+@pytest.fixture(scope="module")
+def calibration(server) -> CascadeCalibration:
+    return load_calibration(calibration_path(server.model_repository, ROUTER))
+
+
+def stage_outputs(client, images, calibration, server):
+    """Each stage's own logits, and each boundary's score as the router computes it."""
+    logits = [infer(client, m, {"image": images}, ["logits"])["logits"] for m in STAGES]
+    router_dir = server.model_repository / ROUTER
+    scores = [
+        routing_score(name, 1.0, router_dir, k)(logits[k])
+        for k, name in enumerate(calibration.scores)
+    ]
+    return logits, scores
+
+
+def assert_three_stage_rows(answer, logits, scores, t1, t2):
+    first = scores[0] >= np.float32(t1)
+    second = ~first & (scores[1] >= np.float32(t2))
+    last = ~first & ~second
+    expected = np.where(first, "student", np.where(second, "middle", "teacher"))
+    assert answer.routes.tolist() == expected.tolist()
+    for rows, stage in ((first, 0), (second, 1), (last, 2)):
+        np.testing.assert_allclose(answer.logits[rows], logits[stage][rows], atol=1e-5)
+    np.testing.assert_allclose(
+        answer.scores, np.where(first, scores[0], scores[1]), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(answer.thresholds, np.tile(np.float32([t1, t2]), (len(first), 1)))
+
+
+def test_rows_equal_the_stage_their_thresholds_dictate(client, server, test_images, calibration):
+    images = test_images[0][:64]
+    logits, scores = stage_outputs(client, images, calibration, server)
+    t1, t2 = float(np.median(scores[0])), float(np.median(scores[1]))
+    answer = classify(client, images, model=ROUTER, threshold=f"{t1!r},{t2!r}")
+    assert {"student", "middle", "teacher"} <= set(answer.routes)  # every stage exercised
+    assert_three_stage_rows(answer, logits, scores, t1, t2)
+
+
+def test_calibrated_default_and_min_accuracy_give_threshold_pairs(
+    client, server, test_images, calibration
+):
+    images = test_images[0][:32]
+    logits, scores = stage_outputs(client, images, calibration, server)
+    assert_three_stage_rows(
+        classify(client, images, model=ROUTER), logits, scores, *calibration.parity_thresholds
+    )
+    target = float(calibration.table.accuracy[len(calibration.table.accuracy) // 2])
+    answer = classify(client, images, model=ROUTER, min_accuracy=str(target))
+    assert_three_stage_rows(answer, logits, scores, *calibration.for_min_accuracy(target))
+
+
+def test_each_later_stage_runs_once_on_only_the_rows_not_kept(
+    client, server, test_images, calibration
+):
+    images = test_images[0][:64]
+    _, scores = stage_outputs(client, images, calibration, server)
+    t1, t2 = float(np.median(scores[0])), float(np.quantile(scores[1], 0.7))
+
+    def counts(model):
+        grpc = isinstance(client, grpcclient.InferenceServerClient)
+        stats = client.get_inference_statistics(model, **({"as_json": True} if grpc else {}))
+        stats = stats["model_stats"][0]
+        return int(stats["inference_count"]), int(stats["execution_count"])
+
+    before = {m: counts(m) for m in STAGES[1:]}
+    answer = classify(client, images, model=ROUTER, threshold=f"{t1!r},{t2!r}")
+    after = {m: counts(m) for m in STAGES[1:]}
+    reached = {
+        STAGES[1]: (answer.routes != "student").sum(),
+        "teacher": (answer.routes == "teacher").sum(),
+    }
+    for model in STAGES[1:]:
+        assert after[model][0] - before[model][0] == reached[model]  # rows it ran on
+        assert after[model][1] - before[model][1] == 1  # one call for the batch
+
+
+@pytest.mark.parametrize("threshold", ["1.0", "1,2,3", "1,abc"])
+def test_a_threshold_per_boundary_is_required(client, test_images, threshold):
+    with pytest.raises(InferenceServerException, match="threshold"):
+        classify(client, test_images[0][:2], model=ROUTER, threshold=threshold)
+    assert classify(client, test_images[0][:2], model=ROUTER).routes.shape == (2,)
