@@ -1,5 +1,6 @@
 # ebjr-triton: Energy-Based Joint Reasoning on NVIDIA Triton Inference Server.
 #   make serve   set up what is missing, then serve model_repository/ (Ctrl-C or `make stop`)
+#   make stop    stop the server on HTTP_PORT (default 8000); `make stop ALL=1` stops them all
 #   make test    set up what is missing, then lint and run the tests against the real server
 PYTHON ?= python3
 VENV   := .venv
@@ -11,12 +12,12 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps serve stop models eval bench tune load soak test lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps serve stop models eval bench tune load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
-	@echo "make models  retrain Student and Teacher on Fashion-MNIST and rebuild $(REPO)/"
+	@echo "make models  retrain the Teacher and candidate Students, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
@@ -52,12 +53,12 @@ serve: venv backend
 	$(BIN)/python -m ebjr.server --model-repository $(REPO) --host $(HOST) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
-stop:
-	@if [ -f .run/tritonserver.pid ]; then kill -TERM $$(cat .run/tritonserver.pid) && echo "stopped"; \
-	else echo "no server started by make serve is running"; fi
+# The server on HTTP_PORT (one pid file per server in .run/); ALL=1: every server from here.
+stop: venv
+	@$(BIN)/python -m ebjr.pidfile --http-port $(HTTP_PORT) $(if $(ALL),--all)
 
 models: venv data
-	$(BIN)/python -m ebjr.train --out $(REPO)
+	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
 
 eval: venv data
 	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
@@ -86,7 +87,14 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: venv backend data perf-deps lint
+# The dashboard test runs a real Prometheus (Debian's package).
+monitoring-deps:
+	@command -v prometheus >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
+		else echo "the dashboard test needs Prometheus: sudo apt-get install prometheus"; exit 1; fi; }
+
+test: venv backend data perf-deps monitoring-deps lint
 	$(BIN)/python -m pytest -v
 
 clean:

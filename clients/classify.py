@@ -1,10 +1,15 @@
-"""Classify Fashion-MNIST test images or a PNG file through the EBJR router.
+"""Classify Fashion-MNIST test images or an image file through the EBJR router.
 
     python clients/classify.py --index 0 --count 5 --threshold 8.5
     python clients/classify.py --png shoe.png --protocol grpc --teacher-fraction 0.3
 
-Prints, per image: the class name, which model answered, the Student's routing score (the
-score named in the router's calibration file), the threshold applied and the round-trip latency.
+Prints the router's routing score name (the units of a raw ``--threshold``) and default, then
+per image: the class name, which model answered, the routing score, the threshold applied and
+the round-trip latency. Any readable image works: colour is converted to grey (luminance),
+transparent pixels become background, and the image is resized to 28x28. Fashion-MNIST items
+are light on a dark background: give ``--invert`` for a dark item on a light background.
+Problems (a missing or unreadable file, no server, an unknown model, a bad knob) end with one
+line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -16,28 +21,58 @@ import time
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import DEFAULT_URLS, classify, cli_args, connect
+from ebjr.client import (
+    DEFAULT_URLS,
+    ClientError,
+    classify,
+    cli_args,
+    describe_router,
+    open_client,
+)
 from ebjr.data import CLASS_NAMES, load_split
+from ebjr.layout import ROUTER
 
 
 def load_png(path: str, invert: bool) -> np.ndarray:
-    """A PNG as ``(1, 1, 28, 28) float32`` in [0, 1], light object on a dark background."""
-    from PIL import Image
+    """An image file as ``(1, 1, 28, 28) float32`` in [0, 1], light object on a dark
+    background; ``ClientError`` if it is missing or not an image."""
+    from PIL import Image, UnidentifiedImageError
 
-    image = Image.open(path).convert("L").resize((28, 28))
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise ClientError(f"no such file: {path}") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ClientError(f"{path} is not an image this client can read ({err})") from None
+    if "A" in image.getbands() or "transparency" in image.info:
+        background = Image.new(
+            "RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255)
+        )
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    pixels = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32) / 255.0
     return (1.0 - pixels if invert else pixels)[None, None]
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except ClientError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
     parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--model", default=ROUTER, help="the router to ask (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
     knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
     knob.add_argument("--min-accuracy", type=float, help="cheapest calibrated threshold for it")
-    parser.add_argument("--png", help="classify this PNG instead of test images")
+    parser.add_argument("--png", help="classify this image file (PNG, JPEG, ...) instead")
     parser.add_argument("--invert", action="store_true", help="PNG has a light background")
     parser.add_argument("--index", type=int, default=0, help="first test image")
     parser.add_argument("--count", type=int, default=5, help="number of test images")
@@ -58,23 +93,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         if value is not None
     }
-    client = connect(args.url or DEFAULT_URLS[args.protocol], args.protocol)
+    url = args.url or DEFAULT_URLS[args.protocol]
+    client = open_client(url, args.protocol, args.model, args.timeout)
+    info = describe_router(client, args.model)
+    print(
+        f"{args.model} at {url}: routing score {info.score!r} (the units of --threshold), "
+        f"default threshold {info.default_threshold}"
+    )
     print(
         f"{'#':>5}  {'class':<12} {'truth':<12} {'answered by':<17} {'score':>7} {'t':>7} {'ms':>6}"
     )
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         start = time.perf_counter()
         try:
-            answer = classify(client, image[None], **params)
+            answer = classify(client, image[None], model=args.model, **params)
         except InferenceServerException as err:
-            print(f"error: {err.message()}", file=sys.stderr)
-            return 1
+            raise ClientError(err.message()) from None
         ms = (time.perf_counter() - start) * 1000
         truth = CLASS_NAMES[label] if label is not None else "-"
+        threshold = ",".join(f"{t:.3f}" for t in np.atleast_1d(answer.thresholds[0]))
         print(
             f"{args.index + i:>5}  {CLASS_NAMES[answer.classes[0]]:<12} {truth:<12} "
-            f"{answer.routes[0]:<17} {answer.scores[0]:>7.3f} {answer.thresholds[0]:>7.3f} "
-            f"{ms:>6.2f}"
+            f"{answer.routes[0]:<17} {answer.scores[0]:>7.3f} {threshold:>7} {ms:>6.2f}"
         )
     return 0
 

@@ -3,6 +3,8 @@ accuracy, the fraction answered by the Teacher and throughput.
 
     python clients/evaluate.py --threshold -inf 6 8 10 inf
     python clients/evaluate.py --protocol grpc --teacher-fraction 0.3
+
+Problems (no server, an unknown model, a bad knob) end with one line on stderr and exit code 1.
 """
 
 from __future__ import annotations
@@ -15,12 +17,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from tqdm import tqdm
+from tritonclient.utils import InferenceServerException
 
-from ebjr.client import DEFAULT_URLS, classify, cli_args, connect
+from ebjr.client import (
+    DEFAULT_URLS,
+    ClientError,
+    classify,
+    cli_args,
+    connect,
+    describe_router,
+    open_client,
+)
 from ebjr.data import load_split
+from ebjr.layout import ROUTER
 
 
-def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: int, **params):
+def evaluate(
+    url: str, protocol: str, model: str, images, labels, batch_size: int, workers: int, **params
+):
     """Return (accuracy, teacher_fraction, images_per_second, thresholds applied)."""
     batches = [slice(i, i + batch_size) for i in range(0, len(labels), batch_size)]
     local = threading.local()  # one client per worker thread: the HTTP client is not thread-safe
@@ -28,7 +42,10 @@ def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: 
     def send(k: int):
         if not hasattr(local, "client"):
             local.client = connect(url, protocol)
-        return classify(local.client, images[batches[k]], **params)
+        try:
+            return classify(local.client, images[batches[k]], model=model, **params)
+        except InferenceServerException as err:
+            raise ClientError(err.message()) from None
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -44,7 +61,9 @@ def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: 
     seconds = time.perf_counter() - start
     classes = np.concatenate([a.classes for a in answers])
     routes = np.concatenate([a.routes for a in answers])
-    applied = np.unique(np.concatenate([a.thresholds for a in answers]))
+    applied = np.unique(  # one row per distinct threshold (tuple, for N-stage routers)
+        np.concatenate([a.thresholds for a in answers]).reshape(len(labels), -1), axis=0
+    )
     return (
         float((classes == labels).mean()),
         float((routes == "teacher").mean()),
@@ -54,9 +73,19 @@ def evaluate(url: str, protocol: str, images, labels, batch_size: int, workers: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except ClientError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
     parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--model", default=ROUTER, help="the router to ask (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--threshold", nargs="+", help="one or more thresholds (inf, -inf ok)")
     knob.add_argument("--teacher-fraction", type=float, nargs="+")
@@ -82,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         ("default", [None]),
     )
     url = args.url or DEFAULT_URLS[args.protocol]
+    info = describe_router(open_client(url, args.protocol, args.model, args.timeout), args.model)
+    print(f"{args.model}: routing score {info.score!r}, default threshold {info.default_threshold}")
     print(
         f"{len(labels)} test images, {args.protocol} {url}, batch {args.batch_size}, "
         f"{args.workers} workers"
@@ -90,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     for value in values:
         params = {} if value is None else {name: value}
         accuracy, fraction, speed, applied = evaluate(
-            url, args.protocol, images, labels, args.batch_size, args.workers, **params
+            url, args.protocol, args.model, images, labels, args.batch_size, args.workers, **params
         )
-        shown = f"{applied[0]:.3f}" if len(applied) == 1 else "mixed"
+        shown = ",".join(f"{t:.3f}" for t in applied[0]) if len(applied) == 1 else "mixed"
         print(f"{str(value):>16} {shown:>10} {accuracy:>9.4f} {fraction:>10.2%} {speed:>9.0f}")
     return 0
 

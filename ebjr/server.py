@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ebjr import native_backend
 from ebjr.layout import PROJECT_ROOT
+from ebjr.pidfile import RUN_DIR, ServerRecord, claim
 
 BACKEND_DIR = PROJECT_ROOT / "python_backend" / "backends"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -94,6 +95,7 @@ def server_command(
         f"--metrics-port={metrics_port}",
         "--model-control-mode=none",
         "--allow-gpu-metrics=false",
+        "--metrics-config=summary_latencies=true",  # p50/p95 per model for the dashboard
         "--exit-timeout-secs=10",
         *(extra or []),
     ]
@@ -235,7 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
-    parser.add_argument("--pid-file", type=Path, default=PROJECT_ROOT / ".run" / "tritonserver.pid")
+    parser.add_argument(
+        "--run-dir", type=Path, default=RUN_DIR, help="where the pid file goes (`make stop`)"
+    )
     args = parser.parse_args(argv)
     warning = exposure_warning(args.host)
     if warning:
@@ -243,9 +247,18 @@ def main(argv: list[str] | None = None) -> None:
     server = TritonServer(
         args.model_repository, args.host, args.http_port, args.grpc_port, args.metrics_port
     )
+    record = ServerRecord(
+        os.getpid(),
+        args.http_port,
+        args.grpc_port,
+        args.metrics_port,
+        str(args.model_repository),
+    )
+    try:
+        pid_path = claim(args.run_dir, record)
+    except RuntimeError as err:
+        sys.exit(f"error: {err}")
     signal.signal(signal.SIGTERM, _raise_stop)
-    args.pid_file.parent.mkdir(parents=True, exist_ok=True)
-    args.pid_file.write_text(f"{os.getpid()}\n")
     crashes: list[float] = []
     try:
         while True:
@@ -257,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"  HTTP     http://{server.http_url}   (e.g. /v2/models/ebjr_router)\n"
                     f"  gRPC     {server.grpc_url}\n"
                     f"  metrics  {server.metrics_url}\n"
-                    "Stop with Ctrl-C or `make stop`.\n",
+                    f"Stop with Ctrl-C or `make stop HTTP_PORT={args.http_port}`.\n",
                     flush=True,
                 )
             else:
@@ -282,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\nStopping tritonserver ...", file=sys.stderr)
     finally:
         server.stop()
-        args.pid_file.unlink(missing_ok=True)
+        pid_path.unlink(missing_ok=True)
     sys.exit(0 if server.process.returncode in (0, -signal.SIGTERM, -signal.SIGINT) else 1)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +14,7 @@ import pytest
 from PIL import Image
 
 from ebjr import data
-from ebjr.client import classify, connect
+from ebjr.client import classify, connect, describe_router
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
 import classify as classify_cli  # noqa: E402
@@ -32,11 +36,6 @@ def test_classify_cli_on_a_png_names_the_routers_class(server, tmp_path, capsys,
     assert data.CLASS_NAMES[expected.classes[0]] in out and "student" in out
 
 
-def test_classify_cli_reports_a_bad_threshold_clearly(server, capsys):
-    code = classify_cli.main(["--url", server.http_url, "--count", "1", "--threshold", "abc"])
-    assert code == 1 and "threshold must be a number" in capsys.readouterr().err
-
-
 def test_evaluate_cli_accuracy_rises_with_the_threshold(server, capsys):
     code = evaluate_cli.main(
         [
@@ -51,8 +50,8 @@ def test_evaluate_cli_accuracy_rises_with_the_threshold(server, capsys):
             "inf",
         ]
     )
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
-    accuracy = {row[0]: float(row[2]) for row in rows}
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    accuracy = {row[0]: float(row[2]) for row in rows if row and row[0] in ("-inf", "inf")}
     images, labels = data.load_split("test")
     grpc = connect(server.grpc_url, "grpc")
     teacher = np.concatenate(
@@ -61,3 +60,115 @@ def test_evaluate_cli_accuracy_rises_with_the_threshold(server, capsys):
     assert code == 0
     assert accuracy["inf"] == pytest.approx((teacher == labels[:640]).mean(), abs=1e-4)
     assert accuracy["-inf"] < accuracy["inf"]
+
+
+def write_png(path: Path, array: np.ndarray, mode: str) -> Path:
+    Image.fromarray(array, mode).save(path)
+    return path
+
+
+def test_image_files_colour_and_transparency_are_handled_as_documented(tmp_path):
+    grey = (data.load_split("test")[0][7][0] * 255).round().astype(np.uint8)
+    expected = classify_cli.load_png(str(write_png(tmp_path / "l.png", grey, "L")), False)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)  # colour: converted to luminance
+    got = classify_cli.load_png(str(write_png(tmp_path / "rgb.png", rgb, "RGB")), False)
+    np.testing.assert_allclose(got, expected, atol=1 / 255)
+    # transparent pixels are background: black, or white with --invert
+    rgba = np.dstack([np.full_like(grey, 255)] * 3 + [grey])
+    got = classify_cli.load_png(str(write_png(tmp_path / "rgba.png", rgba, "RGBA")), False)
+    np.testing.assert_allclose(got, expected, atol=1 / 255)
+    inverted = classify_cli.load_png(str(tmp_path / "rgba.png"), True)
+    assert inverted.max() <= 1 / 255  # white item composited on white, then inverted: empty
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.png", "no such file"),
+        (
+            lambda d: (d / "notes.png").write_text("not an image") and d / "notes.png",
+            "not an image",
+        ),
+    ],
+)
+def test_classify_cli_refuses_bad_files_in_one_line(tmp_path, capsys, make, message):
+    code = classify_cli.main(["--png", str(make(tmp_path)), "--url", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+@contextlib.contextmanager
+def silent_port():
+    """A port that accepts connections and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@contextlib.contextmanager
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    yield f"127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("cli", [classify_cli, evaluate_cli])
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize(("port", "reason"), [(closed_port, "refused"), (silent_port, "timed out")])
+def test_clis_explain_an_unreachable_server_and_exit_non_zero(capsys, cli, protocol, port, reason):
+    with port() as url:
+        args = ["--url", url, "--protocol", protocol, "--timeout", "1"]
+        code = cli.main(args + (["--limit", "64"] if cli is evaluate_cli else []))
+    err = capsys.readouterr().err
+    assert code == 1 and f"cannot reach a Triton server at {url}" in err, err
+    assert reason in err and "make serve" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cli", [classify_cli, evaluate_cli])
+def test_clis_name_an_unknown_model_and_the_ready_ones(server, capsys, cli):
+    code = cli.main(["--url", server.grpc_url, "--protocol", "grpc", "--model", "nope"])
+    err = capsys.readouterr().err
+    assert code == 1 and "model 'nope' is not ready" in err and "ebjr_router" in err
+
+
+def test_clis_say_when_the_server_is_not_ready_yet(capsys):
+    """A stand-in answering Triton's readiness endpoint with 503, as a server still loading
+    its models does (the client's error path, not an integration test)."""
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotReady) as fake:
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        code = classify_cli.main(["--url", f"127.0.0.1:{fake.server_address[1]}"])
+        fake.shutdown()
+    assert code == 1 and "not ready yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("knob", "message"),
+    [
+        (["--teacher-fraction", "2"], "teacher_fraction must be in [0, 1]"),
+        (["--min-accuracy", "1.5"], "min_accuracy must be in"),
+        (["--threshold", "abc"], "threshold must be a number"),
+    ],
+)
+def test_classify_cli_reports_bad_knobs_in_one_line(server, capsys, knob, message):
+    code = classify_cli.main(["--url", server.http_url, "--count", "1", *knob])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_classify_cli_header_names_the_served_score(server, capsys):
+    info = describe_router(connect(server.http_url, "http"))
+    assert classify_cli.main(["--url", server.http_url, "--count", "1"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"routing score {info.score!r}" in header and info.score != "calibrated"

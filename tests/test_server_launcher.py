@@ -5,7 +5,9 @@ cleanly on SIGTERM (``make stop``), leaving no ``tritonserver`` behind."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from conftest import MODEL_REPOSITORY
 
 from ebjr import data
 from ebjr.client import classify, connect
+from ebjr.pidfile import main as stop_main
 from ebjr.server import free_ports
 
 
@@ -41,40 +44,47 @@ def triton_child(launcher_pid: int) -> psutil.Process:
     return triton
 
 
-def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
-    http, grpc, metrics = free_ports(3)
-    pid_file = tmp_path / "tritonserver.pid"
+def launch(run_dir, repository=MODEL_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
+    """``python -m ebjr.server`` on three free ports, its output piped; returns once it says
+    where it serves."""
+    ports = free_ports(3)
     launcher = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "ebjr.server",
             "--model-repository",
-            str(MODEL_REPOSITORY),
-            "--http-port",
-            str(http),
-            "--grpc-port",
-            str(grpc),
-            "--metrics-port",
-            str(metrics),
-            "--pid-file",
-            str(pid_file),
+            str(repository),
+            *("--http-port", str(ports[0]), "--grpc-port", str(ports[1])),
+            *("--metrics-port", str(ports[2]), "--run-dir", str(run_dir)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # its own process group: cleanup reaches its tritonserver too
     )
+    lines = []
+    for line in launcher.stdout:
+        lines.append(line)
+        if "Stop with Ctrl-C" in line:
+            break
+    assert any(f"http://127.0.0.1:{ports[0]}" in line for line in lines), "".join(lines[-20:])
+    return launcher, ports
+
+
+def kill(launcher: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(launcher.pid, signal.SIGKILL)  # launcher, tritonserver and its stubs
+    launcher.wait()
+
+
+def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
+    launcher, (http, grpc, _) = launch(tmp_path)
+    pid_file = tmp_path / f"tritonserver-{http}.pid"
     try:
-        lines = []
-        for line in launcher.stdout:
-            lines.append(line)
-            if "Stop with Ctrl-C" in line:
-                break
-        assert any(f"http://127.0.0.1:{http}" in line for line in lines), "".join(lines[-20:])
         ready = urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5)
         assert ready.status == 200
-        assert pid_file.read_text().strip() == str(launcher.pid)
+        assert json.loads(pid_file.read_text())["pid"] == launcher.pid
         first = triton_child(launcher.pid)
 
         # An HTTP body over ~4 MB kills Triton 2.51 (upstream bug); the launcher restarts it.
@@ -103,6 +113,51 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
             time.sleep(0.2)
         assert not pid_file.exists()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(launcher.pid, signal.SIGKILL)  # launcher, tritonserver and its stubs
-        launcher.wait()
+        kill(launcher)
+
+
+def test_make_stop_stops_one_server_by_port_then_all_and_cleans_stale_pid_files(tmp_path):
+    """Two servers from one checkout (as `make serve` twice, on other ports): `make stop`
+    stops the one on its HTTP port only, `make stop ALL=1` the rest; a pid file left by a
+    dead server is removed and reported."""
+    repository = tmp_path / "repo"  # the Student alone: quick to load
+    shutil.copytree(MODEL_REPOSITORY / "student", repository / "student")
+    run_dir = tmp_path / "run"
+    first, (http_a, *_) = launch(run_dir, repository)
+    second, (http_b, *_) = launch(run_dir, repository)
+    try:
+        duplicate = subprocess.run(
+            [sys.executable, "-m", "ebjr.server", "--model-repository", str(repository)]
+            + ["--http-port", str(http_a), "--run-dir", str(run_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (
+            duplicate.returncode == 1 and f"already serves HTTP port {http_a}" in duplicate.stderr
+        )
+        stale = run_dir / "tritonserver-1.pid"
+        stale.write_text(
+            json.dumps(
+                {
+                    "pid": 2**22 + 1,
+                    "http_port": 1,
+                    "grpc_port": 2,
+                    "metrics_port": 3,
+                    "repository": "gone",
+                }
+            )
+        )
+
+        assert stop_main(["--run-dir", str(run_dir), "--http-port", str(http_a)]) == 0
+        assert first.wait(timeout=5) == 0
+        wait_ready(f"http://127.0.0.1:{http_b}")  # the other one still serves
+        assert not stale.exists()
+
+        assert stop_main(["--run-dir", str(run_dir), "--all"]) == 0
+        assert second.wait(timeout=5) == 0
+        assert list(run_dir.glob("*.pid")) == []
+        assert stop_main(["--run-dir", str(run_dir)]) == 0  # nothing left: says so
+    finally:
+        kill(first)
+        kill(second)
