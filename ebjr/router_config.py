@@ -37,6 +37,10 @@ class RouterSettings:
     metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
     on_teacher_error: str = "fallback"  # or "fail"
     teacher_timeout_ms: int = 0  # 0 = no timeout
+    # Teacher capacity guard (ebjr.budget): at most this share of rows to the Teacher over the
+    # last teacher_budget_window_s seconds, per router instance; 0 = off
+    teacher_budget_share: float = 0.0
+    teacher_budget_window_s: float = 10.0
     max_batch_size: int = 64
     max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
     instances: int = 2  # two overlap the Teacher wait; measured in TUNING.md
@@ -45,6 +49,14 @@ class RouterSettings:
         if self.on_teacher_error not in ON_TEACHER_ERROR:
             raise ValueError(
                 f"on_teacher_error must be fallback or fail, not {self.on_teacher_error!r}"
+            )
+        if not 0.0 <= self.teacher_budget_share <= 1.0:
+            raise ValueError(
+                f"teacher_budget_share must be in [0, 1] (0 = off), not {self.teacher_budget_share}"
+            )
+        if not self.teacher_budget_window_s > 0:
+            raise ValueError(
+                f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
         if self.student_execution not in STUDENT_EXECUTION:
             raise ValueError(
@@ -79,6 +91,8 @@ class RouterConfig:
     teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
     student_in_process: bool
     metrics: bool
+    teacher_budget_share: float = 0.0  # 0 = no capacity guard
+    teacher_budget_window_s: float = 10.0
 
     @property
     def student(self) -> ModelRef:
@@ -139,6 +153,8 @@ class RouterConfig:
             teacher_timeout_s=s.teacher_timeout_ms / 1000,
             student_in_process=s.student_execution == "in_process",
             metrics=s.metrics != "off",
+            teacher_budget_share=s.teacher_budget_share,
+            teacher_budget_window_s=s.teacher_budget_window_s,
         )
 
 

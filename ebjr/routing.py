@@ -15,9 +15,11 @@ from typing import Protocol
 import numpy as np
 
 # Route codes per row, and their names as the router returns them. ``middle``: a stage
-# between the Student and the Teacher answered (N-stage cascades, ``ebjr.cascade``).
-STUDENT, TEACHER, FALLBACK, MIDDLE = 0, 1, 2, 3
-ROUTE_NAMES = ("student", "teacher", "student_fallback", "middle")
+# between the Student and the Teacher answered (N-stage cascades, ``ebjr.cascade``);
+# ``student_budget``: the row wanted the Teacher, but the capacity guard (``ebjr.budget``)
+# kept the answer it had.
+STUDENT, TEACHER, FALLBACK, MIDDLE, BUDGET = 0, 1, 2, 3, 4
+ROUTE_NAMES = ("student", "teacher", "student_fallback", "middle", "student_budget")
 
 
 class RequestError(ValueError):
@@ -93,6 +95,7 @@ def cascade(
     thresholds: np.ndarray,
     policies: list[Policy],
     run: Callable[[int, np.ndarray], np.ndarray],
+    admit: Callable[[np.ndarray, int], np.ndarray] | None = None,
 ) -> tuple[Routed, str | None]:
     """Route ``batch`` through ``len(policies) + 1`` stages, Student first, Teacher last.
 
@@ -100,7 +103,9 @@ def cascade(
     stage ``k`` (``ebjr.policy``). ``run(k, images) -> logits`` runs stage ``k``, once, on only
     the rows no earlier stage kept; a failure of a stage after the first raises ``StageError``.
     Then the rows waiting on it keep the last answer they have, marked ``FALLBACK``, no later
-    stage runs, and the error's message comes back with the answer.
+    stage runs, and the error's message comes back with the answer. ``admit(scores, N)``, the
+    capacity guard, picks which of the rows about to reach the Teacher (their ``scores``) may;
+    the others keep the answer they have, marked ``BUDGET``.
     """
     logits = run(0, batch)
     scores, keep, answers = policies[0].decide(logits, thresholds[:, 0])
@@ -109,6 +114,10 @@ def cascade(
     route = np.where(keep, STUDENT, TEACHER).astype(np.int8)
     pending = np.flatnonzero(~keep)
     for stage in range(1, len(policies) + 1):
+        if stage == len(policies) and admit is not None and len(pending):
+            admitted = admit(scores[pending], len(batch))
+            route[pending[~admitted]] = BUDGET
+            pending = pending[admitted]
         if len(pending) == 0:
             break
         try:

@@ -38,6 +38,7 @@ FAULT_ROUTERS = {
     "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
     "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
     "router_bls": {"student_execution": "bls"},
+    "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
 }
 
 

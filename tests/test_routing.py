@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ebjr.routing import (
+    BUDGET,
     FALLBACK,
     MIDDLE,
     STUDENT,
@@ -118,3 +119,22 @@ def test_check_batch_rejects_empty_and_names_the_non_finite_rows():
     images[1, 0, 0, 0], images[3, 0, 1, 1] = np.nan, np.inf
     with pytest.raises(RequestError, match="2 of 4 rows"):
         check_batch(images)
+
+
+def test_cascade_guard_holds_back_rows_before_the_teacher_and_marks_them():
+    batch = np.arange(4, dtype=np.float32)[:, None]
+    answers = {
+        0: np.array([[5, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32),
+        1: np.full((4, 2), 9.0, dtype=np.float32),
+    }
+    calls = []
+
+    def admit_lowest(scores, rows):
+        assert rows == 4
+        return scores == scores.min()
+
+    run = staged(answers, calls)
+    routed, _ = cascade(batch, np.full((4, 1), 2.0), [Above()], run, admit_lowest)
+    assert calls == [(0, [0, 1, 2, 3]), (1, [1, 3])]  # rows 1, 2, 3 wanted it; 1 and 3 score 0
+    assert routed.route.tolist() == [STUDENT, TEACHER, BUDGET, TEACHER]
+    np.testing.assert_array_equal(routed.logits[2], answers[0][2])

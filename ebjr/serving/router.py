@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ebjr.budget import TeacherBudget
 from ebjr.cascade import load_calibration, resolve_thresholds
 from ebjr.layout import CALIBRATION_FILE, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
@@ -62,6 +63,10 @@ class TritonPythonModel:
             else NoMetrics()
         )
         self.fallback_log = RateLimited(interval_s=10.0)
+        share = self.config.teacher_budget_share
+        self.admit = (
+            TeacherBudget(share, self.config.teacher_budget_window_s).admit if share else None
+        )
         self.log.log_info(
             f"{args['model_name']}: {len(self.config.stages)} stages "
             f"{[stage[0] for stage in self.config.stages]}, "
@@ -120,7 +125,7 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts, axis=0)
         try:
             routed, later_error = cascade(
-                batch, row_thresholds, self.config.policies, self._run_stage
+                batch, row_thresholds, self.config.policies, self._run_stage, self.admit
             )
         except ModelCallError as err:  # the Student failed: nothing to answer with
             for i in accepted:

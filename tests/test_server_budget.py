@@ -1,0 +1,45 @@
+"""The Teacher capacity guard on the real server: noisy images, which send nearly every row to
+the Teacher, are held at the configured Teacher share, and every answer stays valid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ebjr import data
+from ebjr.client import classify, connect, infer
+
+GUARDED = "router_budget"  # teacher_budget_share 0.3 (tests/conftest.py)
+CAP = 0.3
+
+
+def noisy_images(n: int = 640, sigma: float = 0.2) -> np.ndarray:
+    images = data.load_split("test")[0][:n]
+    noise = np.random.default_rng(0).normal(0, sigma, images.shape).astype(np.float32)
+    return np.clip(images + noise, 0, 1)
+
+
+def test_guard_holds_the_teacher_share_at_its_cap_on_noisy_traffic(server):
+    client = connect(server.grpc_url, "grpc")
+    images = noisy_images()
+    batches = [images[i : i + 64] for i in range(0, len(images), 64)]
+    unguarded = np.concatenate([classify(client, b).routes for b in batches])
+    assert (unguarded == "teacher").mean() > 0.8  # the flood the guard is for
+
+    answers = [classify(client, b, model=GUARDED) for b in batches]
+    routes = np.concatenate([a.routes for a in answers])
+    assert (routes == "teacher").mean() <= CAP + 1e-9
+    assert (routes == "student_budget").mean() > 0.4
+    assert set(routes) <= {"student", "teacher", "student_budget"}
+
+    # every answer is still a model's own: the Teacher's where it answered, else the Student's
+    for batch, answer in zip(batches, answers, strict=True):
+        student = infer(client, "student", {"image": batch}, ["logits"])["logits"]
+        teacher = infer(client, "teacher", {"image": batch}, ["logits"])["logits"]
+        to_teacher = answer.routes == "teacher"
+        np.testing.assert_allclose(answer.logits[to_teacher], teacher[to_teacher], atol=1e-5)
+        np.testing.assert_allclose(answer.logits[~to_teacher], student[~to_teacher], atol=1e-5)
+        # held back rows are ones that wanted the Teacher, and those sent have lower scores
+        held = answer.routes == "student_budget"
+        assert (answer.scores[held] < answer.thresholds[held]).all()
+        if held.any() and to_teacher.any():
+            assert answer.scores[to_teacher].max() <= answer.scores[held].min()
