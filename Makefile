@@ -12,12 +12,13 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps serve stop models eval bench tune load soak test lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models eval bench tune load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
 	@echo "make models  retrain the Teacher and candidate Students, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
+	@echo "make remote-repos  the edge/cloud layout: build/remote/{cascade,teacher}"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
@@ -59,6 +60,15 @@ stop: venv
 
 models: venv data
 	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
+
+# The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
+# REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).
+REMOTE_TEACHER ?= 127.0.0.1:9001
+remote-repos: venv data
+	$(BIN)/python -m ebjr.repository --student $(REPO)/student/1/model.onnx \
+		--teacher $(REPO)/teacher/1/model.onnx --gates $(REPO)/ebjr_router/gate.onnx \
+		--val-data fashion-mnist:val --out build/remote/cascade \
+		--remote-teacher $(REMOTE_TEACHER) --teacher-out build/remote/teacher
 
 eval: venv data
 	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation

@@ -46,6 +46,7 @@ from ebjr.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.onnx_info import ModelInfo, describe
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.remote import check_url
 from ebjr.router_config import (
     RouterSettings,
     policy_parameters,
@@ -337,6 +338,20 @@ def build_repository(
     return record
 
 
+def split_teacher(out: Path, teacher_out: Path, url: str) -> None:
+    """The edge/cloud layout: move ``out``'s Teacher to a repository of its own,
+    ``teacher_out``, for another Triton server, and point ``out``'s routers at it over gRPC
+    at ``url`` (``host:port``)."""
+    check_url(url)
+    (Path(teacher_out) / TEACHER).parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(Path(teacher_out) / TEACHER, ignore_errors=True)
+    shutil.move(str(Path(out) / TEACHER), str(Path(teacher_out) / TEACHER))
+    for router in (ROUTER, SPECIALIZED_ROUTER):
+        if config_path(out, router).exists():
+            config = mc.read(config_path(out, router))
+            mc.write(config_path(out, router), mc.edited(config, {"teacher_url": url}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write an EBJR Triton model repository.")
     parser.add_argument("--student", type=Path, required=True, help="Student ONNX file")
@@ -368,6 +383,21 @@ def main(argv: list[str] | None = None) -> None:
         help="labelled data to train a learned deferral gate on (not the --val-data rows), "
         "same formats; calibration serves the gate only where it measures cheaper",
     )
+    parser.add_argument(
+        "--gates",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="gates trained before (ONNX), one per stage boundary, instead of --gate-data",
+    )
+    parser.add_argument(
+        "--remote-teacher",
+        metavar="HOST:PORT",
+        help="serve the Teacher on another Triton server (gRPC) with --teacher-out",
+    )
+    parser.add_argument(
+        "--teacher-out", type=Path, help="the Teacher server's repository (with --remote-teacher)"
+    )
     parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
     parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
@@ -383,6 +413,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if bool(args.specialized_student) != bool(args.popular):
         parser.error("--specialized-student and --popular go together")
+    if bool(args.remote_teacher) != bool(args.teacher_out):
+        parser.error("--remote-teacher and --teacher-out go together")
     specialized = (
         Specialized(
             args.specialized_student, tuple(int(c) for c in args.popular.split(",")), args.share
@@ -412,11 +444,17 @@ def main(argv: list[str] | None = None) -> None:
             specialized,
             gate_data,
             tuple(args.middle),
+            tuple(args.gates),
         )
+        if args.remote_teacher:
+            split_teacher(args.out, args.teacher_out, args.remote_teacher)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
     names = [STUDENT, *(middle_stage(k) for k in range(1, len(args.middle) + 1)), TEACHER, ROUTER]
     names += [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
+    if args.remote_teacher:
+        names.remove(TEACHER)
+        print(f"Wrote {args.teacher_out}/{TEACHER}: serve it, gRPC at {args.remote_teacher}")
     print(f"Wrote {args.out}/{{{','.join(names)}}}")
     if record:
         print(

@@ -14,6 +14,7 @@ from ebjr.calibration import CalibrationRecord
 from ebjr.cascade import CascadeCalibration
 from ebjr.gate import routing_score
 from ebjr.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
+from ebjr.remote import TLS, check_url
 from ebjr.routing import parse_threshold
 from ebjr.scores import ScoreFn
 
@@ -41,6 +42,14 @@ class RouterSettings:
     # last teacher_budget_window_s seconds, per router instance; 0 = off
     teacher_budget_share: float = 0.0
     teacher_budget_window_s: float = 10.0
+    # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
+    # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
+    # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
+    teacher_url: str = ""
+    teacher_tls: str = "off"
+    teacher_tls_ca: str = ""
+    teacher_tls_key: str = ""
+    teacher_tls_cert: str = ""
     max_batch_size: int = 64
     max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
     instances: int = 2  # two overlap the Teacher wait; measured in TUNING.md
@@ -58,6 +67,10 @@ class RouterSettings:
             raise ValueError(
                 f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
+        if self.teacher_url:
+            check_url(self.teacher_url)
+        if self.teacher_tls not in ("on", "off"):
+            raise ValueError(f"teacher_tls must be on or off, not {self.teacher_tls!r}")
         if self.student_execution not in STUDENT_EXECUTION:
             raise ValueError(
                 f"student_execution must be in_process or bls, not {self.student_execution!r}"
@@ -93,6 +106,8 @@ class RouterConfig:
     metrics: bool
     teacher_budget_share: float = 0.0  # 0 = no capacity guard
     teacher_budget_window_s: float = 10.0
+    teacher_url: str = ""  # "" = the local Teacher over BLS
+    teacher_tls: TLS | None = None
 
     @property
     def student(self) -> ModelRef:
@@ -155,6 +170,10 @@ class RouterConfig:
             metrics=s.metrics != "off",
             teacher_budget_share=s.teacher_budget_share,
             teacher_budget_window_s=s.teacher_budget_window_s,
+            teacher_url=s.teacher_url,
+            teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
+            if s.teacher_tls == "on"
+            else None,
         )
 
 

@@ -27,9 +27,12 @@ from ebjr.layout import (
     ROUTER,
     config_path,
 )
-from ebjr.server import TritonServer
+from ebjr.server import TritonServer, free_ports
 
 MODEL_REPOSITORY = DEFAULT_REPOSITORY
+# A Teacher-only server the remote-Teacher routers call (tests/test_server_remote.py starts it)
+REMOTE_TEACHER_PORTS = free_ports(3)
+REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
 FAULT_MODELS = Path(__file__).parent / "fault_models"
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
 FAULT_ROUTERS = {
@@ -39,6 +42,12 @@ FAULT_ROUTERS = {
     "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
     "router_bls": {"student_execution": "bls"},
     "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
+    "router_remote": {"teacher_url": REMOTE_TEACHER_URL, "teacher_timeout_ms": "3000"},
+    "router_remote_fail": {
+        "teacher_url": REMOTE_TEACHER_URL,
+        "teacher_timeout_ms": "3000",
+        "on_teacher_error": "fail",
+    },
 }
 
 

@@ -52,14 +52,10 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
         "teacher_model": "teacher",
         "teacher_input": "input.1",
         "teacher_output": "logits",
-        "default_threshold": "3.5",
-        "score": "energy",
-        "temperature": "1.0",
-        "student_execution": "in_process",
-        "metrics": "on",
-        "on_teacher_error": "fallback",
-        "teacher_timeout_ms": "0",
+        **RouterSettings(default_threshold="3.5", score="energy").parameters(),
     }
+    assert mc.parameters(router)["default_threshold"] == "3.5"
+    assert mc.parameters(router)["teacher_url"] == ""  # the local Teacher over BLS
 
 
 def test_python_backend_option_wraps_onnxruntime_in_the_python_backend(tmp_path):
@@ -174,3 +170,46 @@ def test_calibrating_the_default_models_never_reads_the_test_split(tmp_path, mon
     student, teacher = repo / "student" / "1" / "model.onnx", repo / "teacher" / "1" / "model.onnx"
     main(builder_args(student, teacher, tmp_path / "repo", "fashion-mnist:val"))
     assert seen == ["val"]
+
+
+def test_edge_cloud_layout_moves_the_teacher_to_its_own_repository(tmp_path, capsys):
+    import numpy as np
+
+    student = tiny_classifier(tmp_path / "s.onnx", classes=5)
+    teacher = tiny_classifier(tmp_path / "t.onnx", classes=5)
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "val.npz",
+        images=rng.random((100, 1, 4, 4), dtype=np.float32),
+        labels=rng.integers(0, 5, 100),
+    )
+    out, cloud = tmp_path / "cascade", tmp_path / "teacher_server"
+    args = builder_args(student, teacher, out, tmp_path / "val.npz")
+    main([*args, "--remote-teacher", "10.0.0.7:8001", "--teacher-out", str(cloud)])
+    assert not (out / "teacher").exists() and (cloud / "teacher" / "1" / "model.onnx").exists()
+    assert mc.read(cloud / "teacher" / "config.pbtxt").name == "teacher"
+    router = mc.parameters(mc.read(out / "ebjr_router" / "config.pbtxt"))
+    assert router["teacher_url"] == "10.0.0.7:8001" and router["teacher_model"] == "teacher"
+    assert "gRPC at 10.0.0.7:8001" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url", ["http://host:8001", "host", "host:port", ""])
+def test_a_bad_remote_teacher_url_is_a_clear_error(tmp_path, url):
+    model = tiny_classifier(tmp_path / "m.onnx")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                *("--student", str(model), "--teacher", str(model), "--out", str(tmp_path)),
+                "--default-threshold",
+                "1",
+                "--score",
+                "energy",
+                "--remote-teacher",
+                url,
+                "--teacher-out",
+                str(tmp_path / "t"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match="host:port"):
+        RouterSettings(teacher_url=url or "x")

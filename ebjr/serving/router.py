@@ -25,6 +25,7 @@ from ebjr.cascade import load_calibration, resolve_thresholds
 from ebjr.layout import CALIBRATION_FILE, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.ratelimit import RateLimited
+from ebjr.remote import RemoteModel
 from ebjr.router_config import RouterConfig
 from ebjr.routing import (
     FALLBACK,
@@ -63,6 +64,11 @@ class TritonPythonModel:
             else NoMetrics()
         )
         self.fallback_log = RateLimited(interval_s=10.0)
+        self.remote = (  # one reused gRPC connection per router instance
+            RemoteModel(self.config.teacher_url, *self.config.stages[-1], self.config.teacher_tls)
+            if self.config.teacher_url
+            else None
+        )
         share = self.config.teacher_budget_share
         self.admit = (
             TeacherBudget(share, self.config.teacher_budget_window_s).admit if share else None
@@ -72,11 +78,14 @@ class TritonPythonModel:
             f"{[stage[0] for stage in self.config.stages]}, "
             f"{type(self.config.policies[0]).__name__}, default thresholds "
             f"{self.config.default_thresholds}, Student "
-            f"{'in process' if self.student_local else 'over BLS'}"
+            f"{'in process' if self.student_local else 'over BLS'}, Teacher "
+            f"{'at ' + self.config.teacher_url + ' (gRPC)' if self.remote else 'over BLS'}"
         )
 
     def finalize(self) -> None:
         self.metrics.close()
+        if self.remote is not None:
+            self.remote.close()
 
     def _score_buckets(self) -> list[float]:
         """Histogram buckets at the calibrated scores' deciles, else a wide fixed range."""
@@ -158,9 +167,12 @@ class TritonPythonModel:
 
     def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
         """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS
-        (``student_execution``), every later stage over BLS with ``teacher_timeout_ms``."""
+        (``student_execution``), every later stage over BLS with ``teacher_timeout_ms`` (the
+        Teacher over gRPC when ``teacher_url`` names a remote one)."""
         if stage > 0:
             timeout = self.config.teacher_timeout_s
+            if self.remote is not None and stage == len(self.config.stages) - 1:
+                return self.remote(images, timeout)
             return call_model(*self.config.stages[stage], images, timeout_s=timeout)
         if self.student_local is None:
             return call_model(*self.config.student, images)
