@@ -117,3 +117,38 @@ class RemoteModel:
             self._submit(self._client.close()).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+
+
+class HttpRemoteModel:
+    """``RemoteModel``'s interface over HTTP/REST (``tritonclient.http``), for callers where
+    only HTTP gets through; the timeout is the client's connection and network timeout."""
+
+    def __init__(
+        self, url: str, name: str, input_name: str, output_name: str, timeout_s: float
+    ) -> None:
+        import tritonclient.http as httpclient
+
+        self.url, self.name = check_url(url), name
+        self.input_name, self.output_name = input_name, output_name
+        self._http = httpclient
+        self._client = httpclient.InferenceServerClient(
+            url, connection_timeout=timeout_s, network_timeout=timeout_s
+        )
+
+    def __call__(self, batch: np.ndarray, timeout_s: float = 0.0) -> np.ndarray:
+        tensor = self._http.InferInput(
+            self.input_name, list(batch.shape), np_to_triton_dtype(batch.dtype)
+        )
+        tensor.set_data_from_numpy(np.ascontiguousarray(batch), binary_data=True)
+        try:
+            result = self._client.infer(
+                self.name, [tensor], outputs=[self._http.InferRequestedOutput(self.output_name)]
+            )
+        except InferenceServerException as err:
+            raise RemoteError(f"{self.name} at {self.url} failed: {err.message()}") from None
+        except Exception as err:  # refused, timed out: the HTTP client raises socket errors
+            raise RemoteError(f"{self.name} at {self.url} failed: {err}") from None
+        return result.as_numpy(self.output_name)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,90 @@
+"""The edge client: the Student runs here, only the rows that need the Teacher go to a remote
+Triton server (gRPC or HTTP), batched. Classifies Fashion-MNIST test images.
+
+    python clients/edge.py --teacher-url 127.0.0.1:8001 --count 256 --batch-size 64
+    python clients/edge.py --teacher-url cloud:8000 --protocol http --teacher-fraction 0.2
+
+Prints, per batch, how many rows and bytes went to the cloud and how many fell back to the
+Student (cloud unreachable or slower than --timeout), then the accuracy. Problems (no
+repository, a bad knob, a bad URL) end with one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ebjr.client import cli_args
+from ebjr.data import load_split
+from ebjr.edge import EdgeClient
+from ebjr.layout import DEFAULT_REPOSITORY, TEACHER
+from ebjr.routing import RequestError
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except (RequestError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def run(argv: list[str] | None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", type=Path, default=DEFAULT_REPOSITORY, help="local Student")
+    parser.add_argument("--teacher-url", required=True, help="the cloud's host:port")
+    parser.add_argument("--teacher-model", default=TEACHER)
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the cloud")
+    knob = parser.add_mutually_exclusive_group()
+    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
+    knob.add_argument("--teacher-fraction", type=float)
+    knob.add_argument("--min-accuracy", type=float)
+    parser.add_argument("--index", type=int, default=0, help="first test image")
+    parser.add_argument("--count", type=int, default=256, help="number of test images")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(cli_args(argv))
+
+    images, labels = load_split("test")
+    rows = slice(args.index, args.index + args.count)
+    images, labels = images[rows], labels[rows]
+    edge = EdgeClient.from_repository(
+        args.repo,
+        args.teacher_url,
+        teacher_model=args.teacher_model,
+        protocol=args.protocol,
+        timeout_s=args.timeout,
+    )
+    knobs = {
+        "threshold": args.threshold,
+        "teacher_fraction": args.teacher_fraction,
+        "min_accuracy": args.min_accuracy,
+    }
+    print(f"Student local ({args.repo}), Teacher at {args.teacher_url} over {args.protocol}")
+    print(f"{'batch':>5} {'rows':>5} {'sent':>5} {'bytes sent':>11} {'fallback':>8} {'t':>8}")
+    correct = 0
+    try:
+        for k, start in enumerate(range(0, len(labels), args.batch_size)):
+            batch = slice(start, start + args.batch_size)
+            answer = edge.classify(images[batch], **knobs)
+            correct += int((answer.classes == labels[batch]).sum())
+            fallback = int((answer.routes == "student_fallback").sum())
+            print(
+                f"{k:>5} {len(answer.classes):>5} {answer.sent_rows:>5} "
+                f"{answer.sent_bytes:>11} {fallback:>8} {answer.threshold:>8.3f}"
+            )
+    finally:
+        edge.close()
+    s = edge.stats
+    print(
+        f"{s.rows} rows in {s.batches} batches: {s.sent_rows} sent ({s.sent_bytes} bytes), "
+        f"{s.fallbacks} fell back, accuracy {correct / max(s.rows, 1):.4f}"
+    )
+    if s.last_error:
+        print(f"cloud: {s.last_error}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The edge client against the real server: the Student runs locally, the rows that need the
+Teacher go to the server's ``teacher`` model, and a cloud that is down or slow gives marked
+fallbacks, counted."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MODEL_REPOSITORY
+
+from ebjr.client import connect, infer
+from ebjr.edge import EdgeClient
+from ebjr.onnx_runner import OnnxClassifier
+from ebjr.routing import RequestError
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
+import edge as edge_cli  # noqa: E402
+
+
+def edge_for(server, protocol, **kwargs) -> EdgeClient:
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    return EdgeClient.from_repository(MODEL_REPOSITORY, url, protocol=protocol, **kwargs)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_only_rows_below_the_threshold_go_to_the_cloud_and_come_back_in_order(
+    server, test_images, protocol
+):
+    images = test_images[0][:64]
+    edge = edge_for(server, protocol)
+    try:
+        answer = edge.classify(images, teacher_fraction=0.3)
+    finally:
+        edge.close()
+    student = OnnxClassifier(MODEL_REPOSITORY / "student" / "1" / "model.onnx")(images)
+    teacher = infer(connect(server.grpc_url, "grpc"), "teacher", {"image": images}, ["logits"])
+    to_cloud = answer.scores < np.float32(answer.threshold)
+    assert 0 < to_cloud.sum() < len(images)
+    assert answer.routes.tolist() == np.where(to_cloud, "teacher", "student").tolist()
+    np.testing.assert_allclose(answer.logits[to_cloud], teacher["logits"][to_cloud], atol=1e-5)
+    np.testing.assert_allclose(answer.logits[~to_cloud], student[~to_cloud], atol=1e-6)
+    assert answer.sent_rows == to_cloud.sum() and answer.sent_bytes == to_cloud.sum() * 784 * 4
+    assert edge.stats.sent_rows == answer.sent_rows and edge.stats.fallbacks == 0
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_an_unreachable_cloud_gives_the_students_answers_marked_and_counted(test_images, protocol):
+    images = test_images[0][:16]
+    edge = EdgeClient.from_repository(MODEL_REPOSITORY, closed_port(), protocol=protocol)
+    start = time.monotonic()
+    try:
+        answer = edge.classify(images, threshold="inf")
+    finally:
+        edge.close()
+    assert time.monotonic() - start < 5
+    assert set(answer.routes) == {"student_fallback"} and answer.error
+    student = OnnxClassifier(MODEL_REPOSITORY / "student" / "1" / "model.onnx")(images)
+    np.testing.assert_allclose(answer.logits, student, atol=1e-6)
+    assert edge.stats.fallbacks == 16 and edge.stats.sent_rows == 16
+
+
+def test_a_slow_cloud_times_out_into_fallbacks(server, test_images):
+    edge = edge_for(server, "grpc", teacher_model="teacher_sleeps", timeout_s=0.3)
+    start = time.monotonic()
+    try:
+        answer = edge.classify(test_images[0][:4], threshold="inf")
+    finally:
+        edge.close()
+    assert time.monotonic() - start < 1.5
+    assert set(answer.routes) == {"student_fallback"}
+    assert "teacher_sleeps" in answer.error and "Deadline Exceeded" in answer.error
+
+
+def test_edge_knobs_are_checked_like_the_servers(server, test_images):
+    edge = edge_for(server, "grpc")
+    try:
+        with pytest.raises(RequestError, match="teacher_fraction must be in"):
+            edge.classify(test_images[0][:2], teacher_fraction=2)
+        with pytest.raises(RequestError, match="NaN"):
+            edge.classify(np.full((1, 1, 28, 28), np.nan, dtype=np.float32))
+    finally:
+        edge.close()
+
+
+def test_edge_cli_reports_rows_and_bytes_per_batch(server, capsys):
+    args = ["--teacher-url", server.grpc_url, "--count", "96", "--batch-size", "32"]
+    assert edge_cli.main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    batches = [line.split() for line in lines[2:5]]
+    assert [int(b[1]) for b in batches] == [32, 32, 32]
+    assert all(int(b[3]) == int(b[2]) * 784 * 4 for b in batches)
+    assert lines[-1].startswith("96 rows in 3 batches")
+    assert edge_cli.main(["--teacher-url", "not a url"]) == 1
+    assert "host:port" in capsys.readouterr().err
