@@ -75,6 +75,8 @@ class RemoteModel:
             ("grpc.initial_reconnect_backoff_ms", 250),
             ("grpc.min_reconnect_backoff_ms", 250),
             ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
+            # every address the name resolves to (a headless Kubernetes Service: every pod)
+            ("grpc.lb_policy_name", "round_robin"),
         ]
         tls_args = tls.client_args() if tls is not None else {}
 

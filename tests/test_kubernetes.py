@@ -1,0 +1,128 @@
+"""deploy/kubernetes/ validated offline: every manifest against the Kubernetes schemas
+(``kubernetes-validate``, pinned; no cluster, nothing fetched), and its ports, probes, names and
+repositories checked against what the image and the repository builder produce."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from ebjr import model_config as mc
+from ebjr.layout import PROJECT_ROOT, ROUTER, TEACHER, config_path
+
+DEPLOY = PROJECT_ROOT / "deploy"
+MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
+KUBERNETES = "1.30.0"
+HTTP, GRPC, METRICS = 8000, 8001, 8002
+
+
+def documents(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+ALL = [(path.name, i, doc) for path in MANIFESTS for i, doc in enumerate(documents(path))]
+BY_KIND: dict[str, dict[str, dict]] = {}
+for _, _, doc in ALL:
+    BY_KIND.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+
+
+@pytest.mark.parametrize(("name", "index", "doc"), ALL, ids=[f"{n}#{i}" for n, i, _ in ALL])
+def test_manifest_validates_against_the_kubernetes_schema(name, index, doc):
+    kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+def test_the_manifests_hold_every_required_object():
+    deployments = set(BY_KIND["Deployment"])
+    assert {"ebjr-cascade", "ebjr-teacher", "ebjr-teacher-gpu"} <= deployments
+    for kind in ("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert set(BY_KIND[kind]) == deployments, kind
+
+
+@pytest.mark.parametrize("name", ["ebjr-cascade", "ebjr-teacher", "ebjr-teacher-gpu"])
+def test_each_pool_is_wired_together(name):
+    deployment = BY_KIND["Deployment"][name]
+    pod = deployment["spec"]["template"]
+    labels = pod["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels
+    assert BY_KIND["Service"][name]["spec"]["selector"] == labels
+    assert BY_KIND["PodDisruptionBudget"][name]["spec"]["selector"]["matchLabels"] == labels
+    hpa = BY_KIND["HorizontalPodAutoscaler"][name]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    (container,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": HTTP, "grpc": GRPC, "metrics": METRICS}
+    args = " ".join(container["args"]).replace("=", " ")
+    assert f"--http-port {HTTP}" in args and f"--grpc-port {GRPC}" in args
+    assert f"--metrics-port {METRICS}" in args
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
+    assert set(container["resources"]["requests"]) >= {"cpu", "memory"}
+    assert set(container["resources"]["limits"]) >= {"cpu", "memory"}
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(METRICS)
+    service_ports = {p["name"]: p["port"] for p in BY_KIND["Service"][name]["spec"]["ports"]}
+    assert service_ports == ports
+
+
+def dockerfile_arg(name: str) -> str:
+    text = (DEPLOY / "docker" / "Dockerfile").read_text()
+    return re.search(rf"^ARG {name}=(\S+)$", text, re.MULTILINE).group(1)
+
+
+def test_the_cascade_calls_the_teacher_service_the_image_was_built_for(tmp_path):
+    """The image runs `make remote-repos REMOTE_TEACHER=<ARG>`: build that layout here and
+    check the router calls the Teacher Service's gRPC port, for a model the Teacher pool
+    serves, and that each pool's --model-repository is the one the layout writes."""
+    from ebjr.repository import main as build
+
+    url = dockerfile_arg("REMOTE_TEACHER")
+    host, port = url.split(":")
+    assert host == "ebjr-teacher" and BY_KIND["Service"][host]["spec"]["clusterIP"] == "None"
+    assert int(port) == GRPC
+    cascade, teacher_repo = tmp_path / "cascade", tmp_path / "teacher"
+    repo = PROJECT_ROOT / "model_repository"
+    build(
+        ["--student", str(repo / "student/1/model.onnx"), "--teacher"]
+        + [str(repo / "teacher/1/model.onnx"), "--default-threshold", "4.0", "--score", "energy"]
+        + ["--out", str(cascade), "--remote-teacher", url, "--teacher-out", str(teacher_repo)]
+    )
+    router = mc.parameters(mc.read(config_path(cascade, ROUTER)))
+    assert router["teacher_url"] == url and router["teacher_model"] == TEACHER
+    assert mc.read(config_path(teacher_repo, TEACHER)).name == TEACHER
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert (
+        "--out build/remote/cascade" in makefile
+        and "--teacher-out build/remote/teacher" in makefile
+    )
+    containers = {
+        name: BY_KIND["Deployment"][name]["spec"]["template"]["spec"]["containers"][0]["args"]
+        for name in ("ebjr-cascade", "ebjr-teacher")
+    }
+    assert containers["ebjr-cascade"][:2] == ["--model-repository", "build/remote/cascade"]
+    assert containers["ebjr-teacher"][:2] == ["--model-repository", "build/remote/teacher"]
+
+
+def test_the_gpu_teacher_pool_uses_gpus_and_the_gpu_image():
+    pod = BY_KIND["Deployment"]["ebjr-teacher-gpu"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert container["image"].startswith("ebjr-teacher-gpu")
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert "FROM nvcr.io/nvidia/tritonserver:24.10-py3 AS teacher-gpu" in dockerfile
+    assert dockerfile_arg("REMOTE_TEACHER_GPU") == f"ebjr-teacher-gpu:{GRPC}"
+    assert "--device gpu --tensorrt" in dockerfile
+
+
+def test_the_teacher_autoscaler_metric_is_the_adapters():
+    adapter = BY_KIND["ConfigMap"]["ebjr-prometheus-adapter-rules"]
+    rules = yaml.safe_load(adapter["data"]["config.yaml"])["rules"]
+    names = {rule["name"]["as"] for rule in rules}
+    for name in ("ebjr-teacher", "ebjr-teacher-gpu"):
+        metrics = BY_KIND["HorizontalPodAutoscaler"][name]["spec"]["metrics"]
+        pods = [m["pods"]["metric"]["name"] for m in metrics if m["type"] == "Pods"]
+        assert pods and set(pods) <= names
