@@ -24,13 +24,14 @@ from tritonclient.utils import InferenceServerException
 from ebjr.client import (
     DEFAULT_URLS,
     ClientError,
+    add_server_arguments,
     classify,
     cli_args,
     describe_router,
     open_client,
+    run_cli,
 )
 from ebjr.data import CLASS_NAMES, load_split
-from ebjr.layout import ROUTER
 
 
 def load_png(path: str, invert: bool) -> np.ndarray:
@@ -55,19 +56,12 @@ def load_png(path: str, invert: bool) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(argv)
-    except ClientError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return run_cli(run, argv)
 
 
 def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
-    parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
-    parser.add_argument("--model", default=ROUTER, help="the router to ask (default %(default)s)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
+    add_server_arguments(parser)
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
     knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")

@@ -90,6 +90,26 @@ def cheapest_reaching(
     return int(reaching[np.argmin(teacher_fraction[reaching])])
 
 
+def fraction_point(teacher_fraction: np.ndarray, fraction: float) -> int:
+    """The ``teacher_fraction`` knob: the index of the table point (``teacher_fraction: (K,)``)
+    nearest ``fraction``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise RequestError(f"teacher_fraction must be in [0, 1], got {fraction}")
+    return int(np.argmin(np.abs(teacher_fraction - fraction)))
+
+
+def accuracy_point(table: Sweep, accuracy: float) -> int:
+    """The ``min_accuracy`` knob: the index of the cheapest point of ``table`` (anything with
+    ``accuracy`` and ``flops`` arrays) expected to reach ``accuracy``."""
+    best = float(table.accuracy.max())
+    if not 0.0 <= accuracy <= best:
+        raise RequestError(
+            f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
+            f"got {accuracy}"
+        )
+    return cheapest_reaching(table.accuracy, table.flops, accuracy)
+
+
 def crossing_threshold(scores: np.ndarray, student_correct: np.ndarray, bins: int = 60) -> float:
     """The paper's Fig. 4 operating point: where the score density of rows the Student gets
     wrong falls below the density of rows it gets right (the highest such crossing)."""
@@ -151,21 +171,11 @@ class CalibrationRecord:
 
     def for_teacher_fraction(self, fraction: float) -> float:
         """The threshold expected to send about ``fraction`` of traffic to the Teacher."""
-        if not 0.0 <= fraction <= 1.0:
-            raise RequestError(f"teacher_fraction must be in [0, 1], got {fraction}")
-        i = int(np.argmin(np.abs(self.table.teacher_fraction - fraction)))
-        return float(self.table.thresholds[i])
+        return float(self.table.thresholds[fraction_point(self.table.teacher_fraction, fraction)])
 
     def for_min_accuracy(self, accuracy: float) -> float:
         """The cheapest threshold expected to reach ``accuracy``."""
-        best = float(self.table.accuracy.max())
-        if not 0.0 <= accuracy <= best:
-            raise RequestError(
-                f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
-                f"got {accuracy}"
-            )
-        i = cheapest_reaching(self.table.accuracy, self.table.teacher_fraction, accuracy)
-        return float(self.table.thresholds[i])
+        return float(self.table.thresholds[accuracy_point(self.table, accuracy)])
 
 
 def calibrate(

@@ -22,7 +22,9 @@ import numpy as np
 from ebjr.calibration import (
     PARITY_TOLERANCE,
     CalibrationRecord,
+    accuracy_point,
     cheapest_reaching,
+    fraction_point,
     json_number,
     read_calibration,
     sweep,
@@ -198,22 +200,13 @@ class CascadeCalibration:
         return self.stage_accuracy[-1]
 
     def for_teacher_fraction(self, fraction: float) -> tuple[float, ...]:
-        """The cheapest frontier point sending about ``fraction`` of rows to the last stage."""
-        if not 0.0 <= fraction <= 1.0:
-            raise RequestError(f"teacher_fraction must be in [0, 1], got {fraction}")
-        gap = np.abs(self.table.teacher_fraction - fraction)
-        return tuple(float(t) for t in self.table.thresholds[int(np.argmin(gap))])
+        """The frontier point sending about ``fraction`` of rows to the last stage."""
+        i = fraction_point(self.table.teacher_fraction, fraction)
+        return tuple(float(t) for t in self.table.thresholds[i])
 
     def for_min_accuracy(self, accuracy: float) -> tuple[float, ...]:
         """The cheapest frontier point expected to reach ``accuracy``."""
-        best = float(self.table.accuracy.max())
-        if not 0.0 <= accuracy <= best:
-            raise RequestError(
-                f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
-                f"got {accuracy}"
-            )
-        i = cheapest_reaching(self.table.accuracy, self.table.flops, accuracy)
-        return tuple(float(t) for t in self.table.thresholds[i])
+        return tuple(float(t) for t in self.table.thresholds[accuracy_point(self.table, accuracy)])
 
 
 def calibrate_cascade(

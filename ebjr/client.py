@@ -6,7 +6,10 @@ answer = classify(client, images, threshold=8.0)   # images: (N, 1, 28, 28) floa
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -35,8 +38,6 @@ class Answer:
 def cli_args(argv: list[str] | None) -> list[str]:
     """Command-line arguments with ``-inf`` protected from argparse (which would read it as an
     option): ``--threshold -inf`` then works like ``--threshold=-inf``."""
-    import sys
-
     args = sys.argv[1:] if argv is None else argv
     return [" " + a if a.lower() in ("-inf", "-infinity") else a for a in args]
 
@@ -50,6 +51,24 @@ def connect(url: str | None = None, protocol: str = "http", **kwargs):
 
 class ClientError(Exception):
     """What went wrong, and what to do, in one line (the CLIs print it and exit non-zero)."""
+
+
+def run_cli(run: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
+    """A CLI's ``main``: ``run(argv)``, with a ``ClientError`` printed as one line on stderr
+    and exit code 1."""
+    try:
+        return run(argv)
+    except ClientError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every CLI that talks to the router shares."""
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--model", default=ROUTER, help="the router to ask (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
 
 
 def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float = 10.0):

@@ -1,5 +1,4 @@
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -13,9 +12,6 @@ from ebjr.cascade import (
     resolve_thresholds,
     write_cascade_calibration,
 )
-from ebjr.policy import GeneralPolicy
-from ebjr.router_config import RouterConfig, parse_stages, stages_parameter
-from ebjr.scores import energy, negative_entropy
 
 
 def toy(n=40, seed=0):
@@ -81,28 +77,6 @@ def test_cascade_calibration_round_trips_and_answers_the_knobs(tmp_path):
     }
     with pytest.raises(ValueError, match="test split"):
         calibrate_cascade(("a", "b", "c"), ("energy", "gate"), scores, correct, flops, "test")
-
-
-def test_router_config_reads_middle_stages_and_one_score_per_boundary():
-    p = {
-        "student_model": "student",
-        "student_input": "image",
-        "student_output": "logits",
-        "teacher_model": "teacher",
-        "teacher_input": "image",
-        "teacher_output": "logits",
-        "middle_stages": stages_parameter([("student_2", "image", "logits")]),
-        "default_threshold": "1.5,-inf",
-        "score": "energy,entropy",
-    }
-    config = RouterConfig.from_parameters(p, None, 10)
-    assert [stage[0] for stage in config.stages] == ["student", "student_2", "teacher"]
-    assert config.default_thresholds == (1.5, -math.inf)
-    assert config.policies == (GeneralPolicy(energy), GeneralPolicy(negative_entropy))
-    with pytest.raises(ValueError, match="default_threshold needs 1 or 2"):
-        RouterConfig.from_parameters({**p, "default_threshold": "1,2,3"}, None, 10)
-    with pytest.raises(ValueError, match="model:input:output"):
-        parse_stages("student_2:image")
 
 
 def test_stages_at_measures_what_brute_force_measures():

@@ -7,7 +7,13 @@ import pytest
 
 from ebjr.calibration import calibrate
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
-from ebjr.router_config import RouterConfig, RouterSettings, published_parameters
+from ebjr.router_config import (
+    RouterConfig,
+    RouterSettings,
+    parse_stages,
+    published_parameters,
+    stages_parameter,
+)
 from ebjr.scores import energy, negative_entropy
 
 BASE = {
@@ -101,3 +107,20 @@ def test_a_config_whose_published_calibration_is_stale_is_refused():
         RouterConfig.from_parameters(
             p, replace(CALIBRATION, score="softmax", parity_threshold=1.0), 10
         )
+
+
+def test_router_config_reads_middle_stages_and_one_score_per_boundary():
+    p = {
+        **BASE,
+        "middle_stages": stages_parameter([("student_2", "image", "logits")]),
+        "default_threshold": "1.5,-inf",
+        "score": "energy,entropy",
+    }
+    config = RouterConfig.from_parameters(p, None, 10)
+    assert [stage[0] for stage in config.stages] == ["student", "student_2", "teacher"]
+    assert config.default_thresholds == (1.5, -math.inf)
+    assert config.policies == (GeneralPolicy(energy), GeneralPolicy(negative_entropy))
+    with pytest.raises(ValueError, match="default_threshold needs 1 or 2"):
+        RouterConfig.from_parameters({**p, "default_threshold": "1,2,3"}, None, 10)
+    with pytest.raises(ValueError, match="model:input:output"):
+        parse_stages("student_2:image")
