@@ -179,7 +179,8 @@ def describe_router(client, model: str = ROUTER) -> RouterInfo:
         if _module(client) is grpcclient
         else client.get_model_config(model)
     )
-    p = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+    # proto3 JSON leaves an empty string out: {"teacher_url": {}}
+    p = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
     if "served_score" not in p:
         return RouterInfo(p.get("score", "?"), p.get("default_threshold", "?"), {})
     return RouterInfo(

@@ -14,7 +14,9 @@ from ebjr.routing import StageError
 def model_parameters(args: dict) -> dict[str, str]:
     """The ``parameters`` of the model's ``config.pbtxt`` as a plain ``{key: value}`` dict."""
     config = json.loads(args["model_config"])
-    return {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
+    return {
+        key: value.get("string_value", "") for key, value in config.get("parameters", {}).items()
+    }
 
 
 def error_response(message: str, invalid_argument: bool = False) -> pb_utils.InferenceResponse:
