@@ -60,6 +60,7 @@ stop: venv
 
 models: venv data
 	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
+	$(BIN)/python -m ebjr.detection_train --out detection_models
 
 # The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
 # REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).
@@ -72,6 +73,7 @@ remote-repos: venv data
 
 eval: venv data
 	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
+	$(BIN)/python -m ebjr.detection_eval --models detection_models --out evaluation/DETECTION.md
 
 bench: venv backend data perf-deps
 	$(BIN)/python -m ebjr.benchmark --repo $(REPO)

@@ -30,3 +30,20 @@ class OnnxClassifier:
         """Run ``images: (N, ...)`` in chunks of ``batch_size`` and return ``(N, C)`` outputs."""
         chunks = [self(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks)
+
+
+class OnnxModel:
+    """``model(batch) -> [outputs]`` for a single-input ONNX file with several outputs."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: batch})

@@ -107,13 +107,18 @@ def train(
             else:
                 soft = torch.from_numpy(teacher(batch.numpy()))
                 loss = distillation_loss(model(batch), soft, labels[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            if step % 50 == 0:
-                progress.set_postfix(loss=f"{loss.item():.3f}")
+            take_step(loss, optimizer, schedule, progress, step)
     return model.eval()
+
+
+def take_step(loss, optimizer, schedule, progress, step: int) -> None:
+    """One optimiser and schedule step on ``loss``; the loss on the progress bar every 50."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    if step % 50 == 0:
+        progress.set_postfix(loss=f"{loss.item():.3f}")
 
 
 def export(model: nn.Module, path: Path) -> None:

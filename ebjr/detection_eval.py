@@ -1,0 +1,163 @@
+"""Offline EBJR for detection (paper eqs. 12-14): thresholds chosen on validation scenes with
+COCO mAP, reported on test scenes (``make eval`` writes ``evaluation/DETECTION.md``).
+
+A threshold ``t`` keeps the Student's detections of an image when its score (``ebjr.
+detection_scores``) is at least ``t``, else takes the Teacher's; the cascade's mAP is computed
+over the joined detections of all images. Costs are the paper's average FLOPs per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from ebjr.calibration import cascade_flops, cheapest_reaching
+from ebjr.detection_data import Scenes, make_scenes
+from ebjr.detection_metrics import coco_map, detections
+from ebjr.detection_models import BIN_WIDTH
+from ebjr.detection_scores import detection_energy
+from ebjr.onnx_info import count_flops
+
+log = logging.getLogger(__name__)
+SCENES = {"val": 1000, "test": 1000}
+GRID = 40  # candidate thresholds per score: validation quantiles
+TARGETS = (1.0, 0.97)  # shares of the Teacher's validation mAP
+ABLATION = {
+    "class term (eq. 12)": ("class",),
+    "box term (eq. 13)": ("box",),
+    "both (eq. 14)": ("class", "box"),
+}
+
+
+def join(student: dict, teacher: dict, keep: np.ndarray) -> dict:
+    """Per image, the Student's detections where ``keep: (N,)`` else the Teacher's."""
+    return {
+        name: np.where(
+            keep.reshape(-1, *[1] * (student[name].ndim - 1)), student[name], teacher[name]
+        )
+        for name in student
+    }
+
+
+@dataclass(frozen=True)
+class Point:
+    threshold: float
+    map: float
+    map50: float
+    teacher_fraction: float
+    flops: float
+
+
+def measure(scenes: Scenes, student: dict, teacher: dict, keep: np.ndarray, fs, ft, t) -> Point:
+    result = coco_map(scenes, join(student, teacher, keep))
+    fraction = float((~keep).mean())
+    return Point(t, result["map"], result["map50"], fraction, cascade_flops(fs, ft, fraction))
+
+
+def sweep(scenes, student, teacher, scores, fs, ft) -> list[Point]:
+    """The cascade at ``GRID`` validation-quantile thresholds, plus ``-inf`` and ``inf``."""
+    finite = scores[np.isfinite(scores)]
+    grid = np.unique(np.quantile(finite, np.linspace(0, 1, GRID))) if len(finite) else []
+    thresholds = [-np.inf, *grid, np.inf]
+    return [measure(scenes, student, teacher, scores >= t, fs, ft, t) for t in thresholds]
+
+
+def choose(points: list[Point], target: float) -> Point:
+    """The cheapest point reaching ``target`` mAP."""
+    i = cheapest_reaching(
+        np.array([p.map for p in points]), np.array([p.flops for p in points]), target
+    )
+    return points[i if i is not None else -1]
+
+
+def evaluate(models: Path) -> str:
+    student_path, teacher_path = models / "detector_student.onnx", models / "detector_teacher.onnx"
+    fs, ft = (count_flops(onnx.load(str(p))) for p in (student_path, teacher_path))
+    scenes = {split: make_scenes(split, n) for split, n in SCENES.items()}
+    found = {
+        (name, split): detections(path, scenes[split].images)
+        for name, path in (("student", student_path), ("teacher", teacher_path))
+        for split in SCENES
+    }
+    alone = {
+        (name, split): coco_map(scenes[split], found[name, split])
+        for name in ("student", "teacher")
+        for split in SCENES
+    }
+    lines = [
+        "## Detection (paper eqs. 12-14)",
+        "",
+        f"Fashion-MNIST scenes (`ebjr.detection_data`, synthetic compositions): thresholds "
+        f"chosen on {SCENES['val']} validation scenes, reported on {SCENES['test']} test "
+        f"scenes. Student {fs / 1e6:.1f} MFLOPs, Teacher {ft / 1e6:.1f} MFLOPs per image.",
+        "",
+        "| model | test mAP@[.5:.95] | test mAP@.5 |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {alone[name, 'test']['map']:.3f} | {alone[name, 'test']['map50']:.3f} |"
+            for name in ("student", "teacher")
+        ],
+        "",
+        "| score | target (share of the Teacher's val mAP) | test mAP | test mAP@.5 | to Teacher "
+        "| fewer FLOPs than Teacher |",
+        "|---|---|---|---|---|---|",
+    ]
+    student = {split: found["student", split] for split in SCENES}
+    teacher = {split: found["teacher", split] for split in SCENES}
+    for label, terms in ABLATION.items():
+        scores = {
+            split: detection_energy(
+                student[split]["class_logits"],
+                student[split]["box_logits"],
+                student[split]["valid"],
+                BIN_WIDTH,
+                terms,
+            )
+            for split in SCENES
+        }
+        points = sweep(scenes["val"], student["val"], teacher["val"], scores["val"], fs, ft)
+        for share in TARGETS:
+            chosen = choose(points, share * alone["teacher", "val"]["map"] - 0.001 * (share == 1))
+            p = measure(
+                scenes["test"],
+                student["test"],
+                teacher["test"],
+                scores["test"] >= chosen.threshold,
+                fs,
+                ft,
+                chosen.threshold,
+            )
+            lines.append(
+                f"| {label} | {share:.0%} | {p.map:.3f} | {p.map50:.3f} | {p.teacher_fraction:.1%} "
+                f"| {ft / p.flops:.2f}x |"
+            )
+    rng = np.random.default_rng(0)
+    for fraction in (0.25, 0.5):
+        keep = rng.random(len(scenes["test"].images)) >= fraction
+        p = measure(scenes["test"], student["test"], teacher["test"], keep, fs, ft, np.nan)
+        lines.append(
+            f"| random, {fraction:.0%} to Teacher | - | {p.map:.3f} | {p.map50:.3f} | "
+            f"{p.teacher_fraction:.1%} | {ft / p.flops:.2f}x |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", type=Path, default=Path("detection_models"))
+    parser.add_argument("--out", type=Path, default=Path("evaluation/DETECTION.md"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.write_text(
+        "# DETECTION (generated by `make eval`; do not edit)\n\n" + evaluate(args.models)
+    )
+    print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
