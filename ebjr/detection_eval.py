@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from ebjr.calibration import cascade_flops, cheapest_reaching
-from ebjr.detection_data import Scenes, make_scenes
+from ebjr.detection_data import Scenes, iou, make_scenes
 from ebjr.detection_metrics import coco_map, detections
 from ebjr.detection_models import BIN_WIDTH
 from ebjr.detection_scores import detection_energy
@@ -75,7 +75,26 @@ def choose(points: list[Point], target: float) -> Point:
     return points[i if i is not None else -1]
 
 
-def evaluate(models: Path) -> str:
+def f1_per_image(scenes: Scenes, found: dict, iou_min: float = 0.5) -> np.ndarray:
+    """(N,) F1 of each image's valid detections against its ground truth: a detection is right
+    when it names the class of an unmatched box it overlaps by ``iou_min`` (by score order)."""
+    f1 = np.zeros(len(scenes.images))
+    for i, (truth, labels) in enumerate(zip(scenes.boxes, scenes.labels, strict=True)):
+        keep = found["valid"][i]
+        order = np.argsort(-found["scores"][i][keep])
+        boxes = found["boxes"][i][keep][order]
+        classes = found["class_logits"][i][keep][order].argmax(-1)
+        free, hits = np.ones(len(truth), dtype=bool), 0
+        for box, label in zip(boxes, classes, strict=True):
+            overlap = np.where(free & (labels == label), iou(box, truth), 0.0)
+            if len(overlap) and overlap.max() >= iou_min:
+                free[overlap.argmax()] = False
+                hits += 1
+        f1[i] = 2 * hits / max(len(boxes) + len(truth), 1)
+    return f1
+
+
+def evaluate(models: Path, out: Path) -> str:
     student_path, teacher_path = models / "detector_student.onnx", models / "detector_teacher.onnx"
     fs, ft = (count_flops(onnx.load(str(p))) for p in (student_path, teacher_path))
     scenes = {split: make_scenes(split, n) for split, n in SCENES.items()}
@@ -108,6 +127,7 @@ def evaluate(models: Path) -> str:
         "|---|---|---|---|---|---|",
     ]
     student = {split: found["student", split] for split in SCENES}
+    curves: dict[str, list[Point]] = {}
     teacher = {split: found["teacher", split] for split in SCENES}
     for label, terms in ABLATION.items():
         scores = {
@@ -121,6 +141,18 @@ def evaluate(models: Path) -> str:
             for split in SCENES
         }
         points = sweep(scenes["val"], student["val"], teacher["val"], scores["val"], fs, ft)
+        curves[label] = [
+            measure(
+                scenes["test"],
+                student["test"],
+                teacher["test"],
+                scores["test"] >= q.threshold,
+                fs,
+                ft,
+                q.threshold,
+            )
+            for q in points[:: max(len(points) // 10, 1)]
+        ]
         for share in TARGETS:
             chosen = choose(points, share * alone["teacher", "val"]["map"] - 0.001 * (share == 1))
             p = measure(
@@ -136,6 +168,15 @@ def evaluate(models: Path) -> str:
                 f"| {label} | {share:.0%} | {p.map:.3f} | {p.map50:.3f} | {p.teacher_fraction:.1%} "
                 f"| {ft / p.flops:.2f}x |"
             )
+    # the oracle: the Teacher exactly where its detections are better (per-image F1 at .5)
+    oracle = f1_per_image(scenes["test"], student["test"]) >= f1_per_image(
+        scenes["test"], teacher["test"]
+    )
+    p = measure(scenes["test"], student["test"], teacher["test"], oracle, fs, ft, np.nan)
+    lines.append(
+        f"| oracle (the Teacher where its per-image F1@.5 is higher) | - | {p.map:.3f} | "
+        f"{p.map50:.3f} | {p.teacher_fraction:.1%} | {ft / p.flops:.2f}x |"
+    )
     rng = np.random.default_rng(0)
     for fraction in (0.25, 0.5):
         keep = rng.random(len(scenes["test"].images)) >= fraction
@@ -144,7 +185,28 @@ def evaluate(models: Path) -> str:
             f"| random, {fraction:.0%} to Teacher | - | {p.map:.3f} | {p.map50:.3f} | "
             f"{p.teacher_fraction:.1%} | {ft / p.flops:.2f}x |"
         )
+    lines += ["", f"![mAP against cost]({plot(curves, ft, out)})"]
     return "\n".join(lines) + "\n"
+
+
+def plot(curves: dict[str, list[Point]], ft: float, out: Path) -> str:
+    """Test mAP against average FLOPs for each score's validation thresholds; the PNG's name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        axes.plot([p.flops / ft for p in points], [p.map for p in points], "o-", label=label)
+    axes.set_xlabel("average FLOPs / Teacher FLOPs")
+    axes.set_ylabel("test mAP@[.5:.95]")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    name = "detection_map_vs_cost.png"
+    figure.savefig(out.parent / name, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return name
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.write_text(
-        "# DETECTION (generated by `make eval`; do not edit)\n\n" + evaluate(args.models)
+        "# DETECTION (generated by `make eval`; do not edit)\n\n" + evaluate(args.models, args.out)
     )
     print(f"Wrote {args.out}")
 

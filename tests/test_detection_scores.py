@@ -50,3 +50,21 @@ def test_joined_detections_take_each_images_answer_from_one_model():
     joined = join(student, teacher, np.array([True, False, True]))
     assert joined["boxes"][:, 0, 0].tolist() == [0, 1, 0]
     assert joined["valid"].tolist() == [[True, True], [False, False], [True, True]]
+
+
+def test_per_image_f1_counts_a_detection_right_only_with_its_class_and_overlap():
+    from ebjr.detection_data import Scenes
+    from ebjr.detection_eval import f1_per_image
+
+    truth = [np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)] * 3
+    scenes = Scenes("val", np.zeros((3, 1, 4, 4)), truth, [np.array([1, 2])] * 3, [None] * 3)
+    logits = np.zeros((3, 2, 4))
+    logits[:, 0, 1] = logits[:, 1, 2] = 5  # classes 1 and 2
+    logits[1, 1] = [0, 0, 0, 9]  # image 1: the second box names the wrong class
+    found = {
+        "boxes": np.array([[[0, 0, 10, 10], [20, 20, 30, 30]]] * 3, np.float32),
+        "scores": np.ones((3, 2)),
+        "class_logits": logits,
+        "valid": np.array([[True, True], [True, True], [True, False]]),
+    }
+    assert f1_per_image(scenes, found).tolist() == pytest.approx([1.0, 0.5, 2 / 3])
