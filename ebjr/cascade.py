@@ -49,7 +49,7 @@ class Frontier:
     flops: np.ndarray
 
 
-def _grid(scores: np.ndarray, size: int) -> np.ndarray:
+def threshold_grid(scores: np.ndarray, size: int) -> np.ndarray:
     """``-inf``, ``size`` score quantiles and ``+inf``: candidate thresholds for one boundary."""
     finite = scores[np.isfinite(scores)]
     inner = np.unique(np.quantile(finite, np.linspace(0, 1, size))) if len(finite) else []
@@ -86,7 +86,7 @@ def operating_points(
                 )
             )
             return
-        for t in _grid(scores[stage][rows], grid):
+        for t in threshold_grid(scores[stage][rows], grid):
             on = rows & (scores[stage] < t)
             kept = rows & ~on
             search(
@@ -127,12 +127,17 @@ class Stages:
         n = len(pending)
         return float(right / n), float(pending.mean()), float(cost / n)
 
-    def parity(self) -> tuple[tuple[float, ...], float]:
-        """The cheapest thresholds reaching the last stage's accuracy (within
-        ``PARITY_TOLERANCE``) on these rows, and their average FLOPs."""
+    def frontier(self) -> tuple[Frontier, int]:
+        """The Pareto frontier on these rows, and the index of its cheapest point reaching the
+        last stage's accuracy (within ``PARITY_TOLERANCE``; "everything to the last stage"
+        always does)."""
         front = pareto(operating_points(self.scores, self.correct, self.flops))
         target = float(np.mean(self.correct[-1])) - PARITY_TOLERANCE
-        i = cheapest_reaching(front.accuracy, front.flops, target)
+        return front, cheapest_reaching(front.accuracy, front.flops, target)
+
+    def parity(self) -> tuple[tuple[float, ...], float]:
+        """The parity thresholds on these rows, and their average FLOPs."""
+        front, i = self.frontier()
         return tuple(float(t) for t in front.thresholds[i]), float(front.flops[i])
 
 
@@ -223,11 +228,7 @@ def calibrate_cascade(
         raise ValueError("calibration must not use the test split")
     if not len(stages) == len(correct) == len(flops) == len(scores) + 1 == len(score_names) + 1:
         raise ValueError("give one model, correctness and FLOPs per stage, one score per boundary")
-    front = pareto(operating_points(scores, correct, flops))
-    target = float(np.mean(correct[-1])) - PARITY_TOLERANCE
-    parity = cheapest_reaching(front.accuracy, front.flops, target)
-    if parity is None:  # the frontier always holds "everything to the last stage"
-        raise ValueError("no operating point reaches the last stage's accuracy")
+    front, parity = Stages(scores, correct, flops).frontier()
     keep = np.unique(np.linspace(0, len(front.flops) - 1, points).round().astype(int))
     return CascadeCalibration(
         split=split,

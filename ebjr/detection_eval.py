@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from ebjr.calibration import cascade_flops, cheapest_reaching
+from ebjr.cascade import threshold_grid
 from ebjr.detection_data import Scenes, iou, make_scenes
 from ebjr.detection_metrics import coco_map, detections
 from ebjr.detection_models import BIN_WIDTH
@@ -61,10 +62,10 @@ def measure(scenes: Scenes, student: dict, teacher: dict, keep: np.ndarray, fs, 
 
 def sweep(scenes, student, teacher, scores, fs, ft) -> list[Point]:
     """The cascade at ``GRID`` validation-quantile thresholds, plus ``-inf`` and ``inf``."""
-    finite = scores[np.isfinite(scores)]
-    grid = np.unique(np.quantile(finite, np.linspace(0, 1, GRID))) if len(finite) else []
-    thresholds = [-np.inf, *grid, np.inf]
-    return [measure(scenes, student, teacher, scores >= t, fs, ft, t) for t in thresholds]
+    return [
+        measure(scenes, student, teacher, scores >= t, fs, ft, t)
+        for t in threshold_grid(scores, GRID)
+    ]
 
 
 def choose(points: list[Point], target: float) -> Point:

@@ -34,7 +34,7 @@ from ebjr.calibration import (
     read_calibration,
     sweep,
 )
-from ebjr.cascade import Stages, calibrate_cascade
+from ebjr.cascade import Stages
 from ebjr.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.layout import (
     PROJECT_ROOT,
@@ -229,20 +229,9 @@ def candidate_cascades(repo: Path, val: Logits, test: Logits) -> list[CascadeRow
             )
             for part in ("val", "test")
         }
-        record = calibrate_cascade(
-            (*lineup, TEACHER),
-            ("",) * len(lineup),
-            split["val"].scores,
-            split["val"].correct,
-            split["val"].flops,
-        )
+        thresholds, flops = split["val"].parity()
         rows.append(
-            CascadeRow(
-                (*lineup, TEACHER),
-                record.parity_thresholds,
-                ft / record.parity_flops,
-                split["test"].at(record.parity_thresholds),
-            )
+            CascadeRow((*lineup, TEACHER), thresholds, ft / flops, split["test"].at(thresholds))
         )
     return rows
 
