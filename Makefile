@@ -17,7 +17,7 @@ METRICS_PORT ?= 8002
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
-	@echo "make models  retrain the Teacher and candidate Students, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
+	@echo "make models  retrain the Teacher, candidate Students and detectors, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
 	@echo "make remote-repos  the edge/cloud layout: build/remote/{cascade,teacher}"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
@@ -61,6 +61,7 @@ stop: venv
 models: venv data
 	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
 	$(BIN)/python -m ebjr.detection_train --out detection_models
+	$(BIN)/python -m ebjr.detection_repository --out $(REPO)
 
 # The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
 # REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).

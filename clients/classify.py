@@ -28,31 +28,11 @@ from ebjr.client import (
     classify,
     cli_args,
     describe_router,
+    load_image,
     open_client,
     run_cli,
 )
 from ebjr.data import CLASS_NAMES, load_split
-
-
-def load_png(path: str, invert: bool) -> np.ndarray:
-    """An image file as ``(1, 1, 28, 28) float32`` in [0, 1], light object on a dark
-    background; ``ClientError`` if it is missing or not an image."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise ClientError(f"no such file: {path}") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ClientError(f"{path} is not an image this client can read ({err})") from None
-    if "A" in image.getbands() or "transparency" in image.info:
-        background = Image.new(
-            "RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255)
-        )
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    pixels = np.asarray(image.convert("L").resize((28, 28)), dtype=np.float32) / 255.0
-    return (1.0 - pixels if invert else pixels)[None, None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +53,7 @@ def run(argv: list[str] | None) -> int:
     args = parser.parse_args(cli_args(argv))
 
     if args.png:
-        images, labels = load_png(args.png, args.invert), [None]
+        images, labels = load_image(args.png, args.invert, side=28)[None], [None]
     else:
         test_images, test_labels = load_split("test")
         rows = slice(args.index, args.index + args.count)

@@ -34,8 +34,13 @@ import psutil
 from ebjr import data, prometheus
 from ebjr import model_config as mc
 from ebjr.calibration import read_calibration
+from ebjr.cascade import load_calibration
+from ebjr.detection_data import make_scenes
 from ebjr.layout import (
     DEFAULT_REPOSITORY,
+    DETECTOR_ROUTER,
+    DETECTOR_STUDENT,
+    DETECTOR_TEACHER,
     PROJECT_ROOT,
     ROUTER,
     STUDENT,
@@ -84,7 +89,7 @@ def perf_analyzer_binary() -> str:
 
 
 def write_input_data(path: Path, images: np.ndarray) -> Path:
-    """``--input-data`` JSON: one request per image. images: (N, 1, 28, 28) float32."""
+    """``--input-data`` JSON: one request per image. images: (N, 1, H, W) float32."""
     rows = [
         {"image": {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
         for img in images
@@ -163,20 +168,29 @@ class Measurer:
     """``measure(model, threshold, concurrency) -> row``: one perf_analyzer run on ``server``
     with real test images, plus the router's Teacher fraction from its own counters."""
 
-    def __init__(self, server: TritonServer, window_ms: int, images: int = 500) -> None:
-        self.server, self.window_ms, self.images = server, window_ms, images
+    def __init__(
+        self,
+        server: TritonServer,
+        window_ms: int,
+        images: int = 500,
+        inputs: np.ndarray | None = None,
+    ) -> None:
+        """``images`` Fashion-MNIST test images, or ``inputs: (N, ...)`` (e.g. scenes)."""
+        self.server, self.window_ms, self.images, self.inputs = server, window_ms, images, inputs
 
     def __enter__(self) -> Measurer:
         self._tmp = tempfile.TemporaryDirectory()
-        test_images = data.load_split("test")[0][: self.images]
-        self.input_file = write_input_data(Path(self._tmp.name) / "input.json", test_images)
+        inputs = self.inputs
+        if inputs is None:
+            inputs = data.load_split("test")[0][: self.images]
+        self.input_file = write_input_data(Path(self._tmp.name) / "input.json", inputs)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._tmp.cleanup()
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
-        router = model in (ROUTER, THREE_STAGE)
+        router = model in (ROUTER, THREE_STAGE, DETECTOR_ROUTER)
         before = routed_rows(self.server.metrics_url, model) if router else {}
         m = run_perf_analyzer(
             model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
@@ -317,7 +331,23 @@ def benchmark(
             for _ in range(PAIRS)
         ]
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
+    if (server.model_repository / DETECTOR_ROUTER).exists():
+        results["detection"] = detection_rounds(server, window_ms, max(concurrencies))
+        record = load_calibration(calibration_path(repo, DETECTOR_ROUTER))
+        results["detection_flops_ratio"] = record.stage_flops[1] / record.parity_flops
     return results
+
+
+DETECTION_SCENES = 200
+DETECTION_MODELS = (DETECTOR_STUDENT, DETECTOR_TEACHER, DETECTOR_ROUTER)
+
+
+def detection_rounds(server: TritonServer, window_ms: int, concurrency: int) -> list[list[dict]]:
+    """``PAIRS`` interleaved rounds of the Student and Teacher detectors and the detector router
+    at its calibrated default, one test scene per request."""
+    scenes = make_scenes("test", DETECTION_SCENES).images
+    with Measurer(server, window_ms, inputs=scenes) as measure:
+        return [[measure(m, None, concurrency) for m in DETECTION_MODELS] for _ in range(PAIRS)]
 
 
 # Where the router's own process spends its samples, by the first matching frame from the leaf.
@@ -541,12 +571,46 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         "|---|---|",
         *[f"| {name} | {share:.1%} |" for name, share in profile["shares"].items()],
     ]
+    if "detection" in results:
+        lines += detection_report(results)
     if plot is not None:
         _plot(results, plot)
         lines += ["", f"![throughput and p95 latency against the threshold]({plot.name})"]
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text
+
+
+def detection_report(results: dict) -> list[str]:
+    """The detector router's section: its served speed-up over the Teacher detector at its
+    default point, beside the FLOPs reduction calibration expects there."""
+    rounds = results["detection"]
+    c = rounds[0][0]["concurrency"]
+    return [
+        "",
+        f"## Detection: `{DETECTOR_ROUTER}` at its default (97% of the Teacher's validation mAP)",
+        "",
+        f"One 96x96 test scene per request, c={c}, {len(rounds)} interleaved rounds.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| router / Teacher detector throughput, median of rounds | "
+        f"{paired_ratio(rounds, 2, 1):.2f} |",
+        f"| Student detector / Teacher detector throughput, median of rounds | "
+        f"{paired_ratio(rounds, 0, 1):.2f} |",
+        f"| fewer FLOPs than the Teacher at this point (calibration, validation) | "
+        f"{results['detection_flops_ratio']:.2f}x |",
+        "",
+        "| round | model | inferences/s | p50 ms | p95 ms | to Teacher |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {i} | {r['model']} | {r['throughput']:.1f} | {r['p50_ms']:.2f} | "
+            f"{r['p95_ms']:.2f} | "
+            f"{'-' if r['teacher_fraction'] is None else format(r['teacher_fraction'], '.1%')} |"
+            for i, round_ in enumerate(rounds, 1)
+            for r in round_
+        ],
+    ]
 
 
 def paired_ratio(pairs: list[list[dict]], top: int, bottom: int) -> float:

@@ -184,8 +184,9 @@ class CascadeCalibration:
     """An N-stage router's ``calibration.json``: its stages' scores measured on one split.
 
     ``parity_thresholds`` (one per boundary) is the cheapest frontier point within
-    ``PARITY_TOLERANCE`` of the last stage's accuracy, and the router's default. ``table`` is the
-    frontier, for the ``teacher_fraction`` and ``min_accuracy`` knobs.
+    ``PARITY_TOLERANCE`` of ``parity_share`` of the last stage's accuracy (1: parity; a
+    detector router defaults to 0.97 of the Teacher's mAP), and the router's default.
+    ``table`` is the frontier, for the ``teacher_fraction`` and ``min_accuracy`` knobs.
     """
 
     split: str
@@ -199,6 +200,7 @@ class CascadeCalibration:
     parity_accuracy: float
     parity_flops: float
     table: Frontier
+    parity_share: float = 1.0
 
     @property
     def teacher_accuracy(self) -> float:

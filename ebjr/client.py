@@ -2,6 +2,7 @@
 
 client = connect("127.0.0.1:8000", "http")
 answer = classify(client, images, threshold=8.0)   # images: (N, 1, 28, 28) float32
+found = detect(client, scenes, teacher_fraction=0.3)   # scenes: (N, 1, 96, 96) float32
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import np_to_triton_dtype
 
-from ebjr.layout import ROUTER
+from ebjr.layout import DETECTOR_ROUTER, ROUTER
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
@@ -33,6 +34,42 @@ class Answer:
     scores: np.ndarray  # (N,) float32, the routing score of the last stage that scored the row
     thresholds: np.ndarray  # (N,) float32, the threshold applied; (N, S - 1) for S > 2 stages
     routes: np.ndarray  # (N,) str: "student", "middle", "teacher" or "student_fallback"
+
+
+@dataclass
+class Detections:
+    """The detector router's answer for ``N`` images of up to ``K`` boxes each."""
+
+    boxes: np.ndarray  # (N, K, 4) float32, x0 y0 x1 y1 in pixels
+    classes: np.ndarray  # (N, K) int64
+    box_scores: np.ndarray  # (N, K) float32, the detector's confidence per box
+    valid: np.ndarray  # (N, K) bool: the boxes the answering detector kept
+    scores: np.ndarray  # (N,) float32, the routing score (eq. 14)
+    thresholds: np.ndarray  # (N,) float32
+    routes: np.ndarray  # (N,) str
+
+
+def load_image(path: str, invert: bool, side: int) -> np.ndarray:
+    """An image file as ``(1, side, side) float32`` in [0, 1], light objects on a dark
+    background (``invert`` for a dark object on a light one): colour becomes grey
+    (luminance), transparent pixels background. ``ClientError`` if it is missing or not an
+    image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise ClientError(f"no such file: {path}") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ClientError(f"{path} is not an image this client can read ({err})") from None
+    if "A" in image.getbands() or "transparency" in image.info:
+        background = Image.new(
+            "RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255)
+        )
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    pixels = np.asarray(image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
+    return (1.0 - pixels if invert else pixels)[None]
 
 
 def cli_args(argv: list[str] | None) -> list[str]:
@@ -158,6 +195,26 @@ def classify(client, images: np.ndarray, model: str = ROUTER, **params) -> Answe
         classes=out["class"].reshape(-1),
         scores=out["score"].reshape(-1),
         thresholds=_per_row(out["threshold"]),
+        routes=np.array([r.decode() for r in out["route"].reshape(-1)]),
+    )
+
+
+def detect(client, images: np.ndarray, model: str = DETECTOR_ROUTER, **params) -> Detections:
+    """Send ``images`` to the detector router; ``params`` such as ``threshold`` go with it."""
+    out = infer(
+        client,
+        model,
+        {"image": np.ascontiguousarray(images, dtype=np.float32)},
+        ["boxes", "classes", "scores", "valid", "score", "threshold", "route"],
+        **params,
+    )
+    return Detections(
+        boxes=out["boxes"],
+        classes=out["classes"],
+        box_scores=out["scores"],
+        valid=out["valid"],
+        scores=out["score"].reshape(-1),
+        thresholds=out["threshold"].reshape(-1),
         routes=np.array([r.decode() for r in out["route"].reshape(-1)]),
     )
 

@@ -28,7 +28,7 @@ TERMS = ("class", "box")
 
 def detection_energy(
     class_logits: np.ndarray,
-    box_logits: np.ndarray,
+    box_logits: np.ndarray | None,
     valid: np.ndarray,
     bin_width: float,
     terms: tuple[str, ...] = TERMS,

@@ -122,10 +122,23 @@ def export(model: dm.Detector, path: Path, example: np.ndarray) -> None:
     )
     with torch.no_grad():
         expected = [t.numpy() for t in wrapped(x)]
+    fix_output_dims(path, [e.shape[1:] for e in expected])
     got = OnnxModel(path)(example)
     for name, e, g in zip(OUTPUTS, expected, got, strict=True):
         if not np.allclose(g, e, atol=1e-4, rtol=1e-4):
             raise RuntimeError(f"{path}: ONNX {name} differs from Torch")
+
+
+def fix_output_dims(path: Path, shapes: list[tuple[int, ...]]) -> None:
+    """Write each output's per-image ``shapes`` into the ONNX file (the exporter leaves some
+    symbolic; a Triton config needs them fixed). The batch axis stays dynamic."""
+    model = onnx.load(str(path))
+    for output, shape in zip(model.graph.output, shapes, strict=True):
+        dims = output.type.tensor_type.shape.dim
+        for dim, size in zip(dims[1:], shape, strict=True):
+            dim.Clear()
+            dim.dim_value = size
+    onnx.save(model, str(path))
 
 
 def detector_metrics(

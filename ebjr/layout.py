@@ -18,7 +18,11 @@ VERSION = "1"
 # Model names in the default repository and in everything the builder writes.
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
+DETECTOR_ROUTER = "ebjr_detector"
+DETECTOR_STUDENT, DETECTOR_TEACHER = "detector_student", "detector_teacher"
 CALIBRATION_FILE = "calibration.json"
+# the detectors ``make models`` trains (``ebjr.detection_train``), with their metrics
+DETECTION_MODELS = PROJECT_ROOT / "detection_models"
 
 
 def middle_stage(k: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
-from ebjr.onnx_info import ModelInfo, TensorSpec
+from ebjr.onnx_info import GraphInfo, ModelInfo, TensorSpec
 
 ModelConfig = pb.ModelConfig
 BACKENDS = ("onnxruntime", "python")  # how a Student or Teacher ONNX file is served
@@ -93,9 +93,9 @@ def _kind(device: str) -> int:
 
 
 def onnx_model(
-    name: str, info: ModelInfo, max_batch_size: int, serving: ModelServing
+    name: str, info: ModelInfo | GraphInfo, max_batch_size: int, serving: ModelServing
 ) -> ModelConfig:
-    """The config of one ONNX classifier served as ``serving`` says."""
+    """The config of one ONNX model (every output of it) served as ``serving`` says."""
     config = ModelConfig(name=name, max_batch_size=max_batch_size)
     if serving.backend == "python":
         config.backend = "python"
@@ -106,7 +106,8 @@ def onnx_model(
             config, {"intra_op_thread_count": serving.intra_op_threads, "inter_op_thread_count": 1}
         )
     _tensor(config.input, info.input)
-    _tensor(config.output, info.output)
+    for output in info.outputs:
+        _tensor(config.output, output)
     config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
     config.dynamic_batching.SetInParent()
     config.instance_group.add(count=serving.instances, kind=_kind(serving.device))
@@ -120,6 +121,7 @@ def onnx_model(
 
 
 ROUTER_OUTPUTS = ("logits", "class", "score", "threshold", "route")  # in the documented order
+DETECTOR_OUTPUTS = ("boxes", "classes", "scores", "valid", "score", "threshold", "route")
 
 
 def router(
@@ -135,14 +137,61 @@ def router(
     """The BLS router's config: input ``image`` (the Student's input), per-row outputs
     ``ROUTER_OUTPUTS`` in the Teacher's label space (``threshold`` holds one value per stage
     boundary), and ``values`` as parameters."""
+    outputs = [
+        TensorSpec("logits", logits.shape, logits.triton_dtype),
+        TensorSpec("class", (1,), "TYPE_INT64"),
+        *_routing_outputs(boundaries),
+    ]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def detector_router(
+    name: str,
+    image: TensorSpec,
+    top_k: int,
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
+    """The detector router's config: input ``image``, per-image outputs ``DETECTOR_OUTPUTS``
+    (``top_k`` boxes, their classes, box scores and valid mask), and ``values`` as parameters."""
+    outputs = [
+        TensorSpec("boxes", (top_k, 4), "TYPE_FP32"),
+        TensorSpec("classes", (top_k,), "TYPE_INT64"),
+        TensorSpec("scores", (top_k,), "TYPE_FP32"),
+        TensorSpec("valid", (top_k,), "TYPE_BOOL"),
+        *_routing_outputs(1),
+    ]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def _routing_outputs(boundaries: int) -> list[TensorSpec]:
+    """Every router's last outputs: the routing score, the threshold(s) applied and the route."""
+    return [
+        TensorSpec("score", (1,), "TYPE_FP32"),
+        TensorSpec("threshold", (boundaries,), "TYPE_FP32"),
+        TensorSpec("route", (1,), "TYPE_STRING"),
+    ]
+
+
+def _python_router(
+    name: str,
+    image: TensorSpec,
+    outputs: list[TensorSpec],
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     _tensor(config.input, image, "image")
-    _tensor(config.output, logits, "logits")
-    for output, dtype in zip(
-        ROUTER_OUTPUTS[1:], ("TYPE_INT64", "TYPE_FP32", "TYPE_FP32", "TYPE_STRING"), strict=True
-    ):
-        dims = [boundaries] if output == "threshold" else [1]
-        config.output.add(name=output, data_type=_data_type(dtype), dims=dims)
+    for output in outputs:
+        _tensor(config.output, output)
     config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     config.dynamic_batching.SetInParent()
     config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.KIND_CPU)

@@ -1,7 +1,8 @@
-"""What the router and the repository builder need to know about an ONNX classifier.
+"""What the routers and the repository builders need to know about an ONNX model.
 
-``describe`` reads the single input and output (names, per-row shapes, dtypes) and counts the
-FLOPs per image: 2 x the multiply-adds of every Conv, Gemm and MatMul node, the convention of
+``describe`` reads a classifier's single input and output (names, per-row shapes, dtypes) and
+counts the FLOPs per image; ``describe_graph`` does the same for a model with several outputs
+(a detector): 2 x the multiply-adds of every Conv, Gemm and MatMul node, the convention of
 the EBJR paper (FLOPs = 2 x MACs).
 """
 
@@ -22,6 +23,7 @@ TRITON_DTYPES = {
     onnx.TensorProto.UINT8: "TYPE_UINT8",
     onnx.TensorProto.INT64: "TYPE_INT64",
     onnx.TensorProto.INT32: "TYPE_INT32",
+    onnx.TensorProto.BOOL: "TYPE_BOOL",
 }
 
 
@@ -44,8 +46,21 @@ class ModelInfo:
     def num_classes(self) -> int:
         return self.output.shape[-1]
 
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return (self.output,)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """A single-input ONNX model with one or more outputs."""
+
+    input: TensorSpec
+    outputs: tuple[TensorSpec, ...]
+    flops: int
 
 
 def _spec(value: onnx.ValueInfoProto, path: Path) -> TensorSpec:
@@ -94,20 +109,32 @@ def count_flops(model: onnx.ModelProto) -> int:
     return flops
 
 
-def describe(path: str | Path) -> ModelInfo:
-    """Read the single input/output and FLOPs of the ONNX classifier at ``path``."""
+def describe_graph(path: str | Path) -> GraphInfo:
+    """Read the single input, the outputs and the FLOPs of the ONNX model at ``path``."""
     path = Path(path)
     model = onnx.load(str(path))
     inputs, outputs = _graph_io(model)
-    if len(inputs) != 1 or len(outputs) != 1:
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: expected one input, got {[v.name for v in inputs]}")
+    return GraphInfo(
+        input=_spec(inputs[0], path),
+        outputs=tuple(_spec(v, path) for v in outputs),
+        flops=count_flops(model),
+    )
+
+
+def describe(path: str | Path) -> ModelInfo:
+    """Read the single input/output and FLOPs of the ONNX classifier at ``path``."""
+    graph = describe_graph(path)
+    if len(graph.outputs) != 1:
         raise ValueError(
-            f"{path}: expected one input and one output, got {[v.name for v in inputs]} -> "
-            f"{[v.name for v in outputs]}"
+            f"{path}: expected one input and one output, got {graph.input.name!r} -> "
+            f"{[o.name for o in graph.outputs]}"
         )
-    output = _spec(outputs[0], path)
+    output = graph.outputs[0]
     if len(output.shape) != 1:
         raise ValueError(f"{path}: output {output.name!r} must be (batch, classes), got {output}")
-    return ModelInfo(input=_spec(inputs[0], path), output=output, flops=count_flops(model))
+    return ModelInfo(input=graph.input, output=output, flops=graph.flops)
 
 
-__all__ = ["ModelInfo", "TensorSpec", "describe", "count_flops"]
+__all__ = ["GraphInfo", "ModelInfo", "TensorSpec", "describe", "describe_graph", "count_flops"]

@@ -1,4 +1,4 @@
-"""Run an ONNX classifier with onnxruntime on the CPU."""
+"""Run an ONNX model with onnxruntime on the CPU."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import onnxruntime as ort
 
 
-class OnnxClassifier:
-    """``model(images) -> logits`` for a single-input, single-output ONNX file."""
+class OnnxModel:
+    """``model(batch) -> [outputs]`` for a single-input ONNX file, every output in graph order."""
 
     def __init__(self, path: str | Path, threads: int = 1) -> None:
         options = ort.SessionOptions()
@@ -20,30 +20,24 @@ class OnnxClassifier:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: batch})
+
+
+class OnnxClassifier(OnnxModel):
+    """``model(images) -> logits`` for a single-input, single-output ONNX file."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        super().__init__(path, threads)
+        self.output_names = self.output_names[:1]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """``batch: (N, ...)`` in the model's input dtype -> ``(N, C)`` outputs."""
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+        return super().__call__(batch)[0]
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """Run ``images: (N, ...)`` in chunks of ``batch_size`` and return ``(N, C)`` outputs."""
         chunks = [self(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks)
-
-
-class OnnxModel:
-    """``model(batch) -> [outputs]`` for a single-input ONNX file with several outputs."""
-
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(self.output_names, {self.input_name: batch})

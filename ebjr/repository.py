@@ -43,7 +43,7 @@ from ebjr.layout import (
     onnx_path,
 )
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
-from ebjr.onnx_info import ModelInfo, describe
+from ebjr.onnx_info import GraphInfo, ModelInfo, describe
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
 from ebjr.remote import check_url
@@ -235,7 +235,12 @@ def publish(out: Path, router: str, record: CalibrationRecord | CascadeCalibrati
 
 
 def write_onnx_model(
-    out: Path, name: str, source: Path, info: ModelInfo, batch: int, serving: ModelServing
+    out: Path,
+    name: str,
+    source: Path,
+    info: ModelInfo | GraphInfo,
+    batch: int,
+    serving: ModelServing,
 ) -> None:
     """``out/<name>/``: the ONNX file (copied from ``source``) and its config, served as
     ``serving`` says (with a ``1/model.py`` for the Python backend)."""
@@ -251,11 +256,12 @@ def write_onnx_model(
     mc.write(config_path(out, name), mc.onnx_model(name, info, batch, serving))
 
 
-def _write_router(out: Path, config: mc.ModelConfig) -> None:
-    """The router's folder, without the calibration and gates of an earlier build."""
+def write_router(out: Path, config: mc.ModelConfig, source: str = ROUTER_MODEL_PY) -> None:
+    """The router's folder (``source`` its ``1/model.py``), without the calibration and gates
+    of an earlier build."""
     model_py = out / config.name / VERSION / "model.py"
     model_py.parent.mkdir(parents=True, exist_ok=True)
-    model_py.write_text(ROUTER_MODEL_PY)
+    model_py.write_text(source)
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
     for gate in (out / config.name).glob("gate*.onnx"):
@@ -310,12 +316,12 @@ def build_repository(
     for k, (path, info) in enumerate(zip(middle, middles, strict=True), 1):
         write_onnx_model(out, middle_stage(k), path, info, batch, serving)
     write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
-    _write_router(out, router_model_config(student, teacher, settings, middle=middles))
+    write_router(out, router_model_config(student, teacher, settings, middle=middles))
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
         write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
-        _write_router(out, router_model_config(special, teacher, settings, specialized))
+        write_router(out, router_model_config(special, teacher, settings, specialized))
     if gates and (gate_data is not None or len(gates) != len(middle) + 1):
         raise ValueError("give one gate per stage boundary, or gate-training data, not both")
     for k, gate in enumerate(gates):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,10 +121,12 @@ class RouterConfig:
         calibration: CalibrationRecord | CascadeCalibration | None,
         num_classes: int,
         model_dir: Path | None = None,
+        score_for: Callable[[str], ScoreFn] | None = None,
     ) -> RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
         ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
-        router's folder, where learned gates (score ``gate``) live.
+        router's folder, where learned gates (score ``gate``) live. ``score_for(name)`` makes
+        the routing scores when they are not classifier scores (a detector router's).
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
@@ -156,8 +159,8 @@ class RouterConfig:
                 f"holds {len(calibration.parity_thresholds) if calibration else 0}"
             )
         scores = [
-            routing_score(name, s.temperature, model_dir, boundary)
-            for boundary, name in enumerate(names)
+            score_for(name) if score_for else routing_score(name, s.temperature, model_dir, k)
+            for k, name in enumerate(names)
         ]
         first = policy_from_parameters(p, scores[0], num_classes)
         return cls(

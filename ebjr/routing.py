@@ -64,7 +64,8 @@ def to_student(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 class Routed:
     """The joint answer for a batch (eq. 7).
 
-    logits: (N, C) float32, from whichever model answered each row
+    logits: (N, C) float32, from whichever model answered each row (a detector's outputs
+        packed in one row per image: ``ebjr.detection_routing.RowLayout``)
     scores: (N,) float32, the routing score of the last stage that scored each row (the
         Student's, unless the row reached a middle stage)
     route: (N,) int8, one of ``ROUTE_NAMES``' codes per row

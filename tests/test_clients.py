@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from ebjr import data
-from ebjr.client import classify, connect, describe_router
+from ebjr.client import classify, connect, describe_router, load_image
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
 import classify as classify_cli  # noqa: E402
@@ -69,15 +69,15 @@ def write_png(path: Path, array: np.ndarray, mode: str) -> Path:
 
 def test_image_files_colour_and_transparency_are_handled_as_documented(tmp_path):
     grey = (data.load_split("test")[0][7][0] * 255).round().astype(np.uint8)
-    expected = classify_cli.load_png(str(write_png(tmp_path / "l.png", grey, "L")), False)
+    expected = load_image(str(write_png(tmp_path / "l.png", grey, "L")), False, 28)
     rgb = np.repeat(grey[:, :, None], 3, axis=2)  # colour: converted to luminance
-    got = classify_cli.load_png(str(write_png(tmp_path / "rgb.png", rgb, "RGB")), False)
+    got = load_image(str(write_png(tmp_path / "rgb.png", rgb, "RGB")), False, 28)
     np.testing.assert_allclose(got, expected, atol=1 / 255)
     # transparent pixels are background: black, or white with --invert
     rgba = np.dstack([np.full_like(grey, 255)] * 3 + [grey])
-    got = classify_cli.load_png(str(write_png(tmp_path / "rgba.png", rgba, "RGBA")), False)
+    got = load_image(str(write_png(tmp_path / "rgba.png", rgba, "RGBA")), False, 28)
     np.testing.assert_allclose(got, expected, atol=1 / 255)
-    inverted = classify_cli.load_png(str(tmp_path / "rgba.png"), True)
+    inverted = load_image(str(tmp_path / "rgba.png"), True, 28)
     assert inverted.max() <= 1 / 255  # white item composited on white, then inverted: empty
 
 

@@ -43,7 +43,7 @@ def test_both_terms_add_and_an_empty_detection_scores_minus_inf():
 
 
 def test_joined_detections_take_each_images_answer_from_one_model():
-    from ebjr.detection_eval import join
+    from ebjr.detection_calibration import join
 
     student = {"boxes": np.zeros((3, 2, 4)), "valid": np.ones((3, 2), bool)}
     teacher = {"boxes": np.ones((3, 2, 4)), "valid": np.zeros((3, 2), bool)}

@@ -15,6 +15,7 @@ answers map back is the routing policy's (``ebjr.policy``), named by ``config.pb
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,12 @@ from ebjr.layout import CALIBRATION_FILE, onnx_path
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.ratelimit import RateLimited
 from ebjr.remote import RemoteModel
-from ebjr.router_config import RouterConfig
+from ebjr.router_config import ModelRef, RouterConfig
 from ebjr.routing import (
     FALLBACK,
     ROUTE_NAMES,
     RequestError,
+    Routed,
     cascade,
     check_batch,
     request_slices,
@@ -47,17 +49,11 @@ class TritonPythonModel:
         self.name = args["model_name"]
         path = Path(args["model_repository"]) / CALIBRATION_FILE
         self.calibration = load_calibration(path) if path.exists() else None
-        logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
-        self.config = RouterConfig.from_parameters(
-            model_parameters(args),
-            self.calibration,
-            num_classes=logits["dims"][-1],
-            model_dir=Path(args["model_repository"]),
-        )
+        self.config = self._read_config(args, model_parameters(args))
         self.student_local = None
         if self.config.student_in_process:
             repository = Path(args["model_repository"]).parent
-            self.student_local = OnnxClassifier(onnx_path(repository, self.config.student[0]))
+            self.student_local = self._load_student(onnx_path(repository, self.config.student[0]))
         self.metrics = (
             RouterMetrics(args["model_name"], self._score_buckets())
             if self.config.metrics
@@ -81,6 +77,34 @@ class TritonPythonModel:
             f"{'in process' if self.student_local else 'over BLS'}, Teacher "
             f"{'at ' + self.config.teacher_url + ' (gRPC)' if self.remote else 'over BLS'}"
         )
+
+    # What a router of another task (``ebjr.serving.detector``) does differently: how it reads
+    # its config, runs its Student in process, calls a stage and builds its outputs.
+    def _read_config(self, args: dict, parameters: dict[str, str]) -> RouterConfig:
+        logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
+        return RouterConfig.from_parameters(
+            parameters,
+            self.calibration,
+            num_classes=logits["dims"][-1],
+            model_dir=Path(args["model_repository"]),
+        )
+
+    def _load_student(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+        return OnnxClassifier(path)
+
+    def _call(self, stage: ModelRef, images: np.ndarray, timeout_s: float) -> np.ndarray:
+        return call_model(*stage, images, timeout_s=timeout_s)
+
+    def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output for the whole batch, in the documented order; each request gets its
+        rows. ``thresholds: (N, S - 1)``."""
+        return {
+            "logits": routed.logits,
+            "class": routed.predictions[:, None],
+            "score": routed.scores[:, None],
+            "threshold": thresholds,
+            "route": ROUTE_BYTES[routed.route][:, None],
+        }
 
     def finalize(self) -> None:
         self.metrics.close()
@@ -143,13 +167,7 @@ class TritonPythonModel:
         if later_error is not None:
             self._teacher_failed(later_error, int((routed.route == FALLBACK).sum()))
 
-        columns = {  # every output for the whole batch; each request gets its rows
-            "logits": routed.logits,
-            "class": routed.predictions[:, None],
-            "score": routed.scores[:, None],
-            "threshold": row_thresholds,
-            "route": ROUTE_BYTES[routed.route][:, None],
-        }
+        columns = self._columns(routed, row_thresholds)
         answered = np.ones(len(batch), dtype=bool)
         fail = later_error is not None and self.config.on_teacher_error == "fail"
         for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
@@ -173,9 +191,9 @@ class TritonPythonModel:
             timeout = self.config.teacher_timeout_s
             if self.remote is not None and stage == len(self.config.stages) - 1:
                 return self.remote(images, timeout)
-            return call_model(*self.config.stages[stage], images, timeout_s=timeout)
+            return self._call(self.config.stages[stage], images, timeout)
         if self.student_local is None:
-            return call_model(*self.config.student, images)
+            return self._call(self.config.student, images, 0.0)
         try:
             return self.student_local(images)
         except Exception as err:  # onnxruntime's errors are plain Exceptions

@@ -35,7 +35,19 @@ _TIMED_CALLS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_
 def call_model(
     model: str, input_name: str, output_name: str, batch: np.ndarray, timeout_s: float = 0.0
 ) -> np.ndarray:
-    """Run ``batch`` through ``model`` over BLS and return its ``output_name`` tensor.
+    """Run ``batch`` through ``model`` over BLS and return its ``output_name`` tensor
+    (``call_outputs`` with one output)."""
+    return call_outputs(model, input_name, (output_name,), batch, timeout_s)[0]
+
+
+def call_outputs(
+    model: str,
+    input_name: str,
+    output_names: tuple[str, ...],
+    batch: np.ndarray,
+    timeout_s: float = 0.0,
+) -> list[np.ndarray]:
+    """Run ``batch`` through ``model`` over BLS and return its ``output_names`` tensors.
 
     A plain blocking ``exec``: the router's ``execute`` is synchronous, since a non-decoupled
     Python model runs one ``execute`` at a time anyway and the asyncio hand-offs of an ``async``
@@ -46,7 +58,7 @@ def call_model(
     """
     request = pb_utils.InferenceRequest(
         model_name=model,
-        requested_output_names=[output_name],
+        requested_output_names=list(output_names),
         inputs=[pb_utils.Tensor(input_name, batch)],
     )
     if timeout_s > 0:
@@ -61,4 +73,4 @@ def call_model(
         response = request.exec()
     if response.has_error():
         raise ModelCallError(f"{model} failed: {response.error().message()}")
-    return pb_utils.get_output_tensor_by_name(response, output_name).as_numpy()
+    return [pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in output_names]

@@ -1,0 +1,1 @@
+from ebjr.serving.detector import TritonPythonModel  # noqa: F401
