@@ -17,7 +17,7 @@ METRICS_PORT ?= 8002
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
-	@echo "make models  retrain the Teacher, candidate Students and detectors, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
+	@echo "make models  retrain the Teacher, candidate Students, detectors and regressors, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
 	@echo "make remote-repos  the edge/cloud layout: build/remote/{cascade,teacher}"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
@@ -62,6 +62,8 @@ models: venv data
 	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
 	$(BIN)/python -m ebjr.detection_train --out detection_models
 	$(BIN)/python -m ebjr.detection_repository --out $(REPO)
+	$(BIN)/python -m ebjr.regression_train --out regression_models
+	$(BIN)/python -m ebjr.regression_repository --out $(REPO)
 
 # The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
 # REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).
@@ -75,6 +77,7 @@ remote-repos: venv data
 eval: venv data
 	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
 	$(BIN)/python -m ebjr.detection_eval --models detection_models --out evaluation/DETECTION.md
+	$(BIN)/python -m ebjr.regression_eval --models regression_models --out evaluation/REGRESSION.md
 
 bench: venv backend data perf-deps
 	$(BIN)/python -m ebjr.benchmark --repo $(REPO)

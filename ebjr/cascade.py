@@ -201,6 +201,9 @@ class CascadeCalibration:
     parity_flops: float
     table: Frontier
     parity_share: float = 1.0
+    # what ``accuracy`` measures, higher better: "accuracy", "map" (detection, COCO mAP) or
+    # "negative_mae" (regression: minus the mean absolute error, the max_error knob's units)
+    metric: str = "accuracy"
 
     @property
     def teacher_accuracy(self) -> float:
@@ -213,7 +216,22 @@ class CascadeCalibration:
 
     def for_min_accuracy(self, accuracy: float) -> tuple[float, ...]:
         """The cheapest frontier point expected to reach ``accuracy``."""
+        if self.metric == "negative_mae":
+            raise RequestError("this router predicts a number: give max_error, not min_accuracy")
         return tuple(float(t) for t in self.table.thresholds[accuracy_point(self.table, accuracy)])
+
+    def for_max_error(self, error: float) -> tuple[float, ...]:
+        """A regressor's cheapest frontier point expected to keep its mean absolute error at or
+        below ``error`` (the target's units)."""
+        if self.metric != "negative_mae":
+            raise RequestError("max_error is a regressor's knob: give min_accuracy")
+        lowest = float(-self.table.accuracy.max())
+        if not error >= lowest:
+            raise RequestError(
+                f"max_error must be >= {lowest:.4f} (the lowest calibrated error), got {error}"
+            )
+        i = cheapest_reaching(self.table.accuracy, self.table.flops, -error)
+        return tuple(float(t) for t in self.table.thresholds[i])
 
 
 def calibrate_cascade(
@@ -292,7 +310,7 @@ def load_calibration(path: Path) -> CalibrationRecord | CascadeCalibration:
     return read_calibration(path)
 
 
-KNOBS = ("threshold", "teacher_fraction", "min_accuracy")
+KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")
 
 
 def resolve_thresholds(
@@ -304,8 +322,8 @@ def resolve_thresholds(
     ``request.parameters()`` JSON.
 
     At most one knob: ``threshold`` (raw scores; ``"t1,t2"`` for three stages),
-    ``teacher_fraction`` or ``min_accuracy`` (resolved through ``calibration``); none gives
-    ``default``. Other parameters are ignored.
+    ``teacher_fraction``, ``min_accuracy`` or, for a regressor, ``max_error`` (resolved through
+    ``calibration``); none gives ``default``. Other parameters are ignored.
     """
     try:
         parameters = json.loads(parameters_json or "{}")
@@ -322,9 +340,12 @@ def resolve_thresholds(
     value = parse_threshold(parameters[knob], knob)
     if calibration is None:
         raise RequestError(f"{knob} needs a {CALIBRATION_FILE} next to the router; none loaded")
-    resolved = (
-        calibration.for_teacher_fraction(value)
-        if knob == "teacher_fraction"
-        else calibration.for_min_accuracy(value)
-    )
+    if knob == "teacher_fraction":
+        resolved = calibration.for_teacher_fraction(value)
+    elif knob == "min_accuracy":
+        resolved = calibration.for_min_accuracy(value)
+    elif isinstance(calibration, CascadeCalibration):
+        resolved = calibration.for_max_error(value)
+    else:  # a classifier's two-stage calibration
+        raise RequestError("max_error is a regressor's knob: give min_accuracy")
     return resolved if isinstance(resolved, tuple) else (resolved,)

@@ -21,7 +21,8 @@ from ebjr.calibration import cascade_flops, cheapest_reaching
 from ebjr.cascade import CascadeCalibration, Frontier, pareto, threshold_grid
 from ebjr.detection_data import Scenes
 from ebjr.detection_metrics import coco_map
-from ebjr.detection_routing import RowLayout, available_scores, detection_score
+from ebjr.detection_routing import available_scores, detection_score
+from ebjr.packing import RowLayout
 
 log = logging.getLogger(__name__)
 GRID = 40  # candidate thresholds per score: quantiles of its values on the split
@@ -134,4 +135,5 @@ def calibrate_detector(
             front.flops.round(1),
         ),
         parity_share=share,
+        metric="map",
     )

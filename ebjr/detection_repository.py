@@ -23,7 +23,7 @@ from ebjr.detection_calibration import DEFAULT_SHARE, calibrate_detector
 from ebjr.detection_data import Scenes, make_scenes
 from ebjr.detection_metrics import detections
 from ebjr.detection_models import BIN_WIDTH
-from ebjr.detection_routing import RowLayout, detector_layout
+from ebjr.detection_routing import detector_layout
 from ebjr.layout import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
@@ -33,6 +33,7 @@ from ebjr.layout import (
 )
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.onnx_info import GraphInfo, describe_graph
+from ebjr.packing import LAYOUT_PARAMETER, RowLayout
 from ebjr.repository import publish, write_onnx_model, write_router
 from ebjr.router_config import RouterSettings
 
@@ -63,7 +64,7 @@ def detector_router_config(
         "teacher_model": DETECTOR_TEACHER,
         "teacher_input": image.input.name,
         "teacher_output": outputs,
-        "detection_layout": layout.to_json(),
+        LAYOUT_PARAMETER: layout.to_json(),
         "bin_width": repr(float(bin_width)),
         **settings.parameters(),
     }

@@ -1,9 +1,8 @@
 """Routing on a detector's outputs (paper eqs. 12-14) with the same cascade as classification.
 
-A detector answers several fixed-size tensors per image (``ebjr.detection_models``). The
-cascade (``ebjr.routing.cascade``) moves one ``(N, F) float32`` row per image, so a
-``RowLayout`` packs a detector's outputs into such rows and unpacks them again (booleans as
-0/1). A ``DetectionScore`` is a routing score on packed rows: eq. 14 (or one of its terms) over
+A detector answers several fixed-size tensors per image (``ebjr.detection_models``), which
+travel through the cascade packed in one row per image (``ebjr.packing.RowLayout``). A
+``DetectionScore`` is a routing score on packed rows: eq. 14 (or one of its terms) over
 the boxes each image keeps, so plain EBJR (``GeneralPolicy``) routes detections unchanged.
 
 Score names (the router's ``score`` parameter and the calibration file):
@@ -16,13 +15,13 @@ Score names (the router's ``score`` parameter and the calibration file):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from ebjr.detection_scores import detection_energy
 from ebjr.onnx_info import TensorSpec
+from ebjr.packing import RowLayout
 
 DETECTION_SCORES = {
     "detection_energy": ("class", "box"),
@@ -32,55 +31,6 @@ DETECTION_SCORES = {
 # what the router needs of a detector, and what it answers with
 REQUIRED = ("boxes", "scores", "class_logits", "valid")
 BOX_LOGITS = "box_logits"
-
-
-@dataclass(frozen=True)
-class RowLayout:
-    """Named per-image tensors packed side by side in one float32 row.
-
-    ``specs``: each tensor's name, per-image shape and Triton dtype, in packing order.
-    """
-
-    specs: tuple[TensorSpec, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(spec.name for spec in self.specs)
-
-    def shape(self, name: str) -> tuple[int, ...]:
-        """The per-image shape of tensor ``name``."""
-        return next(spec.shape for spec in self.specs if spec.name == name)
-
-    @property
-    def width(self) -> int:
-        return sum(int(np.prod(spec.shape)) for spec in self.specs)
-
-    def pack(self, tensors: list[np.ndarray]) -> np.ndarray:
-        """``tensors`` (one per spec, each ``(N, *shape)``) -> ``(N, width) float32``."""
-        return np.concatenate(
-            [np.asarray(t, dtype=np.float32).reshape(len(t), -1) for t in tensors], axis=1
-        )
-
-    def unpack(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """``rows: (N, width)`` -> ``{name: (N, *shape)}`` in each spec's dtype."""
-        out, start = {}, 0
-        for spec in self.specs:
-            size = int(np.prod(spec.shape))
-            part = rows[:, start : start + size].reshape(len(rows), *spec.shape)
-            out[spec.name] = part > 0.5 if spec.triton_dtype == "TYPE_BOOL" else part
-            start += size
-        return out
-
-    def to_json(self) -> str:
-        """The layout as the ``detection_layout`` router parameter."""
-        return json.dumps([[s.name, list(s.shape), s.triton_dtype] for s in self.specs])
-
-    @classmethod
-    def from_json(cls, text: str) -> RowLayout:
-        try:
-            return cls(tuple(TensorSpec(n, tuple(shape), d) for n, shape, d in json.loads(text)))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"detection_layout is not a layout: {err}") from None
 
 
 def detector_layout(outputs: tuple[TensorSpec, ...]) -> RowLayout:

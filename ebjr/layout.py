@@ -20,9 +20,13 @@ ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
 DETECTOR_ROUTER = "ebjr_detector"
 DETECTOR_STUDENT, DETECTOR_TEACHER = "detector_student", "detector_teacher"
+REGRESSOR_ROUTER = "ebjr_regressor"
+REGRESSOR_STUDENT, REGRESSOR_TEACHER = "regressor_student", "regressor_teacher"
 CALIBRATION_FILE = "calibration.json"
 # the detectors ``make models`` trains (``ebjr.detection_train``), with their metrics
 DETECTION_MODELS = PROJECT_ROOT / "detection_models"
+# the regressors ``make models`` trains (``ebjr.regression_train``), with their metrics
+REGRESSION_MODELS = PROJECT_ROOT / "regression_models"
 
 
 def middle_stage(k: int) -> str:

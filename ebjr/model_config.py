@@ -122,6 +122,7 @@ def onnx_model(
 
 ROUTER_OUTPUTS = ("logits", "class", "score", "threshold", "route")  # in the documented order
 DETECTOR_OUTPUTS = ("boxes", "classes", "scores", "valid", "score", "threshold", "route")
+REGRESSOR_OUTPUTS = ("prediction", "score", "threshold", "route")
 
 
 def router(
@@ -165,6 +166,22 @@ def detector_router(
         TensorSpec("valid", (top_k,), "TYPE_BOOL"),
         *_routing_outputs(1),
     ]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def regressor_router(
+    name: str,
+    image: TensorSpec,
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
+    """The regressor router's config: input ``image``, per-image outputs ``REGRESSOR_OUTPUTS``
+    (the answering model's prediction, then the routing outputs), ``values`` as parameters."""
+    outputs = [TensorSpec("prediction", (1,), "TYPE_FP32"), *_routing_outputs(1)]
     return _python_router(
         name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
     )

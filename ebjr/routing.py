@@ -65,7 +65,7 @@ class Routed:
     """The joint answer for a batch (eq. 7).
 
     logits: (N, C) float32, from whichever model answered each row (a detector's outputs
-        packed in one row per image: ``ebjr.detection_routing.RowLayout``)
+        packed in one row per image: ``ebjr.packing.RowLayout``)
     scores: (N,) float32, the routing score of the last stage that scored each row (the
         Student's, unless the row reached a middle stage)
     route: (N,) int8, one of ``ROUTE_NAMES``' codes per row

@@ -15,12 +15,7 @@ from ebjr.detection_data import make_scenes
 from ebjr.detection_metrics import detections
 from ebjr.detection_models import BIN_WIDTH
 from ebjr.detection_repository import build_detector_router, main
-from ebjr.detection_routing import (
-    DETECTION_SCORES,
-    RowLayout,
-    detection_score,
-    detector_layout,
-)
+from ebjr.detection_routing import DETECTION_SCORES, detection_score, detector_layout
 from ebjr.detection_scores import detection_energy
 from ebjr.layout import (
     DETECTION_MODELS,
@@ -31,6 +26,7 @@ from ebjr.layout import (
     config_path,
 )
 from ebjr.onnx_info import TensorSpec, describe_graph
+from ebjr.packing import LAYOUT_PARAMETER, RowLayout
 from ebjr.router_config import PUBLISHED
 
 STUDENT_ONNX = DETECTION_MODELS / f"{DETECTOR_STUDENT}.onnx"
@@ -97,7 +93,7 @@ def test_the_builder_writes_both_detectors_and_a_calibrated_router(built, layout
     assert router.backend == "python"
     assert [o.name for o in router.output] == list(mc.DETECTOR_OUTPUTS)
     p = mc.parameters(router)
-    assert RowLayout.from_json(p["detection_layout"]) == layout
+    assert RowLayout.from_json(p[LAYOUT_PARAMETER]) == layout
     assert set(PUBLISHED) <= set(p)
     assert json.loads(p["operating_points"])["parity"]["threshold"] == repr(
         record.parity_thresholds[0]

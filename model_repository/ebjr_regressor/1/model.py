@@ -1,0 +1,1 @@
+from ebjr.serving.regressor import TritonPythonModel  # noqa: F401
