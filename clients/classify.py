@@ -24,10 +24,12 @@ from tritonclient.utils import InferenceServerException
 from ebjr.client import (
     DEFAULT_URLS,
     ClientError,
+    add_knob_arguments,
     add_server_arguments,
     classify,
     cli_args,
     describe_router,
+    knob_parameters,
     load_image,
     open_client,
     run_cli,
@@ -42,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_server_arguments(parser)
-    knob = parser.add_mutually_exclusive_group()
-    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
-    knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
-    knob.add_argument("--min-accuracy", type=float, help="cheapest calibrated threshold for it")
+    add_knob_arguments(parser, min_accuracy="cheapest calibrated threshold for it")
     parser.add_argument("--png", help="classify this image file (PNG, JPEG, ...) instead")
     parser.add_argument("--invert", action="store_true", help="PNG has a light background")
     parser.add_argument("--index", type=int, default=0, help="first test image")
@@ -58,15 +57,7 @@ def run(argv: list[str] | None) -> int:
         test_images, test_labels = load_split("test")
         rows = slice(args.index, args.index + args.count)
         images, labels = test_images[rows], test_labels[rows]
-    params = {
-        key: value
-        for key, value in (
-            ("threshold", args.threshold),
-            ("teacher_fraction", args.teacher_fraction),
-            ("min_accuracy", args.min_accuracy),
-        )
-        if value is not None
-    }
+    params = knob_parameters(args)
     url = args.url or DEFAULT_URLS[args.protocol]
     client = open_client(url, args.protocol, args.model, args.timeout)
     info = describe_router(client, args.model)

@@ -24,10 +24,12 @@ from ebjr.client import (
     DEFAULT_URLS,
     ClientError,
     Detections,
+    add_knob_arguments,
     add_server_arguments,
     cli_args,
     describe_router,
     detect,
+    knob_parameters,
     load_image,
     open_client,
     run_cli,
@@ -81,10 +83,7 @@ def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_server_arguments(parser)
     parser.set_defaults(model=DETECTOR_ROUTER)
-    knob = parser.add_mutually_exclusive_group()
-    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
-    knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
-    knob.add_argument("--min-accuracy", type=float, help="cheapest threshold for this val mAP")
+    add_knob_arguments(parser, min_accuracy="cheapest threshold for this val mAP")
     parser.add_argument("--png", help="detect in this image file instead of a test scene")
     parser.add_argument("--invert", action="store_true", help="the image has a light background")
     parser.add_argument("--index", type=int, default=0, help="first test scene")
@@ -100,15 +99,7 @@ def run(argv: list[str] | None) -> int:
     else:
         scenes = make_scenes("test", args.index + args.count)
         images, truth = scenes.images[args.index :], scenes.boxes[args.index :]
-    params = {
-        key: value
-        for key, value in (
-            ("threshold", args.threshold),
-            ("teacher_fraction", args.teacher_fraction),
-            ("min_accuracy", args.min_accuracy),
-        )
-        if value is not None
-    }
+    params = knob_parameters(args)
     url = args.url or DEFAULT_URLS[args.protocol]
     client = open_client(url, args.protocol, args.model, args.timeout)
     info = describe_router(client, args.model)

@@ -108,6 +108,21 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
 
 
+def add_knob_arguments(parser: argparse.ArgumentParser, min_accuracy: str) -> None:
+    """The per-request knobs, at most one: ``--threshold``, ``--teacher-fraction`` or
+    ``--min-accuracy`` (``min_accuracy`` says in what units)."""
+    knob = parser.add_mutually_exclusive_group()
+    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
+    knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
+    knob.add_argument("--min-accuracy", type=float, help=min_accuracy)
+
+
+def knob_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The request parameters of the knob ``add_knob_arguments`` parsed, if any."""
+    knobs = ("threshold", "teacher_fraction", "min_accuracy")
+    return {key: getattr(args, key) for key in knobs if getattr(args, key) is not None}
+
+
 def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float = 10.0):
     """A client for ``url`` after checking that the server answers within ``timeout_s`` and
     that ``model`` is ready there; else ``ClientError`` saying what to do."""

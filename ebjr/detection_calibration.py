@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ebjr.calibration import cascade_flops, cheapest_reaching
-from ebjr.cascade import CascadeCalibration, Frontier, pareto, threshold_grid
+from ebjr.cascade import CascadeCalibration, Frontier, pareto, thinned, threshold_grid
 from ebjr.detection_data import Scenes
 from ebjr.detection_metrics import coco_map
 from ebjr.detection_routing import available_scores, detection_score
@@ -128,12 +128,7 @@ def calibrate_detector(
         parity_teacher_fraction=float(front.teacher_fraction[i]),
         parity_accuracy=float(front.accuracy[i]),
         parity_flops=float(front.flops[i]),
-        table=Frontier(
-            front.thresholds,
-            front.accuracy.round(6),
-            front.teacher_fraction.round(6),
-            front.flops.round(1),
-        ),
+        table=thinned(front),
         parity_share=share,
         metric="map",
     )

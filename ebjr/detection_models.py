@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ebjr.detection_data import CANVAS
-from ebjr.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, BasicBlock
+from ebjr.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, backbone
 
 STRIDE = 8
 GRID = CANVAS // STRIDE
@@ -40,17 +40,8 @@ class Detector(nn.Module):
 
     def __init__(self, widths: tuple[int, ...], blocks: int, num_classes: int = 10) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(1, widths[0], 3, 2, 1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        ]
-        c_in = widths[0]
-        for stage, width in enumerate(widths):
-            for block in range(blocks):
-                layers.append(BasicBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
-                c_in = width
-        self.features = nn.Sequential(*layers)
+        self.features = backbone(widths, blocks, stem_stride=2)
+        c_in = widths[-1]
         self.head = nn.Sequential(nn.Conv2d(c_in, c_in, 3, 1, 1), nn.ReLU(inplace=True))
         self.classes = nn.Conv2d(c_in, num_classes, 1)
         self.box = nn.Conv2d(c_in, 4 * BINS, 1)

@@ -20,14 +20,13 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ebjr import detection_models as dm
 from ebjr.detection_data import Scenes, make_scenes
 from ebjr.detection_metrics import coco_map, detections
+from ebjr.onnx_export import export_checked
 from ebjr.onnx_info import count_flops
-from ebjr.onnx_runner import OnnxModel
-from ebjr.train import take_step
+from ebjr.train import fit
 
 SEED = 0
 log = logging.getLogger(__name__)
@@ -84,23 +83,17 @@ def train(name: str, scenes: Scenes, epochs: int, batch_size: int = 64, lr: floa
     classes = torch.from_numpy(np.stack([t[0] for t in prepared]))
     distances = torch.from_numpy(np.stack([t[1] for t in prepared]))
     positive = torch.from_numpy(np.stack([t[2] for t in prepared]))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * (len(images) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=generator)
-        progress = tqdm(range(len(images) // batch_size), desc=f"{name} epoch {epoch + 1}/{epochs}")
-        for step in progress:
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            class_logits, box_logits = model(images[rows])
-            pos = positive[rows]
-            n_pos = max(int(pos.sum()), 1)
-            cls = focal_loss(class_logits, classes[rows]) / n_pos
-            boxes = box_logits.permute(0, 3, 4, 1, 2)[pos]  # (P, 4, BINS)
-            d = distances[rows].permute(0, 2, 3, 1)[pos]  # (P, 4)
-            take_step(cls + box_loss(boxes, d) / n_pos, optimizer, schedule, progress, step)
-    return model.eval()
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        class_logits, box_logits = model(images[rows])
+        pos = positive[rows]
+        n_pos = max(int(pos.sum()), 1)
+        cls = focal_loss(class_logits, classes[rows]) / n_pos
+        boxes = box_logits.permute(0, 3, 4, 1, 2)[pos]  # (P, 4, BINS)
+        d = distances[rows].permute(0, 2, 3, 1)[pos]  # (P, 4)
+        return cls + box_loss(boxes, d) / n_pos
+
+    return fit(model, len(images), epochs, batch_size, lr, loss, generator, name)
 
 
 OUTPUTS = ["boxes", "scores", "class_logits", "box_logits", "valid"]
@@ -108,37 +101,7 @@ OUTPUTS = ["boxes", "scores", "class_logits", "box_logits", "valid"]
 
 def export(model: dm.Detector, path: Path, example: np.ndarray) -> None:
     """ONNX with a dynamic batch axis, checked against Torch."""
-    wrapped = dm.DetectorExport(model).eval()
-    x = torch.from_numpy(example)
-    torch.onnx.export(
-        wrapped,
-        (x,),
-        str(path),
-        input_names=["image"],
-        output_names=OUTPUTS,
-        dynamic_axes={name: {0: "batch"} for name in ["image", *OUTPUTS]},
-        opset_version=17,
-        dynamo=False,
-    )
-    with torch.no_grad():
-        expected = [t.numpy() for t in wrapped(x)]
-    fix_output_dims(path, [e.shape[1:] for e in expected])
-    got = OnnxModel(path)(example)
-    for name, e, g in zip(OUTPUTS, expected, got, strict=True):
-        if not np.allclose(g, e, atol=1e-4, rtol=1e-4):
-            raise RuntimeError(f"{path}: ONNX {name} differs from Torch")
-
-
-def fix_output_dims(path: Path, shapes: list[tuple[int, ...]]) -> None:
-    """Write each output's per-image ``shapes`` into the ONNX file (the exporter leaves some
-    symbolic; a Triton config needs them fixed). The batch axis stays dynamic."""
-    model = onnx.load(str(path))
-    for output, shape in zip(model.graph.output, shapes, strict=True):
-        dims = output.type.tensor_type.shape.dim
-        for dim, size in zip(dims[1:], shape, strict=True):
-            dim.Clear()
-            dim.dim_value = size
-    onnx.save(model, str(path))
+    export_checked(dm.DetectorExport(model).eval(), path, example, OUTPUTS)
 
 
 def detector_metrics(

@@ -35,6 +35,22 @@ class BasicBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
+def backbone(widths: tuple[int, ...], blocks: int, stem_stride: int = 1) -> nn.Sequential:
+    """A 3x3 stem, then one stage per entry of ``widths`` (each after the first halves the
+    resolution) of ``blocks`` BasicBlocks: ``(N, 1, H, W) -> (N, widths[-1], h, w)``."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(1, widths[0], 3, stem_stride, 1, bias=False),
+        nn.BatchNorm2d(widths[0]),
+        nn.ReLU(inplace=True),
+    ]
+    c_in = widths[0]
+    for stage, width in enumerate(widths):
+        for block in range(blocks):
+            layers.append(BasicBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
+            c_in = width
+    return nn.Sequential(*layers)
+
+
 class ResNet(nn.Module):
     """A small ResNet: a 3x3 stem, one stage per entry of ``widths`` (each after the first
     halves the resolution), ``blocks`` BasicBlocks per stage, global average pooling, a linear
@@ -44,19 +60,8 @@ class ResNet(nn.Module):
         self, widths: tuple[int, ...], blocks: int, stem_stride: int = 1, num_classes: int = 10
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(1, widths[0], 3, stem_stride, 1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        ]
-        c_in = widths[0]
-        for stage, width in enumerate(widths):
-            for block in range(blocks):
-                stride = 2 if stage > 0 and block == 0 else 1
-                layers.append(BasicBlock(c_in, width, stride))
-                c_in = width
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(c_in, num_classes)
+        self.features = backbone(widths, blocks, stem_stride)
+        self.classifier = nn.Linear(widths[-1], num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - FASHION_MNIST_MEAN) / FASHION_MNIST_STD

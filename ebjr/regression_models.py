@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ebjr.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, BasicBlock
+from ebjr.models import FASHION_MNIST_MEAN, FASHION_MNIST_STD, backbone
 from ebjr.regression_data import MAX_ANGLE
 from ebjr.regression_routing import BIN_WIDTH, BINS, PROPOSAL_SEED, PROPOSAL_STD, SAMPLES
 
@@ -49,17 +49,8 @@ class Regressor(nn.Module):
 
     def __init__(self, widths: tuple[int, ...], blocks: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = [
-            nn.Conv2d(1, widths[0], 3, 2, 1, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        ]
-        c_in = widths[0]
-        for stage, width in enumerate(widths):
-            for block in range(blocks):
-                layers.append(BasicBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
-                c_in = width
-        self.features = nn.Sequential(*layers)
+        self.features = backbone(widths, blocks, stem_stride=2)
+        c_in = widths[-1]
         self.bins = nn.Linear(c_in, BINS)
         self.direct = nn.Linear(c_in, 1)
         self.pair = nn.Sequential(

@@ -21,7 +21,13 @@ import numpy as np
 
 from ebjr import model_config as mc
 from ebjr.calibration import cheapest_reaching, sweep
-from ebjr.cascade import CascadeCalibration, Frontier, pareto, write_cascade_calibration
+from ebjr.cascade import (
+    CascadeCalibration,
+    Frontier,
+    pareto,
+    thinned,
+    write_cascade_calibration,
+)
 from ebjr.layout import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
@@ -41,7 +47,6 @@ from ebjr.router_config import RouterSettings
 log = logging.getLogger(__name__)
 REGRESSOR_MODEL_PY = "from ebjr.serving.regressor import TritonPythonModel  # noqa: F401\n"
 PARITY_TOLERANCE = 0.02  # "at the Teacher's error": the cascade's MAE within 2% of it
-TABLE_POINTS = 201
 
 
 def outputs(path: Path, images: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
@@ -93,7 +98,6 @@ def calibrate_regressor(
         if best is None or front.flops[i] < best[2].flops[best[1]]:
             best = (name, i, front)
     name, i, front = best
-    keep = np.unique(np.linspace(0, len(front.flops) - 1, TABLE_POINTS).round().astype(int))
     record = CascadeCalibration(
         split=split,
         rows=len(angles),
@@ -105,12 +109,7 @@ def calibrate_regressor(
         parity_teacher_fraction=float(front.teacher_fraction[i]),
         parity_accuracy=float(front.accuracy[i]),
         parity_flops=float(front.flops[i]),
-        table=Frontier(
-            front.thresholds[keep],
-            front.accuracy[keep].round(6),
-            front.teacher_fraction[keep].round(6),
-            front.flops[keep].round(1),
-        ),
+        table=thinned(front),
         metric="negative_mae",
     )
     return record, prediction

@@ -23,15 +23,14 @@ import numpy as np
 import onnx
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ebjr import regression_models as rm
+from ebjr.onnx_export import export_checked
 from ebjr.onnx_info import count_flops
-from ebjr.onnx_runner import OnnxModel
 from ebjr.regression_data import MAX_ANGLE, Rotated, make_rotated
 from ebjr.regression_repository import outputs
 from ebjr.regression_routing import predictions
-from ebjr.train import take_step
+from ebjr.train import fit
 
 SEED = 0
 TRAINING_STDS = (1.0, 4.0, 16.0)  # degrees: the ML-IS training proposal's mixture
@@ -74,46 +73,22 @@ def train(name: str, data: Rotated, epochs: int, batch_size: int = 128, lr: floa
     generator = torch.Generator().manual_seed(SEED)
     model = rm.build(name)
     images, angles = torch.from_numpy(data.images), torch.from_numpy(data.angles)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * (len(images) // batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    model.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(images), generator=generator)
-        progress = tqdm(range(len(images) // batch_size), desc=f"{name} epoch {epoch + 1}/{epochs}")
-        for step in progress:
-            rows = order[step * batch_size : (step + 1) * batch_size]
-            logits, direct, features = model(images[rows])
-            y = angles[rows]
-            loss = (
-                binned_loss(logits, y)
-                + nn.functional.smooth_l1_loss(direct / MAX_ANGLE, y / MAX_ANGLE, beta=0.02) * 10
-                + pair_loss(model, features, y, generator)
-            )
-            take_step(loss, optimizer, schedule, progress, step)
-    return model.eval()
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        logits, direct, features = model(images[rows])
+        y = angles[rows]
+        return (
+            binned_loss(logits, y)
+            + nn.functional.smooth_l1_loss(direct / MAX_ANGLE, y / MAX_ANGLE, beta=0.02) * 10
+            + pair_loss(model, features, y, generator)
+        )
+
+    return fit(model, len(images), epochs, batch_size, lr, loss, generator, name)
 
 
 def export(model: rm.Regressor, path: Path, example: np.ndarray) -> None:
     """ONNX with a dynamic batch axis, checked against Torch."""
-    wrapped = rm.RegressorExport(model).eval()
-    x = torch.from_numpy(example)
-    torch.onnx.export(
-        wrapped,
-        (x,),
-        str(path),
-        input_names=["image"],
-        output_names=OUTPUTS,
-        dynamic_axes={name: {0: "batch"} for name in ["image", *OUTPUTS]},
-        opset_version=17,
-        dynamo=False,
-    )
-    with torch.no_grad():
-        expected = [t.numpy() for t in wrapped(x)]
-    got = OnnxModel(path)(example)
-    for name, e, g in zip(OUTPUTS, expected, got, strict=True):
-        if not np.allclose(g, e, atol=1e-3, rtol=1e-4):
-            raise RuntimeError(f"{path}: ONNX {name} differs from Torch")
+    export_checked(rm.RegressorExport(model).eval(), path, example, OUTPUTS, atol=1e-3)
 
 
 def regressor_metrics(path: Path, name: str, epochs: int, seconds: float, val: Rotated) -> dict:

@@ -14,6 +14,7 @@ import logging
 import platform
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from ebjr import specialized as spec
 from ebjr.calibration import calibrate_scores, cascade_flops
 from ebjr.cascade import Stages, held_out_comparison
 from ebjr.layout import STUDENT_CANDIDATES, candidate_gate
+from ebjr.onnx_export import export_checked
 from ebjr.onnx_info import describe
 from ebjr.onnx_runner import OnnxClassifier
 from ebjr.policy import GeneralPolicy, SpecializedPolicy
@@ -111,6 +113,32 @@ def train(
     return model.eval()
 
 
+def fit(
+    model: nn.Module,
+    rows: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator,
+    label: str,
+) -> nn.Module:
+    """Train ``model`` with AdamW and a one-cycle schedule for ``epochs`` passes over ``rows``
+    examples in ``generator``'s shuffled order; ``loss(batch_rows)`` is the loss of one batch
+    (its row indices). Returns the model in eval mode."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (rows // batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(rows, generator=generator)
+        progress = tqdm(range(rows // batch_size), desc=f"{label} epoch {epoch + 1}/{epochs}")
+        for step in progress:
+            batch = order[step * batch_size : (step + 1) * batch_size]
+            take_step(loss(batch), optimizer, schedule, progress, step)
+    return model.eval()
+
+
 def take_step(loss, optimizer, schedule, progress, step: int) -> None:
     """One optimiser and schedule step on ``loss``; the loss on the progress bar every 50."""
     optimizer.zero_grad()
@@ -123,22 +151,7 @@ def take_step(loss, optimizer, schedule, progress, step: int) -> None:
 
 def export(model: nn.Module, path: Path) -> None:
     """Export ``model`` to ONNX with a dynamic batch axis and check it against Torch."""
-    example = torch.from_numpy(data.load_split("val")[0][:64])
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    with torch.no_grad():
-        expected = model(example).numpy()
-    got = OnnxClassifier(path)(example.numpy())
-    if not np.allclose(got, expected, atol=1e-4, rtol=1e-4):
-        raise RuntimeError(f"{path}: ONNX differs from Torch by {np.abs(got - expected).max()}")
+    export_checked(model, path, data.load_split("val")[0][:64], ["logits"])
 
 
 def accuracy(path: Path, split: str) -> float:
