@@ -33,7 +33,7 @@ from ebjr.layout import (
 )
 from ebjr.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.onnx_info import GraphInfo, describe_graph
-from ebjr.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.packing import RowLayout, joint_layout, stage_parameters
 from ebjr.repository import publish, write_onnx_model, write_router
 from ebjr.router_config import RouterSettings
 
@@ -43,12 +43,7 @@ VAL_SCENES = 1000
 
 def check_detectors(student: GraphInfo, teacher: GraphInfo) -> RowLayout:
     """The layout both detectors answer in; ``ValueError`` if the router cannot join them."""
-    if student.input != teacher.input or student.outputs != teacher.outputs:
-        raise ValueError(
-            f"Student and Teacher detectors must share input and outputs: {student.input}, "
-            f"{student.outputs} vs {teacher.input}, {teacher.outputs}"
-        )
-    return detector_layout(student.outputs)
+    return detector_layout(joint_layout(student, teacher).specs)
 
 
 def detector_router_config(
@@ -56,15 +51,8 @@ def detector_router_config(
 ) -> mc.ModelConfig:
     """The detector router's config: the detectors it calls, their packed layout, the box
     head's bin width and ``settings`` as parameters."""
-    outputs = ",".join(layout.names)
     values = {
-        "student_model": DETECTOR_STUDENT,
-        "student_input": image.input.name,
-        "student_output": outputs,
-        "teacher_model": DETECTOR_TEACHER,
-        "teacher_input": image.input.name,
-        "teacher_output": outputs,
-        LAYOUT_PARAMETER: layout.to_json(),
+        **stage_parameters(DETECTOR_STUDENT, DETECTOR_TEACHER, image.input.name, layout),
         "bin_width": repr(float(bin_width)),
         **settings.parameters(),
     }

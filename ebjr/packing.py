@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.onnx_info import TensorSpec
+from ebjr.onnx_info import GraphInfo, TensorSpec
 
 LAYOUT_PARAMETER = "stage_layout"
 
@@ -66,3 +66,31 @@ class RowLayout:
             return cls(tuple(TensorSpec(n, tuple(shape), d) for n, shape, d in json.loads(text)))
         except (ValueError, TypeError) as err:
             raise ValueError(f"{LAYOUT_PARAMETER} is not a layout: {err}") from None
+
+
+def joint_layout(student: GraphInfo, teacher: GraphInfo) -> RowLayout:
+    """The layout a Student and a Teacher both answer in; ``ValueError`` if the router cannot
+    join them (a different input, or different outputs)."""
+    if student.input != teacher.input or student.outputs != teacher.outputs:
+        raise ValueError(
+            f"Student and Teacher must share input and outputs: {student.input}, "
+            f"{student.outputs} vs {teacher.input}, {teacher.outputs}"
+        )
+    return RowLayout(student.outputs)
+
+
+def stage_parameters(
+    student: str, teacher: str, input_name: str, layout: RowLayout
+) -> dict[str, str]:
+    """A packed router's ``config.pbtxt`` parameters naming its two models (both read
+    ``input_name`` and answer every tensor of ``layout``) and the layout itself."""
+    outputs = ",".join(layout.names)
+    return {
+        "student_model": student,
+        "student_input": input_name,
+        "student_output": outputs,
+        "teacher_model": teacher,
+        "teacher_input": input_name,
+        "teacher_output": outputs,
+        LAYOUT_PARAMETER: layout.to_json(),
+    }

@@ -38,7 +38,7 @@ from ebjr.layout import (
 from ebjr.model_config import BACKENDS, ModelServing
 from ebjr.onnx_info import describe_graph
 from ebjr.onnx_runner import OnnxModel
-from ebjr.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.packing import joint_layout, stage_parameters
 from ebjr.regression_data import Rotated, make_rotated
 from ebjr.regression_routing import PREDICTIONS, SCORES, EnergyHead, predict, score
 from ebjr.repository import publish, write_onnx_model, write_router
@@ -132,12 +132,7 @@ def build_regressor_router(
         head or EnergyHead(),
     )
     student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
-    if student.input != teacher.input or student.outputs != teacher.outputs:
-        raise ValueError(
-            f"Student and Teacher regressors must share input and outputs: {student.outputs} "
-            f"vs {teacher.outputs}"
-        )
-    layout = RowLayout(student.outputs)
+    layout = joint_layout(student, teacher)
     found = {
         name: outputs(p, validation.images)
         for name, p in (("s", student_onnx), ("t", teacher_onnx))
@@ -153,15 +148,8 @@ def build_regressor_router(
     batch = max(settings.max_batch_size, 1)
     write_onnx_model(out, REGRESSOR_STUDENT, student_onnx, student, batch, serving)
     write_onnx_model(out, REGRESSOR_TEACHER, teacher_onnx, teacher, batch, serving)
-    names = ",".join(layout.names)
     values = {
-        "student_model": REGRESSOR_STUDENT,
-        "student_input": student.input.name,
-        "student_output": names,
-        "teacher_model": REGRESSOR_TEACHER,
-        "teacher_input": teacher.input.name,
-        "teacher_output": names,
-        LAYOUT_PARAMETER: layout.to_json(),
+        **stage_parameters(REGRESSOR_STUDENT, REGRESSOR_TEACHER, student.input.name, layout),
         "prediction": ",".join(prediction),
         **head.parameters(),
         **settings.parameters(),
