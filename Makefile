@@ -12,12 +12,13 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models eval bench tune load soak test lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench tune load soak test lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 	@echo "make backend build Triton's native ONNX Runtime backend (cached) -> build/"
 	@echo "make models  retrain the Teacher, candidate Students, detectors and regressors, rebuild $(REPO)/ (THREE_STAGE=1: 3 stages)"
+	@echo "make teacher-study  train and compare the Teacher recipes -> evaluation/teacher_study.json"
 	@echo "make remote-repos  the edge/cloud layout: build/remote/{cascade,teacher}"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
@@ -64,6 +65,10 @@ models: venv data
 	$(BIN)/python -m ebjr.detection_repository --out $(REPO)
 	$(BIN)/python -m ebjr.regression_train --out regression_models
 	$(BIN)/python -m ebjr.regression_repository --out $(REPO)
+
+# Which Teacher recipe `make models` trains (checkpointed under build/models: it resumes).
+teacher-study: venv data
+	$(BIN)/python -m ebjr.teacher_study
 
 # The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
 # REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).

@@ -43,6 +43,7 @@ from ebjr.layout import (
     STUDENT,
     STUDENT_CANDIDATES,
     TEACHER,
+    TEACHER_STUDY,
     calibration_path,
     candidate_gate,
     gate_path,
@@ -184,7 +185,8 @@ class CascadeRow:
 
 def _candidate_metrics(repo: Path) -> dict:
     metrics = json.loads((repo / "metrics.json").read_text())
-    return {key: metrics[key] for key in ("student_candidates", "three_stage") if key in metrics}
+    keys = ("student_candidates", "three_stage", "teacher_candidates")
+    return {key: metrics[key] for key in keys if key in metrics}
 
 
 def candidate_cascades(repo: Path, val: Logits, test: Logits) -> list[CascadeRow]:
@@ -192,7 +194,7 @@ def candidate_cascades(repo: Path, val: Logits, test: Logits) -> list[CascadeRow
     Teacher, each on the score it measured best with on validation, and the three-stage
     cascade ``make models`` compared: thresholds from ``val``, reported on ``test``."""
     chosen = _candidate_metrics(repo)
-    if not chosen:
+    if "student_candidates" not in chosen:
         return []
     names = list(chosen["student_candidates"]["candidates"])
     stages = {}
@@ -533,6 +535,7 @@ def render(e: Evaluation, out: Path) -> str:
         *[f"![{name}]({name})" for name in pngs],
         "",
     ]
+    lines += teacher_lines(e.candidates.get("teacher_candidates"), TEACHER_STUDY)
     lines += candidate_lines(e, ft)
     if e.specialized is not None:
         lines += specialized_lines(e.specialized, ft)
@@ -540,6 +543,51 @@ def render(e: Evaluation, out: Path) -> str:
     text = "\n".join(lines)
     (out / "EVALUATION.md").write_text(text)
     return text
+
+
+def teacher_lines(views: dict | None, study_file: Path) -> list[str]:
+    """The Teacher candidates: the recipes of ``make teacher-study`` (``study_file``) and the
+    views of the trained Teacher that ``make models`` chose between (``views``)."""
+    lines = []
+    if study_file.exists():
+        study = json.loads(study_file.read_text())
+        name, view = study["chosen"]
+        lines += [
+            "## Teacher candidates (`make teacher-study`)",
+            "",
+            "Each recipe trained on the training split with its seed, in each view: plain, and "
+            "with a test-time flip (the mean of the logits on the image and its mirror, twice the "
+            f"FLOPs). The most accurate on validation is **{name} ({view})**; `make models` "
+            "trains that recipe. Test is reported, never used.",
+            "",
+            *_teacher_table(
+                {f"{n} ({v})": m for n, vs in study["candidates"].items() for v, m in vs.items()}
+            ),
+        ]
+    if views:
+        lines += [
+            "### The served Teacher (`make models`)",
+            "",
+            f"`make models` keeps the view most accurate on validation: **{views['chosen']}**.",
+            "",
+            *_teacher_table(views["candidates"]),
+        ]
+    return lines
+
+
+def _teacher_table(rows: dict[str, dict]) -> list[str]:
+    lines = [
+        "| candidate | architecture | epochs | MFLOPs | val acc. | test acc. | train minutes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in rows.items():
+        arch = m["architecture"]
+        lines.append(
+            f"| {name} | widths {tuple(arch['widths'])}, {arch['blocks']} blocks, stem stride "
+            f"{arch['stem_stride']} | {m['recipe']['epochs']} | {m['flops'] / 1e6:.1f} | "
+            f"{m['val_accuracy']:.2%} | {m['test_accuracy']:.2%} | {m['train_seconds'] / 60:.1f} |"
+        )
+    return [*lines, ""]
 
 
 def candidate_lines(e: Evaluation, ft: float) -> list[str]:

@@ -14,6 +14,8 @@ DEFAULT_REPOSITORY = PROJECT_ROOT / "model_repository"
 # every Student ``make models`` trained, ``<name>.onnx``, with its gate ``<name>.gate.onnx``
 STUDENT_CANDIDATES = PROJECT_ROOT / "student_candidates"
 VERSION = "1"
+# the Teacher recipes ``make teacher-study`` compared (``ebjr.teacher_study``)
+TEACHER_STUDY = PROJECT_ROOT / "evaluation" / "teacher_study.json"
 
 # Model names in the default repository and in everything the builder writes.
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
