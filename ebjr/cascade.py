@@ -141,6 +141,16 @@ class Stages:
         return tuple(float(t) for t in front.thresholds[i]), float(front.flops[i])
 
 
+def held_out_halves(n: int, repeats: int, seed: int):
+    """``repeats`` random splits of ``n`` rows in halves, each used both ways: yields
+    ``(fit rows, held-out rows)``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        yield order[: n // 2], order[n // 2 :]
+        yield order[n // 2 :], order[: n // 2]
+
+
 def held_out_comparison(a: Stages, b: Stages, repeats: int = 50, seed: int = 0) -> dict:
     """Cascade ``a`` against cascade ``b`` on rows their thresholds were not chosen on.
 
@@ -148,20 +158,32 @@ def held_out_comparison(a: Stages, b: Stages, repeats: int = 50, seed: int = 0) 
     one half and is measured on the other (both ways), so a cascade with more thresholds cannot
     win by fitting the noise of the rows it is chosen on. Returns the share of halves where
     ``a`` is cheaper, and the mean ``a / b`` FLOPs ratio and ``a - b`` accuracy difference."""
-    rng = np.random.default_rng(seed)
-    n = len(a.correct[0])
     ratios, differences = [], []
-    for _ in range(repeats):
-        order = rng.permutation(n)
-        for fit, held in ((order[: n // 2], order[n // 2 :]), (order[n // 2 :], order[: n // 2])):
-            acc_a, _, cost_a = a.take(held).at(a.take(fit).parity()[0])
-            acc_b, _, cost_b = b.take(held).at(b.take(fit).parity()[0])
-            ratios.append(cost_a / cost_b)
-            differences.append(acc_a - acc_b)
+    for fit, held in held_out_halves(len(a.correct[0]), repeats, seed):
+        acc_a, _, cost_a = a.take(held).at(a.take(fit).parity()[0])
+        acc_b, _, cost_b = b.take(held).at(b.take(fit).parity()[0])
+        ratios.append(cost_a / cost_b)
+        differences.append(acc_a - acc_b)
     return {
         "share_cheaper": float(np.mean(np.array(ratios) < 1)),
         "flops_ratio": float(np.mean(ratios)),
         "accuracy_difference": float(np.mean(differences)),
+    }
+
+
+def held_out_shortfall(cascade: Stages, repeats: int = 50, seed: int = 0) -> dict:
+    """How far below the last stage a cascade falls on rows its parity thresholds were not
+    chosen on: over random halves (``held_out_halves``), the last stage's accuracy minus the
+    cascade's on the held-out half. Returns the mean, the 90th percentile and the rows each
+    threshold choice saw."""
+    shortfalls = []
+    for fit, held in held_out_halves(len(cascade.correct[0]), repeats, seed):
+        accuracy, _, _ = cascade.take(held).at(cascade.take(fit).parity()[0])
+        shortfalls.append(float(np.mean(cascade.correct[-1][held])) - accuracy)
+    return {
+        "mean": float(np.mean(shortfalls)),
+        "p90": float(np.quantile(shortfalls, 0.9)),
+        "rows": len(cascade.correct[0]) // 2,
     }
 
 

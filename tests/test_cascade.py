@@ -8,6 +8,7 @@ from ebjr.cascade import (
     Stages,
     calibrate_cascade,
     held_out_comparison,
+    held_out_shortfall,
     load_calibration,
     resolve_thresholds,
     write_cascade_calibration,
@@ -100,3 +101,17 @@ def test_held_out_comparison_measures_on_rows_the_thresholds_were_not_chosen_on(
     assert abs(better["accuracy_difference"]) < 0.01
     same = held_out_comparison(good, good, repeats=5)
     assert same == {"share_cheaper": 0.0, "flops_ratio": 1.0, "accuracy_difference": 0.0}
+
+
+def test_held_out_shortfall_measures_the_last_stage_minus_the_cascade_on_unseen_halves():
+    rng = np.random.default_rng(0)
+    right = rng.random(400) < 0.8
+    scores = np.where(right, 1.0, -1.0) + rng.normal(0, 0.01, 400)  # separable: no shortfall
+    teacher = np.ones(400, bool)
+    shortfall = held_out_shortfall(Stages([scores], [right, teacher], [1.0, 10.0]), repeats=5)
+    assert shortfall["mean"] == pytest.approx(0.0) and shortfall["rows"] == 200
+    # a last stage that is always wrong: the cascade keeps everything and is 1.0 above it
+    worse = held_out_shortfall(
+        Stages([scores], [np.ones(400, bool), ~teacher], [1.0, 10.0]), repeats=5
+    )
+    assert worse["mean"] == pytest.approx(-1.0) and worse["p90"] == pytest.approx(-1.0)
