@@ -190,7 +190,7 @@ class Measurer:
         self._tmp.cleanup()
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
-        router = model in (ROUTER, THREE_STAGE, DETECTOR_ROUTER)
+        router = model in (ROUTER, THREE_STAGE, DETECTOR_ROUTER, CHEAP_ROUTER)
         before = routed_rows(self.server.metrics_url, model) if router else {}
         m = run_perf_analyzer(
             model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
@@ -215,6 +215,14 @@ class Measurer:
 
 PYTHON_WRAPPED = {"student": "student_python", "teacher": "teacher_python"}
 FLOOR = "router_floor"
+# The Teacher with both cores for its one instance: the headline compares the router with the
+# faster of the two Teacher configs, measured in the same round.
+TEACHER_2T = "teacher_2threads"
+# A second Teacher cost for "when the cascade pays": the previous default Teacher's
+# architecture (44 MFLOPs), a router that calls it instead of the default Teacher (same Student,
+# same threshold, so the same Teacher share).
+CHEAP_TEACHER, CHEAP_ROUTER = "teacher_44m", "ebjr_router_44m"
+CHEAP_TEACHER_ONNX = STUDENT_CANDIDATES / "student_large_kd.onnx"
 THREE_STAGE = "ebjr_three_stage"
 PAIRS = 3  # interleaved rounds behind the headline ratios
 # the three-stage router's models, renamed beside the default two-stage ones
@@ -242,11 +250,28 @@ def bench_repository(repo: Path, dest: Path) -> Path:
     floor = mc.edited(mc.read(config_path(repo, ROUTER)), name=FLOOR)
     floor.ClearField("parameters")
     mc.write(config_path(dest, FLOOR), floor)
+    add_teacher_variants(repo, dest)
     metrics = repo / "metrics.json"
     two_stage = "middle_stages" not in mc.parameters(mc.read(config_path(repo, ROUTER)))
     if two_stage and metrics.exists() and "three_stage" in json.loads(metrics.read_text()):
         add_three_stage(repo, dest)
     return dest
+
+
+def add_teacher_variants(repo: Path, dest: Path) -> None:
+    """``TEACHER_2T`` (the Teacher with 2 intra-op threads), and ``CHEAP_TEACHER`` with
+    ``CHEAP_ROUTER``, the default router calling it instead of the Teacher."""
+    teacher = mc.read(config_path(repo, TEACHER))
+    shutil.copytree(repo / TEACHER, dest / TEACHER_2T)
+    two = mc.edited(teacher, {"intra_op_thread_count": 2}, name=TEACHER_2T)
+    mc.write(config_path(dest, TEACHER_2T), two)
+    shutil.copytree(repo / TEACHER, dest / CHEAP_TEACHER)
+    shutil.copyfile(CHEAP_TEACHER_ONNX, onnx_path(dest, CHEAP_TEACHER))
+    mc.write(config_path(dest, CHEAP_TEACHER), mc.edited(teacher, name=CHEAP_TEACHER))
+    shutil.copytree(repo / ROUTER, dest / CHEAP_ROUTER)
+    router = mc.read(config_path(repo, ROUTER))
+    cheap = mc.edited(router, {"teacher_model": CHEAP_TEACHER}, name=CHEAP_ROUTER)
+    mc.write(config_path(dest, CHEAP_ROUTER), cheap)
 
 
 def add_three_stage(repo: Path, dest: Path) -> None:
@@ -301,16 +326,23 @@ def benchmark(
         ("student", None),
         ("student_python", None),
         ("teacher", None),
+        (TEACHER_2T, None),
         ("teacher_python", None),
         (FLOOR, None),
         (ROUTER, "-inf"),
         (ROUTER, parity),
         (ROUTER, "inf"),
     ]
+    cost_cases = [(CHEAP_TEACHER, None), (CHEAP_ROUTER, parity)]
+    models += cost_cases
     sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
     three_stage = (server.model_repository / THREE_STAGE).exists()
     results: dict = {
         "parity_threshold": calibration.parity_threshold,
+        "teacher_mflops": {
+            "teacher": describe(onnx_path(repo, TEACHER)).flops / 1e6,
+            CHEAP_TEACHER: describe(CHEAP_TEACHER_ONNX).flops / 1e6,
+        },
         "cases": [],
         "sweep": [],
         "machine": machine(),
@@ -323,11 +355,15 @@ def benchmark(
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
         # The headline ratios, from back-to-back pairs: this machine's throughput drifts by
         # more than 10% within a run, so each ratio is the median of PAIRS interleaved pairs.
-        pairs = [("teacher", None), (ROUTER, parity)]
+        pairs = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity)]
         if three_stage:  # at its calibrated default, beside the two-stage router's
             pairs.append((THREE_STAGE, None))
         results["pairs"] = [
             [measure(model, threshold, max(concurrencies)) for model, threshold in pairs]
+            for _ in range(PAIRS)
+        ]
+        results["cost_rounds"] = [
+            [measure(model, threshold, max(concurrencies)) for model, threshold in cost_cases]
             for _ in range(PAIRS)
         ]
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
@@ -393,7 +429,7 @@ def profile_router(
     """Sample the router's stub process with py-spy while perf_analyzer loads it, and take
     every process's CPU time over the same run."""
     root = psutil.Process(server.process.pid)
-    stubs = [p for p in root.children(recursive=True) if ROUTER in " ".join(p.cmdline())]
+    stubs = [p for p in root.children(recursive=True) if f"/{ROUTER}/" in " ".join(p.cmdline())]
     before = cpu_seconds(root)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "router.txt"
@@ -444,7 +480,7 @@ def cpu_seconds(root: psutil.Process) -> dict[str, float]:
             "tritonserver (core, gRPC, native models)"
             if proc.pid == root.pid
             else "router stubs"
-            if ROUTER in command
+            if f"/{ROUTER}/" in command
             else "other Python stubs"
         )
         totals[name] = totals.get(name, 0.0) + times.user + times.system
@@ -479,8 +515,10 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
     # A router that costs no more than the floor per request and calls the Teacher for f of
     # the rows: the most a Python-backend router can serve at this Teacher share.
     bound = ideal_cascade(row(FLOOR)["throughput"], t["throughput"], fraction)
+    best = max(t["throughput"], row(TEACHER_2T)["throughput"])
+    headroom = ideal_cascade(floor["throughput"], best, fraction) / best
     targets = [
-        (f"router at parity / ideal cascade, c={high}", router["throughput"] / ideal, ">= 0.9"),
+        (f"router at parity / ideal cascade, c={high}", router["throughput"] / ideal, ">= 0.85"),
         (
             f"router at -inf / native Student, c={high}",
             floor["throughput"] / s["throughput"],
@@ -497,18 +535,23 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
             for c in (low, high)
         ],
         (
-            f"router at parity / Teacher, c={high}, median of {len(results['pairs'])} "
-            "back-to-back pairs",
-            paired_ratio(results["pairs"], 1, 0),
-            "> 1",
+            f"router at parity / Teacher (the faster of its two configs), c={high}, median of "
+            f"{len(results['pairs'])} interleaved rounds",
+            over_best_teacher(results["pairs"]),
+            ">= 2",
+        ),
+        (
+            f"router at parity / Teacher, p50 latency at c={low}",
+            row(ROUTER, parity, low)["p50_ms"] / row("teacher", None, low)["p50_ms"],
+            "<= 0.6",
         ),
     ]
-    if len(results["pairs"][0]) == 3:
+    if len(results["pairs"][0]) == 4:
         targets.append(
             (
                 f"three-stage / two-stage router at their defaults, c={high}, median of "
-                f"{len(results['pairs'])} back-to-back pairs",
-                paired_ratio(results["pairs"], 2, 1),
+                f"{len(results['pairs'])} interleaved rounds",
+                paired_ratio(results["pairs"], 3, 2),
                 "> 1 to serve three stages",
             )
         )
@@ -534,18 +577,19 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         "Python-backend router reaches at -inf | - |",
         f"| bound: `1 / (1/X_{FLOOR} + f/X_teacher)` / ideal cascade, c={high} | "
         f"{bound / ideal:.2f} | the most any Python-backend router reaches at parity | - |",
+        f"| bound: `1 / (1/X_router(-inf) + f/X_best_teacher)` / X_best_teacher, c={high} | "
+        f"{headroom:.2f} | the most this router reaches against the faster Teacher config if "
+        "its Teacher calls cost only the Teacher's own work | - |",
         "",
         f"Ideal cascade = `1 / (1/X_student + f/X_teacher)` = {ideal:.0f} inf/s, with `f` = "
         f"{fraction:.1%} the router's measured Teacher share at its "
         f"calibrated default threshold {parity}, and `X` the native models' own throughputs.",
-        "",
-        "## Every measurement",
-        "",
-        "| model | threshold | concurrency | inferences/s | p50 ms | p95 ms | p99 ms "
-        "| to Teacher |",
-        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in results["cases"] + results["sweep"] + [r for p in results["pairs"] for r in p]:
+    lines += cost_lines(results, parity, high)
+    lines += latency_lines(results, parity, low, high)
+    rounds = [r for p in results["pairs"] + results["cost_rounds"] for r in p]
+    lines += ["", "## Every measurement", "", *MEASUREMENT_HEADER]
+    for r in results["cases"] + results["sweep"] + rounds:
         frac = "-" if r["teacher_fraction"] is None else f"{r['teacher_fraction']:.1%}"
         lines.append(
             f"| {r['model']} | {r['threshold'] or '-'} | {r['concurrency']} | "
@@ -611,6 +655,96 @@ def detection_report(results: dict) -> list[str]:
             for r in round_
         ],
     ]
+
+
+MEASUREMENT_HEADER = [
+    "| model | threshold | concurrency | inferences/s | p50 ms | p95 ms | p99 ms | to Teacher |",
+    "|---|---|---|---|---|---|---|---|",
+]
+
+
+def latency_lines(results: dict, parity: str, low: int, high: int) -> list[str]:
+    """Latency as the paper's Table 1 reports it: the Teacher alone against the router at its
+    calibrated default, at one request in flight and under load."""
+    lines = [
+        "",
+        "## Latency: the Teacher alone and the router at its default",
+        "",
+        "| model | concurrency | p50 ms | p99 ms | router / Teacher p50 | router / Teacher p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in (low, high):
+        t, r = _row(results, "teacher", None, c), _row(results, ROUTER, parity, c)
+        lines += [
+            f"| teacher | {c} | {t['p50_ms']:.3f} | {t['p99_ms']:.3f} | | |",
+            f"| {ROUTER} at {parity} | {c} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+            f"{r['p50_ms'] / t['p50_ms']:.2f} | {r['p99_ms'] / t['p99_ms']:.2f} |",
+        ]
+    return lines
+
+
+def break_even_ms(router_ms: float, teacher_fraction: float) -> float:
+    """The Teacher cost per image above which a router that costs ``router_ms`` per image on
+    its own (Python backend and Student) and sends ``teacher_fraction`` of the images on beats
+    the Teacher alone: ``router_ms + f * T < T`` when ``T > router_ms / (1 - f)``."""
+    return router_ms / (1.0 - teacher_fraction)
+
+
+def cost_lines(results: dict, parity: str, high: int) -> list[str]:
+    """When the cascade pays: the break-even Teacher cost from the router's own cost (at
+    ``-inf``: the Python backend's floor plus the Student), checked against two Teachers of
+    different cost served in the same run, each behind the same router at the same threshold."""
+    alone = 1000.0 / _row(results, ROUTER, "-inf", high)["throughput"]  # ms per image, c=high
+    alone_c1 = _row(results, ROUTER, "-inf", 1)["p50_ms"]
+    f = _row(results, ROUTER, parity, high)["teacher_fraction"] or 0.0
+    checks = [
+        ("the default Teacher", results["pairs"], 0, 2, "teacher"),
+        ("the previous default's architecture", results["cost_rounds"], 0, 1, CHEAP_TEACHER),
+    ]
+    lines = [
+        "",
+        "## When the cascade pays",
+        "",
+        f"Served on its own (`threshold=-inf`), the router costs **{alone:.3f} ms per image** "
+        f"at c={high} (1 / its throughput: the Python backend's floor plus the Student) and "
+        f"**{alone_c1:.3f} ms** p50 at c=1. A router that sends a share `f` of the images on "
+        "beats the Teacher alone when the Teacher costs more than `router / (1 - f)` per "
+        "image:",
+        "",
+        f"| Teacher share f | break-even Teacher ms/image, c={high} | break-even Teacher p50, "
+        "c=1 |",
+        "|---|---|---|",
+        *[
+            f"| {share:.0%}{' (this router at its default)' if share == f else ''} | "
+            f"{break_even_ms(alone, share):.3f} | {break_even_ms(alone_c1, share):.3f} |"
+            for share in sorted({0.1, 0.25, f, 0.5})
+        ],
+        "",
+        f"Checked on two Teachers, each behind the same router at {parity} ({f:.1%} to the "
+        f"Teacher), c={high}, medians of {len(results['pairs'])} interleaved rounds; predicted "
+        "= `1 / (1/X_router(-inf) + f/X_teacher)`:",
+        "",
+        "| Teacher | MFLOPs | Teacher ms/image | break-even ms/image | predicted router / "
+        "Teacher | measured router / Teacher |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rounds, teacher, router, model in checks:
+        x_t = float(np.median([r[teacher]["throughput"] for r in rounds]))
+        predicted = 1.0 / (alone / 1000.0 + f / x_t) / x_t
+        lines.append(
+            f"| {name} (`{model}`) | {results['teacher_mflops'][model]:.0f} | "
+            f"{1000.0 / x_t:.3f} | {break_even_ms(alone, f):.3f} | "
+            f"{predicted:.2f} | {paired_ratio(rounds, router, teacher):.2f} |"
+        )
+    return lines
+
+
+def over_best_teacher(pairs: list[list[dict]]) -> float:
+    """The median over rounds of the router (``round[2]``) over the faster Teacher config of
+    that round (``round[0]``, ``round[1]``)."""
+    return float(
+        np.median([p[2]["throughput"] / max(p[0]["throughput"], p[1]["throughput"]) for p in pairs])
+    )
 
 
 def paired_ratio(pairs: list[list[dict]], top: int, bottom: int) -> float:

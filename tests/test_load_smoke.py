@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from ebjr.benchmark import FLOOR, PAIRS, ROUTER, THREE_STAGE, benchmark, report
+from ebjr.benchmark import (
+    CHEAP_ROUTER,
+    CHEAP_TEACHER,
+    FLOOR,
+    PAIRS,
+    ROUTER,
+    TEACHER_2T,
+    THREE_STAGE,
+    benchmark,
+    break_even_ms,
+    report,
+)
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "load_tests"))
 import run as load_run  # noqa: E402
@@ -22,9 +33,12 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
         "student",
         "student_python",
         "teacher",
+        TEACHER_2T,
         "teacher_python",
         FLOOR,
         ROUTER,
+        CHEAP_TEACHER,
+        CHEAP_ROUTER,
     }
     assert all(r["throughput"] > 0 for r in results["cases"])
     fractions = {
@@ -36,33 +50,56 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
     # The calibrated default sends about its calibrated share (30% on validation) of these
     # 50 test images to the Teacher.
     assert 0.1 <= fractions[repr(results["parity_threshold"])] <= 0.6
-    # the headline ratios come from interleaved rounds: Teacher, router, three-stage router
-    assert len(results["pairs"]) == PAIRS
-    for teacher, two, three in results["pairs"]:
-        assert (teacher["model"], two["model"], three["model"]) == ("teacher", ROUTER, THREE_STAGE)
+    # the headline ratios come from interleaved rounds: the Teacher in its two configs, the
+    # router, the three-stage router; and the same router in front of the cheaper Teacher
+    assert len(results["pairs"]) == len(results["cost_rounds"]) == PAIRS
+    for teacher, two_threads, two, three in results["pairs"]:
+        models = (teacher["model"], two_threads["model"], two["model"], three["model"])
+        assert models == ("teacher", TEACHER_2T, ROUTER, THREE_STAGE)
         assert three["throughput"] > 0 and 0 < three["teacher_fraction"] < 1
+    for cheap, router in results["cost_rounds"]:
+        assert (cheap["model"], router["model"]) == (CHEAP_TEACHER, CHEAP_ROUTER)
+        # same Student, same threshold: the same rows go on, whichever Teacher is behind it
+        # (perf_analyzer cycles the 50 images, so a window's share wobbles a little)
+        parity_share = fractions[repr(results["parity_threshold"])]
+        assert router["teacher_fraction"] == pytest.approx(parity_share, abs=0.03)
     profile = results["profile"]
     assert profile["samples"] > 0 and abs(sum(profile["shares"].values()) - 1) < 1e-6
     assert profile["cpu_seconds"]["router stubs"] > 0
     text = report(results, tmp_path / "BENCHMARKS.md", plot=None)
     floor_ratio = _ratio(results, ROUTER, "-inf", "student", 4)
     assert f"| router at -inf / native Student, c=4 | {floor_ratio:.2f} | >= 0.7 |" in text
-    ratios = sorted(p[2]["throughput"] / p[1]["throughput"] for p in results["pairs"])
+    ratios = sorted(p[3]["throughput"] / p[2]["throughput"] for p in results["pairs"])
     assert (
-        f"| three-stage / two-stage router at their defaults, c=4, median of {PAIRS} back-to-back "
-        f"pairs | {ratios[1]:.2f} |"
+        f"| three-stage / two-stage router at their defaults, c=4, median of {PAIRS} interleaved "
+        f"rounds | {ratios[1]:.2f} |"
     ) in text
+    best = sorted(
+        p[2]["throughput"] / max(p[0]["throughput"], p[1]["throughput"]) for p in results["pairs"]
+    )
+    assert f"(the faster of its two configs), c=4, median of {PAIRS} interleaved rounds | " in text
+    assert f"| {best[1]:.2f} | >= 2 |" in text
+    # the rule of thumb: break-even from the router's own cost at -inf and its Teacher share
+    alone = 1000 / _find(results, ROUTER, "-inf", 4)["throughput"]
+    share = fractions[repr(results["parity_threshold"])]
+    assert f"| {break_even_ms(alone, share):.3f} |" in text
+    assert "## When the cascade pays" in text and f"(`{CHEAP_TEACHER}`)" in text
+    assert "## Latency: the Teacher alone and the router at its default" in text
+
+
+def _find(results, model, threshold, c):
+    return next(
+        r
+        for r in results["cases"]
+        if (r["model"], r["threshold"], r["concurrency"]) == (model, threshold, c)
+    )
 
 
 def _ratio(results, model, threshold, other, c):
-    def find(m, t):
-        return next(
-            r
-            for r in results["cases"]
-            if (r["model"], r["threshold"], r["concurrency"]) == (m, t, c)
-        )
-
-    return find(model, threshold)["throughput"] / find(other, None)["throughput"]
+    return (
+        _find(results, model, threshold, c)["throughput"]
+        / _find(results, other, None, c)["throughput"]
+    )
 
 
 def test_locust_soak_smoke_has_no_failures_and_bounded_memory(server, tmp_path):
