@@ -738,7 +738,7 @@ def cost_lines(results: dict, parity: str, high: int) -> list[str]:
     ]
     for name, rounds, teacher, router, model in checks:
         x_t = float(np.median([r[teacher]["throughput"] for r in rounds]))
-        predicted = 1.0 / (alone / 1000.0 + f / x_t) / x_t
+        predicted = ideal_cascade(1000.0 / alone, x_t, f) / x_t
         lines.append(
             f"| {name} (`{model}`) | {results['teacher_mflops'][model]:.0f} | "
             f"{1000.0 / x_t:.3f} | {break_even_ms(alone, f):.3f} | "

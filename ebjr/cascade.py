@@ -174,8 +174,8 @@ def held_out_comparison(a: Stages, b: Stages, repeats: int = 50, seed: int = 0) 
 def held_out_shortfall(cascade: Stages, repeats: int = 50, seed: int = 0) -> dict:
     """How far below the last stage a cascade falls on rows its parity thresholds were not
     chosen on: over random halves (``held_out_halves``), the last stage's accuracy minus the
-    cascade's on the held-out half. Returns the mean, the 90th percentile and the rows each
-    threshold choice saw."""
+    cascade's on the held-out half. Returns the mean, the 90th percentile, the number of
+    halves and the rows each threshold choice saw."""
     shortfalls = []
     for fit, held in held_out_halves(len(cascade.correct[0]), repeats, seed):
         accuracy, _, _ = cascade.take(held).at(cascade.take(fit).parity()[0])
@@ -183,6 +183,7 @@ def held_out_shortfall(cascade: Stages, repeats: int = 50, seed: int = 0) -> dic
     return {
         "mean": float(np.mean(shortfalls)),
         "p90": float(np.quantile(shortfalls, 0.9)),
+        "halves": len(shortfalls),
         "rows": len(cascade.correct[0]) // 2,
     }
 

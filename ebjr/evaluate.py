@@ -409,7 +409,6 @@ def evaluate(
     on_val = Stream.of(served, val)
     val_cascade = Stages([on_val.scores], [on_val.student_ok, on_val.teacher_ok], [fs, ft])
     return Evaluation(
-        held_out=held_out_shortfall(val_cascade),
         repo=repo,
         val_data=val_data,
         test_data=test_data,
@@ -423,10 +422,7 @@ def evaluate(
         teacher_accuracy=float(stream.teacher_ok.mean()),
         calibration=calibration,
         served=apply(stream, calibration.parity_threshold, fs, ft),
-        below={
-            gap: apply(stream, below_teacher(Stream.of(served, val), gap), fs, ft)
-            for gap in BELOW_TEACHER
-        },
+        below={gap: apply(stream, below_teacher(on_val, gap), fs, ft) for gap in BELOW_TEACHER},
         crossing=apply(stream, calibration.crossing_threshold, fs, ft),
         scores=ablation(val, test, fs, ft, temperature, gate_path(repo)),
         random=random_routing(stream),
@@ -437,6 +433,7 @@ def evaluate(
         else None,
         cascades=candidate_cascades(repo, val, test) if fashion else [],
         candidates=_candidate_metrics(repo) if fashion else {},
+        held_out=held_out_shortfall(val_cascade),
     )
 
 
@@ -486,7 +483,8 @@ def render(e: Evaluation, out: Path) -> str:
         f"**How far validation parity carries.** On test the default is "
         f"{(e.teacher_accuracy - e.served.accuracy) * 100:.2f} pt below the Teacher. The "
         "rule's own noise, measured on validation alone: with its threshold taken on one "
-        f"random half ({e.held_out['rows']} rows) and measured on the other, 100 halves, the "
+        f"random half ({e.held_out['rows']} rows) and measured on the other, "
+        f"{e.held_out['halves']} halves, the "
         f"cascade falls {e.held_out['mean'] * 100:.2f} pt short of the Teacher on average "
         f"and {e.held_out['p90'] * 100:.2f} pt at the 90th percentile. A promise tighter than "
         "that needs more validation rows or a margin for their noise.",

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ebjr.layout import TEACHER_STUDY
-from ebjr.train import TEACHER_RECIPE, Recipe, export_views
+from ebjr.train import TEACHER_RECIPE, Recipe, export_views, most_accurate
 
 CANDIDATES: dict[str, tuple[str, Recipe]] = {  # name: (architecture in ebjr.models, recipe)
     # the previous default Teacher: stride-2 stem, 8 epochs, plain cross-entropy
@@ -39,10 +39,7 @@ def study(work: Path) -> dict:
         )
         for name, (architecture, recipe) in CANDIDATES.items()
     }
-    chosen = max(
-        ((name, view) for name, views in results.items() for view in views),
-        key=lambda nv: (results[nv[0]][nv[1]]["val_accuracy"], -results[nv[0]][nv[1]]["flops"]),
-    )
+    chosen = most_accurate({(n, v): m for n, views in results.items() for v, m in views.items()})
     return {"chosen": list(chosen), "by": "val_accuracy", "candidates": results}
 
 

@@ -134,7 +134,7 @@ def train(
         optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * batches
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    key = recipe.key(name, popular=popular, teacher=getattr(teacher, "key", None))
+    key = recipe.key(name, popular=popular, teacher=teacher.key if teacher else None)
     state = Checkpoint(checkpoints, name, key, label or name)
     start, seconds = state.restore(model, optimizer, schedule, generator)
     model.train()
@@ -289,12 +289,18 @@ def export_views(
     return views
 
 
+def most_accurate(candidates: dict) -> object:
+    """The key of the candidate (``model_metrics``) most accurate on ``val``, the one with fewer
+    FLOPs on a tie."""
+    return max(candidates, key=lambda k: (candidates[k]["val_accuracy"], -candidates[k]["flops"]))
+
+
 def train_teacher(work: Path, metrics: dict) -> dict:
     """Train the Teacher by ``TEACHER_RECIPE`` and keep, as ``work/teacher.onnx``, its most
     accurate view on ``val`` (the cheaper one on a tie). Records every view under
     ``teacher_candidates``; returns the chosen Teacher's metrics."""
     views = export_views("teacher", TEACHER_RECIPE, work, work / "checkpoints", "teacher")
-    chosen = max(views, key=lambda v: (views[v]["val_accuracy"], -views[v]["flops"]))
+    chosen = most_accurate(views)
     shutil.copyfile(work / f"teacher_{chosen}.onnx", work / "teacher.onnx")
     metrics["teacher_candidates"] = {"chosen": chosen, "by": "val_accuracy", "candidates": views}
     return {"candidate": chosen, **views[chosen]}

@@ -110,6 +110,7 @@ def test_held_out_shortfall_measures_the_last_stage_minus_the_cascade_on_unseen_
     teacher = np.ones(400, bool)
     shortfall = held_out_shortfall(Stages([scores], [right, teacher], [1.0, 10.0]), repeats=5)
     assert shortfall["mean"] == pytest.approx(0.0) and shortfall["rows"] == 200
+    assert shortfall["halves"] == 10  # each of the 5 splits both ways
     # a last stage that is always wrong: the cascade keeps everything and is 1.0 above it
     worse = held_out_shortfall(
         Stages([scores], [np.ones(400, bool), ~teacher], [1.0, 10.0]), repeats=5

@@ -11,7 +11,7 @@ from torch import nn
 
 from ebjr import models
 from ebjr.onnx_info import describe
-from ebjr.train import TEACHER_RECIPE, Checkpoint, MemoTeacher, export
+from ebjr.train import TEACHER_RECIPE, Checkpoint, MemoTeacher, export, most_accurate
 from tests.onnx_factory import tiny_classifier
 
 
@@ -101,3 +101,12 @@ def test_the_flip_view_averages_the_mirrored_logits_at_twice_the_flops(tmp_path)
         expected = (model(x) + model(x.flip(3))) / 2
         assert torch.allclose(models.FlipAverage(model)(x), expected)
     assert not models.FlipAverage(model).training  # export checks it in eval mode
+
+
+def test_the_most_accurate_candidate_on_val_wins_and_a_tie_goes_to_fewer_flops():
+    candidates = {
+        "cheap": {"val_accuracy": 0.94, "flops": 1},
+        "best": {"val_accuracy": 0.95, "flops": 9},
+        "tied": {"val_accuracy": 0.95, "flops": 5},
+    }
+    assert most_accurate(candidates) == "tied"

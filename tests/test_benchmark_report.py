@@ -1,0 +1,29 @@
+"""The benchmark report's arithmetic, without a server: the break-even Teacher cost and the
+headline ratio against the faster Teacher config."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebjr.benchmark import break_even_ms, ideal_cascade, over_best_teacher
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.5])
+def test_at_the_break_even_cost_the_router_and_the_teacher_cost_the_same(share):
+    router_ms = 0.33
+    teacher_ms = break_even_ms(router_ms, share)
+    assert router_ms + share * teacher_ms == pytest.approx(teacher_ms)
+    # a costlier Teacher: the cascade wins; a cheaper one: it loses
+    for factor, wins in ((1.5, True), (0.5, False)):
+        t = teacher_ms * factor
+        assert (ideal_cascade(1000 / router_ms, 1000 / t, share) > 1000 / t) is wins
+
+
+def _round(*throughputs):
+    return [{"throughput": x} for x in throughputs]
+
+
+def test_the_headline_divides_by_the_faster_teacher_config_of_each_round():
+    rounds = [_round(100, 200, 300), _round(250, 100, 500), _round(100, 100, 150)]
+    # per round: 300/200, 500/250, 150/100 -> median 1.5
+    assert over_best_teacher(rounds) == pytest.approx(1.5)
