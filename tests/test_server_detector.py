@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
 from PIL import Image
+from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.cascade import CascadeCalibration, load_calibration
@@ -100,16 +100,9 @@ def test_the_teacher_runs_once_per_batch_on_only_the_images_that_need_it(
     client, server, scenes, calibration
 ):
     scores = student_scores(direct(client, DETECTOR_STUDENT, scenes), calibration, server)
-
-    def counts() -> tuple[int, int]:
-        grpc = isinstance(client, grpcclient.InferenceServerClient)
-        kwargs = {"as_json": True} if grpc else {}
-        stats = client.get_inference_statistics(DETECTOR_TEACHER, **kwargs)["model_stats"][0]
-        return int(stats["inference_count"]), int(stats["execution_count"])
-
-    before = counts()
+    before = settled_counts(client, DETECTOR_TEACHER)
     answer = detect(client, scenes, threshold=repr(float(np.median(scores))))
-    after = counts()
+    after = settled_counts(client, DETECTOR_TEACHER)
     assert after[0] - before[0] == (answer.routes == "teacher").sum()
     assert after[1] - before[1] == 1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
+from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.cascade import CascadeCalibration, load_calibration
@@ -91,15 +91,9 @@ def test_the_teacher_runs_once_per_batch_on_only_the_images_that_need_it(
     client, rotated, calibration, config
 ):
     _, scores = expected(client, rotated.images, calibration, config)
-
-    def counts() -> tuple[int, int]:
-        kwargs = {"as_json": True} if isinstance(client, grpcclient.InferenceServerClient) else {}
-        stats = client.get_inference_statistics(REGRESSOR_TEACHER, **kwargs)["model_stats"][0]
-        return int(stats["inference_count"]), int(stats["execution_count"])
-
-    before = counts()
+    before = settled_counts(client, REGRESSOR_TEACHER)
     answer = ask(client, rotated.images, threshold=repr(float(np.median(scores))))
-    after = counts()
+    after = settled_counts(client, REGRESSOR_TEACHER)
     assert after[0] - before[0] == (answer["route"] == "teacher").sum()
     assert after[1] - before[1] == 1
 

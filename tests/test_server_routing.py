@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr import data
@@ -118,7 +119,7 @@ def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(
         str(median),
     ]
     jobs = [(i, thresholds[i % len(thresholds)]) for i in range(42)]
-    before = http.get_inference_statistics("ebjr_router")["model_stats"][0]
+    before = settled_counts(http, "ebjr_router")
 
     def send(job):
         i, threshold = job
@@ -131,9 +132,8 @@ def test_mixed_thresholds_in_concurrent_requests_are_each_honoured(
         results = list(pool.map(send, jobs))
     for rows, threshold, answer in results:
         assert_routed_correctly(answer, rows, http, threshold, served_score)
-    after = http.get_inference_statistics("ebjr_router")["model_stats"][0]
-    requests = after["inference_count"] - before["inference_count"]
-    executions = after["execution_count"] - before["execution_count"]
+    after = settled_counts(http, "ebjr_router")
+    requests, executions = (a - b for a, b in zip(after, before, strict=True))
     assert requests == 42 * 6
     assert executions < 42, "no two concurrent requests shared a dynamic batch"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tritonclient.grpc as grpcclient
+from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.benchmark import THREE_STAGE, THREE_STAGE_MODELS
@@ -77,16 +77,9 @@ def test_each_later_stage_runs_once_on_only_the_rows_not_kept(
     images = test_images[0][:64]
     _, scores = stage_outputs(client, images, calibration, server)
     t1, t2 = float(np.median(scores[0])), float(np.quantile(scores[1], 0.7))
-
-    def counts(model):
-        grpc = isinstance(client, grpcclient.InferenceServerClient)
-        stats = client.get_inference_statistics(model, **({"as_json": True} if grpc else {}))
-        stats = stats["model_stats"][0]
-        return int(stats["inference_count"]), int(stats["execution_count"])
-
-    before = {m: counts(m) for m in STAGES[1:]}
+    before = {m: settled_counts(client, m) for m in STAGES[1:]}
     answer = classify(client, images, model=ROUTER, threshold=f"{t1!r},{t2!r}")
-    after = {m: counts(m) for m in STAGES[1:]}
+    after = {m: settled_counts(client, m) for m in STAGES[1:]}
     reached = {
         STAGES[1]: (answer.routes != "student").sum(),
         "teacher": (answer.routes == "teacher").sum(),
