@@ -25,7 +25,7 @@ help:
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
-	@echo "make lint    ruff check + format check;  make format  apply ruff formatting"
+	@echo "make lint    ruff check + format check + import contracts;  make format  apply ruff formatting"
 
 venv: $(STAMP)
 
@@ -40,10 +40,10 @@ $(STAMP): requirements.txt pyproject.toml
 # Triton's native ONNX Runtime backend, from third_party/ (cached behind a stamp; installs
 # rapidjson-dev and googletest when run as root, else prints the apt-get line).
 backend: venv
-	$(BIN)/python -m ebjr.native_backend
+	$(BIN)/python -m ebjr.ops.native_backend
 
 data: venv
-	$(BIN)/python -c "from ebjr.data import data_dir; print('Fashion-MNIST in', data_dir())"
+	$(BIN)/python -c "from ebjr.training.data import data_dir; print('Fashion-MNIST in', data_dir())"
 
 # perf_analyzer (inside the tritonclient wheel) needs Debian's libb64.
 perf-deps:
@@ -52,43 +52,43 @@ perf-deps:
 		else echo "perf_analyzer needs libb64-0d: sudo apt-get install libb64-0d"; exit 1; fi; }
 
 serve: venv backend
-	$(BIN)/python -m ebjr.server --model-repository $(REPO) --host $(HOST) \
+	$(BIN)/python -m ebjr.ops.server --model-repository $(REPO) --host $(HOST) \
 		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
 
 # The server on HTTP_PORT (one pid file per server in .run/); ALL=1: every server from here.
 stop: venv
-	@$(BIN)/python -m ebjr.pidfile --http-port $(HTTP_PORT) $(if $(ALL),--all)
+	@$(BIN)/python -m ebjr.ops.pidfile --http-port $(HTTP_PORT) $(if $(ALL),--all)
 
 models: venv data
-	$(BIN)/python -m ebjr.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
-	$(BIN)/python -m ebjr.detection_train --out detection_models
-	$(BIN)/python -m ebjr.detection_repository --out $(REPO)
-	$(BIN)/python -m ebjr.regression_train --out regression_models
-	$(BIN)/python -m ebjr.regression_repository --out $(REPO)
+	$(BIN)/python -m ebjr.tasks.classification.train --out $(REPO) $(if $(THREE_STAGE),--three-stage)
+	$(BIN)/python -m ebjr.tasks.detection.train --out detection_models
+	$(BIN)/python -m ebjr.tasks.detection.repository --out $(REPO)
+	$(BIN)/python -m ebjr.tasks.regression.train --out regression_models
+	$(BIN)/python -m ebjr.tasks.regression.repository --out $(REPO)
 
 # Which Teacher recipe `make models` trains (checkpointed under build/models: it resumes).
 teacher-study: venv data
-	$(BIN)/python -m ebjr.teacher_study
+	$(BIN)/python -m ebjr.tasks.classification.teacher_study
 
 # The edge/cloud layout of $(REPO): build/remote/cascade (Student + router, Teacher called at
 # REMOTE_TEACHER over gRPC) and build/remote/teacher (the Teacher alone, for another server).
 REMOTE_TEACHER ?= 127.0.0.1:9001
 remote-repos: venv data
-	$(BIN)/python -m ebjr.repository --student $(REPO)/student/1/model.onnx \
+	$(BIN)/python -m ebjr.tasks.classification.repository --student $(REPO)/student/1/model.onnx \
 		--teacher $(REPO)/teacher/1/model.onnx --gates $(REPO)/ebjr_router/gate.onnx \
 		--val-data fashion-mnist:val --out build/remote/cascade \
 		--remote-teacher $(REMOTE_TEACHER) --teacher-out build/remote/teacher
 
 eval: venv data
-	$(BIN)/python -m ebjr.evaluate --repo $(REPO) --out evaluation
-	$(BIN)/python -m ebjr.detection_eval --models detection_models --out evaluation/DETECTION.md
-	$(BIN)/python -m ebjr.regression_eval --models regression_models --out evaluation/REGRESSION.md
+	$(BIN)/python -m ebjr.tasks.classification.evaluate --repo $(REPO) --out evaluation
+	$(BIN)/python -m ebjr.tasks.detection.evaluate --models detection_models --out evaluation/DETECTION.md
+	$(BIN)/python -m ebjr.tasks.regression.evaluate --models regression_models --out evaluation/REGRESSION.md
 
 bench: venv backend data perf-deps
-	$(BIN)/python -m ebjr.benchmark --repo $(REPO)
+	$(BIN)/python -m ebjr.bench.benchmark --repo $(REPO)
 
 tune: venv backend data perf-deps
-	$(BIN)/python -m ebjr.tuning --repo $(REPO)
+	$(BIN)/python -m ebjr.bench.tuning --repo $(REPO)
 
 USERS ?= 8
 P95_MS ?= 1000
@@ -103,6 +103,7 @@ soak: venv backend data
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff format .

@@ -21,7 +21,7 @@ import time
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import (
+from ebjr.ops.client import (
     DEFAULT_URLS,
     ClientError,
     add_knob_arguments,
@@ -34,7 +34,7 @@ from ebjr.client import (
     open_client,
     run_cli,
 )
-from ebjr.data import CLASS_NAMES, load_split
+from ebjr.training.data import CLASS_NAMES, load_split
 
 
 def main(argv: list[str] | None = None) -> int:

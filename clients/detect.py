@@ -3,7 +3,7 @@
     python clients/detect.py --index 0 --out boxes.png
     python clients/detect.py --png scene.png --teacher-fraction 0.3 --protocol grpc
 
-Sends a 96x96 test scene (``ebjr.detection_data``; ``--count`` scenes from ``--index``) or an
+Sends a 96x96 test scene (``ebjr.tasks.detection.data``; ``--count`` scenes from ``--index``) or an
 image file (grey, resized to 96x96; ``--invert`` for dark items on a light background) to
 ``ebjr_detector``. Prints which detector answered each scene, its routing score and the
 threshold applied, then one line per box; ``--out`` draws the kept boxes (the first scene's, or
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import (
+from ebjr.core.layout import DETECTOR_ROUTER
+from ebjr.ops.client import (
     DEFAULT_URLS,
     ClientError,
     Detections,
@@ -34,9 +35,8 @@ from ebjr.client import (
     open_client,
     run_cli,
 )
-from ebjr.data import CLASS_NAMES
-from ebjr.detection_data import CANVAS, make_scenes
-from ebjr.layout import DETECTOR_ROUTER
+from ebjr.tasks.detection.data import CANVAS, make_scenes
+from ebjr.training.data import CLASS_NAMES
 
 ROUTE_COLOURS = {"student": (255, 160, 0), "teacher": (0, 200, 255)}
 SCALE = 4  # the drawing's pixels per scene pixel

@@ -15,11 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ebjr.client import cli_args
-from ebjr.data import load_split
-from ebjr.edge import EdgeClient
-from ebjr.layout import DEFAULT_REPOSITORY, TEACHER
-from ebjr.routing import RequestError
+from ebjr.core.layout import DEFAULT_REPOSITORY, TEACHER
+from ebjr.core.routing import RequestError
+from ebjr.ops.client import cli_args
+from ebjr.ops.edge import EdgeClient
+from ebjr.training.data import load_split
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import (
+from ebjr.ops.client import (
     DEFAULT_URLS,
     ClientError,
     add_server_arguments,
@@ -30,7 +30,7 @@ from ebjr.client import (
     open_client,
     run_cli,
 )
-from ebjr.data import load_split
+from ebjr.training.data import load_split
 
 
 def evaluate(

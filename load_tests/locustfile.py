@@ -21,11 +21,9 @@ from pathlib import Path
 import grpc.experimental.gevent as grpc_gevent
 from locust import FastHttpUser, User, constant, task
 
-from ebjr.calibration import read_calibration
-from ebjr.client import classify, connect
-from ebjr.data import load_split
-from ebjr.gate import routing_score
-from ebjr.layout import (
+from ebjr.core.calibration import read_calibration
+from ebjr.core.gate import routing_score
+from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
     ROUTER,
     STUDENT,
@@ -33,7 +31,9 @@ from ebjr.layout import (
     calibration_path,
     onnx_path,
 )
-from ebjr.onnx_runner import OnnxClassifier
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.ops.client import classify, connect
+from ebjr.training.data import load_split
 
 grpc_gevent.init_gevent()  # gRPC must cooperate with Locust's gevent loop
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from ebjr.server import PROJECT_ROOT, TritonServer
+from ebjr.ops.server import PROJECT_ROOT, TritonServer
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 

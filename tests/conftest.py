@@ -1,7 +1,7 @@
 """One real ``tritonserver`` per test session, on free loopback ports.
 
 It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
-the router's floor model (``ebjr.benchmark.bench_repository``), plus fault-injection models
+the router's floor model (``ebjr.bench.benchmark.bench_repository``), plus fault-injection models
 (``tests/fault_models``) and router variants wired to them (``FAULT_ROUTERS``).
 """
 
@@ -18,16 +18,16 @@ import numpy as np
 import psutil
 import pytest
 
-from ebjr import data
-from ebjr import model_config as mc
-from ebjr.benchmark import bench_repository
-from ebjr.client import connect
-from ebjr.layout import (
+from ebjr.bench.benchmark import bench_repository
+from ebjr.build import model_config as mc
+from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
     ROUTER,
     config_path,
 )
-from ebjr.server import TritonServer, free_ports
+from ebjr.ops.client import connect
+from ebjr.ops.server import TritonServer, free_ports
+from ebjr.training import data
 
 MODEL_REPOSITORY = DEFAULT_REPOSITORY
 # A Teacher-only server the remote-Teacher routers call (tests/test_server_remote.py starts it)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ebjr.budget import TeacherBudget
+from ebjr.core.budget import TeacherBudget
 
 
 class Clock:

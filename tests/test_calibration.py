@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ebjr.calibration import (
+from ebjr.core.calibration import (
     PARITY_TOLERANCE,
     calibrate,
     cheapest_reaching,
@@ -13,8 +13,8 @@ from ebjr.calibration import (
     sweep,
     write_calibration,
 )
-from ebjr.cascade import resolve_thresholds
-from ebjr.routing import RequestError
+from ebjr.core.cascade_calibration import resolve_thresholds
+from ebjr.core.routing import RequestError
 
 
 def brute_force(scores, student_ok, teacher_ok, t, fs, ft):

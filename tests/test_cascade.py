@@ -3,8 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from ebjr.calibration import PARITY_TOLERANCE
-from ebjr.cascade import (
+from ebjr.core.calibration import PARITY_TOLERANCE
+from ebjr.core.cascade_calibration import (
     Stages,
     calibrate_cascade,
     held_out_comparison,

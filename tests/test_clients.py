@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ebjr import data
-from ebjr.client import classify, connect, describe_router, load_image
+from ebjr.ops.client import classify, connect, describe_router, load_image
+from ebjr.training import data
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
 import classify as classify_cli  # noqa: E402

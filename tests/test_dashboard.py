@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ebjr.client import classify, connect
-from ebjr.layout import PROJECT_ROOT
-from ebjr.server import free_ports
+from ebjr.core.layout import PROJECT_ROOT
+from ebjr.ops.client import classify, connect
+from ebjr.ops.server import free_ports
 
 DEPLOY = PROJECT_ROOT / "deploy"
 

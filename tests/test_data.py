@@ -1,6 +1,6 @@
 import numpy as np
 
-from ebjr import data
+from ebjr.training import data
 
 
 def test_splits_have_the_documented_sizes_shapes_and_ranges():

@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 
-from ebjr import data
-from ebjr.detection_data import CANVAS, INK, ITEMS, MAX_IOU, iou, make_scenes, to_coco, write
+from ebjr.tasks.detection.data import CANVAS, INK, ITEMS, MAX_IOU, iou, make_scenes, to_coco, write
+from ebjr.training import data
 
 
 def test_scenes_are_reproducible_and_hold_items_of_their_own_split():

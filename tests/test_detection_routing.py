@@ -8,16 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from ebjr import model_config as mc
-from ebjr.cascade import load_calibration
-from ebjr.detection_calibration import measure
-from ebjr.detection_data import make_scenes
-from ebjr.detection_metrics import detections
-from ebjr.detection_models import BIN_WIDTH
-from ebjr.detection_repository import build_detector_router, main
-from ebjr.detection_routing import DETECTION_SCORES, detection_score, detector_layout
-from ebjr.detection_scores import detection_energy
-from ebjr.layout import (
+from ebjr.build import model_config as mc
+from ebjr.build.onnx_info import describe_graph
+from ebjr.build.router_config import PUBLISHED
+from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.layout import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
     DETECTOR_STUDENT,
@@ -25,9 +20,15 @@ from ebjr.layout import (
     calibration_path,
     config_path,
 )
-from ebjr.onnx_info import TensorSpec, describe_graph
-from ebjr.packing import LAYOUT_PARAMETER, RowLayout
-from ebjr.router_config import PUBLISHED
+from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.core.tensors import TensorSpec
+from ebjr.tasks.detection.calibration import measure
+from ebjr.tasks.detection.data import make_scenes
+from ebjr.tasks.detection.energy import detection_energy
+from ebjr.tasks.detection.metrics import detections
+from ebjr.tasks.detection.models import BIN_WIDTH
+from ebjr.tasks.detection.repository import build_detector_router, main
+from ebjr.tasks.detection.scores import DETECTION_SCORES, detection_score, detector_layout
 
 STUDENT_ONNX = DETECTION_MODELS / f"{DETECTOR_STUDENT}.onnx"
 TEACHER_ONNX = DETECTION_MODELS / f"{DETECTOR_TEACHER}.onnx"
@@ -121,7 +122,7 @@ def test_calibration_serves_the_cheapest_score_reaching_97_percent_of_the_teache
 
 
 def test_calibration_refuses_the_test_split(val, layout):
-    from ebjr.detection_calibration import calibrate_detector
+    from ebjr.tasks.detection.calibration import calibrate_detector
 
     scenes, student, teacher = val
     with pytest.raises(ValueError, match="test split"):

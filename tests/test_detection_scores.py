@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from ebjr.detection_scores import detection_energy
+from ebjr.tasks.detection.energy import detection_energy
 
 
 def test_box_term_equals_a_numerical_integral_of_the_binned_density():
@@ -43,7 +43,7 @@ def test_both_terms_add_and_an_empty_detection_scores_minus_inf():
 
 
 def test_joined_detections_take_each_images_answer_from_one_model():
-    from ebjr.detection_calibration import join
+    from ebjr.tasks.detection.calibration import join
 
     student = {"boxes": np.zeros((3, 2, 4)), "valid": np.ones((3, 2), bool)}
     teacher = {"boxes": np.ones((3, 2, 4)), "valid": np.zeros((3, 2), bool)}
@@ -53,8 +53,8 @@ def test_joined_detections_take_each_images_answer_from_one_model():
 
 
 def test_per_image_f1_counts_a_detection_right_only_with_its_class_and_overlap():
-    from ebjr.detection_data import Scenes
-    from ebjr.detection_eval import f1_per_image
+    from ebjr.tasks.detection.data import Scenes
+    from ebjr.tasks.detection.evaluate import f1_per_image
 
     truth = [np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)] * 3
     scenes = Scenes("val", np.zeros((3, 1, 4, 4)), truth, [np.array([1, 2])] * 3, [None] * 3)

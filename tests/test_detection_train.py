@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ebjr import detection_models as dm
-from ebjr.detection_train import box_loss, targets
+from ebjr.tasks.detection import models as dm
+from ebjr.tasks.detection.train import box_loss, targets
 
 
 def test_the_cell_holding_a_box_centre_is_its_positive_and_the_smaller_box_wins_a_cell():

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from conftest import MODEL_REPOSITORY
 
-from ebjr.client import connect, infer
-from ebjr.edge import EdgeClient
-from ebjr.onnx_runner import OnnxClassifier
-from ebjr.routing import RequestError
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.routing import RequestError
+from ebjr.ops.client import connect, infer
+from ebjr.ops.edge import EdgeClient
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
 import edge as edge_cli  # noqa: E402

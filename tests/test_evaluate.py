@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 from onnx_factory import builder_args, tiny_classifier
 
-from ebjr.calibration import read_calibration
-from ebjr.evaluate import evaluate, render
-from ebjr.layout import DEFAULT_REPOSITORY, calibration_path
-from ebjr.onnx_runner import OnnxClassifier
-from ebjr.repository import main as build
-from ebjr.scores import get_score
+from ebjr.core.calibration import read_calibration
+from ebjr.core.layout import DEFAULT_REPOSITORY, calibration_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.scores import get_score
+from ebjr.tasks.classification.evaluate import evaluate, render
+from ebjr.tasks.classification.repository import main as build
 
 
 def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path):

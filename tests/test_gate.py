@@ -9,9 +9,9 @@ import pytest
 import torch
 from onnx_factory import builder_args, tiny_classifier
 
-from ebjr.gate import GateScore, routing_score
-from ebjr.gate_training import export_gate, train_gate
-from ebjr.repository import main as build
+from ebjr.core.gate import GateScore, routing_score
+from ebjr.tasks.classification.gate_training import export_gate, train_gate
+from ebjr.tasks.classification.repository import main as build
 
 
 def synthetic(n: int = 4000, classes: int = 5, seed: int = 0):

@@ -11,8 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ebjr import model_config as mc
-from ebjr.layout import PROJECT_ROOT, ROUTER, TEACHER, config_path
+from ebjr.build import model_config as mc
+from ebjr.core.layout import PROJECT_ROOT, ROUTER, TEACHER, config_path
 
 DEPLOY = PROJECT_ROOT / "deploy"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
@@ -78,7 +78,7 @@ def test_the_cascade_calls_the_teacher_service_the_image_was_built_for(tmp_path)
     """The image runs `make remote-repos REMOTE_TEACHER=<ARG>`: build that layout here and
     check the router calls the Teacher Service's gRPC port, for a model the Teacher pool
     serves, and that each pool's --model-repository is the one the layout writes."""
-    from ebjr.repository import main as build
+    from ebjr.tasks.classification.repository import main as build
 
     url = dockerfile_arg("REMOTE_TEACHER")
     host, port = url.split(":")

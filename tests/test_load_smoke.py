@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ebjr.benchmark import (
+from ebjr.bench.benchmark import (
     CHEAP_ROUTER,
     CHEAP_TEACHER,
     FLOOR,

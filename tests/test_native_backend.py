@@ -8,10 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 
-from ebjr import native_backend
-from ebjr.client import infer
-from ebjr.layout import DEFAULT_REPOSITORY, onnx_path
-from ebjr.onnx_runner import OnnxClassifier
+from ebjr.core.layout import DEFAULT_REPOSITORY, onnx_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.ops import native_backend
+from ebjr.ops.client import infer
 
 
 def test_a_built_backend_is_not_rebuilt(monkeypatch):

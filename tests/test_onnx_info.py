@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from onnx_factory import tiny_classifier, tiny_flops
 
-from ebjr.onnx_info import describe
-from ebjr.onnx_runner import OnnxClassifier
+from ebjr.build.onnx_info import describe
+from ebjr.core.onnx_runner import OnnxClassifier
 
 
 def test_describe_reads_io_and_counts_flops_by_hand(tmp_path):

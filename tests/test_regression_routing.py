@@ -8,18 +8,18 @@ import json
 import numpy as np
 import pytest
 
-from ebjr.cascade import resolve_thresholds
-from ebjr.onnx_info import TensorSpec
-from ebjr.packing import RowLayout
-from ebjr.regression_repository import PARITY_TOLERANCE, calibrate_regressor
-from ebjr.regression_routing import (
+from ebjr.core.cascade_calibration import resolve_thresholds
+from ebjr.core.packing import RowLayout
+from ebjr.core.routing import RequestError
+from ebjr.core.tensors import TensorSpec
+from ebjr.tasks.regression.repository import PARITY_TOLERANCE, calibrate_regressor
+from ebjr.tasks.regression.scores import (
     SCORES,
     EnergyHead,
     predict,
     regression_score,
     score,
 )
-from ebjr.routing import RequestError
 
 B, M = 6, 5
 LAYOUT = RowLayout(

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from ebjr import regression_scores as rs
-from ebjr.data import load_split
-from ebjr.regression_data import MAX_ANGLE, SEEDS, make_rotated, rotate
+from ebjr.tasks.regression import energy as rs
+from ebjr.tasks.regression.data import SEEDS, make_rotated, rotate
+from ebjr.tasks.regression.scores import MAX_ANGLE
+from ebjr.training.data import load_split
 
 
 def test_rotated_images_are_reproducible_and_come_from_their_own_split():
@@ -64,8 +65,8 @@ def test_binned_predictions_and_baselines():
 def test_the_binned_loss_is_lowest_when_the_mass_sits_on_the_true_angle():
     import torch
 
-    from ebjr.regression_routing import BIN_WIDTH, BINS
-    from ebjr.regression_train import binned_loss
+    from ebjr.tasks.regression.scores import BIN_WIDTH, BINS
+    from ebjr.tasks.regression.train import binned_loss
 
     angle = torch.tensor([12.3])
     centres = -MAX_ANGLE + (torch.arange(BINS) + 0.5) * BIN_WIDTH

@@ -1,10 +1,10 @@
 import pytest
 from onnx_factory import builder_args, tiny_classifier
 
-from ebjr import model_config as mc
-from ebjr.model_config import ModelServing
-from ebjr.repository import build_repository, main
-from ebjr.router_config import RouterSettings
+from ebjr.build import model_config as mc
+from ebjr.build.model_config import ModelServing
+from ebjr.build.router_config import RouterSettings
+from ebjr.tasks.classification.repository import build_repository, main
 
 
 def expected_onnx_config(name, input_name, platform_or_backend, kind="KIND_CPU", extra=""):
@@ -153,8 +153,8 @@ def test_uncalibrated_build_needs_a_numeric_default(tmp_path):
 
 
 def test_calibrating_the_default_models_never_reads_the_test_split(tmp_path, monkeypatch):
-    from ebjr import data
-    from ebjr.server import PROJECT_ROOT
+    from ebjr.ops.server import PROJECT_ROOT
+    from ebjr.training import data
 
     real = data.load_split
     seen = []

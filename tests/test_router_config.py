@@ -5,16 +5,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ebjr.calibration import calibrate
-from ebjr.policy import GeneralPolicy, SpecializedPolicy
-from ebjr.router_config import (
+from ebjr.build.router_config import (
     RouterConfig,
     RouterSettings,
     parse_stages,
     published_parameters,
     stages_parameter,
 )
-from ebjr.scores import energy, negative_entropy
+from ebjr.core.calibration import calibrate
+from ebjr.core.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.core.scores import energy, negative_entropy
 
 BASE = {
     "student_model": "student",

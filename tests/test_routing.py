@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from ebjr.routing import (
+from ebjr.core.routing import (
     BUDGET,
     FALLBACK,
     MIDDLE,

@@ -4,7 +4,7 @@ from scipy.special import logsumexp as scipy_logsumexp
 from scipy.special import softmax as scipy_softmax
 from scipy.stats import entropy as scipy_entropy
 
-from ebjr import scores
+from ebjr.core import scores
 
 RNG = np.random.default_rng(0)
 LOGITS = RNG.normal(scale=4.0, size=(64, 10)).astype(np.float32)

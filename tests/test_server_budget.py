@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebjr import data
-from ebjr.client import classify, connect, infer
+from ebjr.ops.client import classify, connect, infer
+from ebjr.training import data
 
 GUARDED = "router_budget"  # teacher_budget_share 0.3 (tests/conftest.py)
 CAP = 0.3

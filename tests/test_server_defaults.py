@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ebjr.server import exposure_warning, server_command
+from ebjr.ops.server import exposure_warning, server_command
 
 
 def test_defaults_bind_loopback_and_disable_model_control():

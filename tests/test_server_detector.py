@@ -14,13 +14,13 @@ from PIL import Image
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr.cascade import CascadeCalibration, load_calibration
-from ebjr.client import Detections, connect, detect, infer
-from ebjr.detection_data import CANVAS, make_scenes
-from ebjr.detection_routing import DETECTION_SCORES
-from ebjr.detection_scores import detection_energy
-from ebjr.layout import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER, calibration_path
-from ebjr.model_config import parameters, read
+from ebjr.build.model_config import parameters, read
+from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.layout import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER, calibration_path
+from ebjr.ops.client import Detections, connect, detect, infer
+from ebjr.tasks.detection.data import CANVAS, make_scenes
+from ebjr.tasks.detection.energy import detection_energy
+from ebjr.tasks.detection.scores import DETECTION_SCORES
 
 OUTPUTS = ["boxes", "scores", "class_logits", "box_logits", "valid"]
 

@@ -1,4 +1,4 @@
-"""``python -m ebjr.server`` (``make serve``) starts, says where it listens, restarts a
+"""``python -m ebjr.ops.server`` (``make serve``) starts, says where it listens, restarts a
 ``tritonserver`` that dies (Triton 2.51 segfaults on an HTTP body over about 4 MB), and stops
 cleanly on SIGTERM (``make stop``), leaving no ``tritonserver`` behind."""
 
@@ -17,10 +17,10 @@ import urllib.request
 import psutil
 from conftest import MODEL_REPOSITORY
 
-from ebjr import data
-from ebjr.client import classify, connect
-from ebjr.pidfile import main as stop_main
-from ebjr.server import free_ports
+from ebjr.ops.client import classify, connect
+from ebjr.ops.pidfile import main as stop_main
+from ebjr.ops.server import free_ports
+from ebjr.training import data
 
 
 def images():
@@ -45,14 +45,14 @@ def triton_child(launcher_pid: int) -> psutil.Process:
 
 
 def launch(run_dir, repository=MODEL_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
-    """``python -m ebjr.server`` on three free ports, its output piped; returns once it says
+    """``python -m ebjr.ops.server`` on three free ports, its output piped; returns once it says
     where it serves."""
     ports = free_ports(3)
     launcher = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "ebjr.server",
+            "ebjr.ops.server",
             "--model-repository",
             str(repository),
             *("--http-port", str(ports[0]), "--grpc-port", str(ports[1])),
@@ -127,7 +127,7 @@ def test_make_stop_stops_one_server_by_port_then_all_and_cleans_stale_pid_files(
     second, (http_b, *_) = launch(run_dir, repository)
     try:
         duplicate = subprocess.run(
-            [sys.executable, "-m", "ebjr.server", "--model-repository", str(repository)]
+            [sys.executable, "-m", "ebjr.ops.server", "--model-repository", str(repository)]
             + ["--http-port", str(http_a), "--run-dir", str(run_dir)],
             capture_output=True,
             text=True,

@@ -11,12 +11,17 @@ import pytest
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr.cascade import CascadeCalibration, load_calibration
-from ebjr.client import infer
-from ebjr.layout import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER, calibration_path
-from ebjr.model_config import parameters, read
-from ebjr.regression_data import make_rotated
-from ebjr.regression_routing import EnergyHead, predict, score
+from ebjr.build.model_config import parameters, read
+from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.layout import (
+    REGRESSOR_ROUTER,
+    REGRESSOR_STUDENT,
+    REGRESSOR_TEACHER,
+    calibration_path,
+)
+from ebjr.ops.client import infer
+from ebjr.tasks.regression.data import make_rotated
+from ebjr.tasks.regression.scores import EnergyHead, predict, score
 
 OUTPUTS = ["angle_logits", "direct", "candidates", "candidate_scores"]
 ANSWER = ["prediction", "score", "threshold", "route"]

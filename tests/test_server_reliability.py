@@ -10,10 +10,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from ebjr import prometheus
-from ebjr.client import classify, connect, infer
-from ebjr.layout import DEFAULT_REPOSITORY, onnx_path
-from ebjr.onnx_runner import OnnxClassifier
+from ebjr.core.layout import DEFAULT_REPOSITORY, onnx_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.ops import prometheus
+from ebjr.ops.client import classify, connect, infer
 
 TEACHER = OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, "teacher"))
 

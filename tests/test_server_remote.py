@@ -11,8 +11,8 @@ import pytest
 from conftest import MODEL_REPOSITORY, REMOTE_TEACHER_PORTS
 from tritonclient.utils import InferenceServerException
 
-from ebjr.client import classify, connect, infer
-from ebjr.server import TritonServer
+from ebjr.ops.client import classify, connect, infer
+from ebjr.ops.server import TritonServer
 
 REMOTE, REMOTE_FAIL = "router_remote", "router_remote_fail"
 
@@ -67,8 +67,9 @@ def test_a_stopped_teacher_server_gives_fallbacks_or_clean_errors_then_recovers(
     teacher_server.start()  # the same ports; the routers reconnect by themselves
     teacher_server.wait_ready()
     deadline = time.monotonic() + 20
-    while set(classify(client, images, model=REMOTE, threshold="inf").routes) != {"teacher"}:
+    answer = classify(client, images, model=REMOTE, threshold="inf")
+    while set(answer.routes) != {"teacher"}:
         assert time.monotonic() < deadline, "the router did not reconnect to the Teacher"
         time.sleep(0.5)
-    answer = classify(client, images, model=REMOTE, threshold="inf")
+        answer = classify(client, images, model=REMOTE, threshold="inf")
     np.testing.assert_allclose(answer.logits, remote_teacher(teacher_server, images), atol=1e-5)

@@ -9,11 +9,11 @@ import time
 
 from conftest import MODEL_REPOSITORY
 
-from ebjr import data
-from ebjr.client import classify, connect
-from ebjr.layout import onnx_path
-from ebjr.onnx_runner import OnnxClassifier
-from ebjr.server import TritonServer, free_ports
+from ebjr.core.layout import onnx_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.ops.client import classify, connect
+from ebjr.ops.server import TritonServer, free_ports
+from ebjr.training import data
 
 
 def test_restart_under_a_client_loop_loses_no_acknowledged_answer(tmp_path):

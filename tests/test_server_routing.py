@@ -11,11 +11,11 @@ import pytest
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr import data
-from ebjr.calibration import CalibrationRecord, read_calibration
-from ebjr.client import classify, connect, describe_router, infer
-from ebjr.gate import routing_score
-from ebjr.layout import calibration_path
+from ebjr.core.calibration import CalibrationRecord, read_calibration
+from ebjr.core.gate import routing_score
+from ebjr.core.layout import calibration_path
+from ebjr.ops.client import classify, connect, describe_router, infer
+from ebjr.training import data
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebjr import data
-from ebjr.calibration import CalibrationRecord, read_calibration
-from ebjr.client import classify, infer
-from ebjr.layout import calibration_path
-from ebjr.scores import get_score
+from ebjr.core.calibration import CalibrationRecord, read_calibration
+from ebjr.core.layout import calibration_path
+from ebjr.core.scores import get_score
+from ebjr.ops.client import classify, infer
+from ebjr.training import data
 
 ROUTER = "ebjr_specialized"
 

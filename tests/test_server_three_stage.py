@@ -9,11 +9,11 @@ import pytest
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr.benchmark import THREE_STAGE, THREE_STAGE_MODELS
-from ebjr.cascade import CascadeCalibration, load_calibration
-from ebjr.client import classify, infer
-from ebjr.gate import routing_score
-from ebjr.layout import STUDENT, calibration_path, middle_stage
+from ebjr.bench.benchmark import THREE_STAGE, THREE_STAGE_MODELS
+from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.gate import routing_score
+from ebjr.core.layout import STUDENT, calibration_path, middle_stage
+from ebjr.ops.client import classify, infer
 
 ROUTER = THREE_STAGE
 STAGES = (THREE_STAGE_MODELS[STUDENT], THREE_STAGE_MODELS[middle_stage(1)], "teacher")

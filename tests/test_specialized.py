@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from ebjr import specialized as spec
-from ebjr.policy import UNKNOWN_LOGIT, GeneralPolicy, SpecializedPolicy
-from ebjr.scores import energy
+from ebjr.core.policy import UNKNOWN_LOGIT, GeneralPolicy, SpecializedPolicy
+from ebjr.core.scores import energy
+from ebjr.tasks.classification import specialized as spec
 
 OTHER = 3  # Student outputs: Teacher labels 7, 2, 5, then "other"
 LOGITS = np.array(

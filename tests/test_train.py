@@ -9,9 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ebjr import models
-from ebjr.onnx_info import describe
-from ebjr.train import TEACHER_RECIPE, Checkpoint, MemoTeacher, export, most_accurate
+from ebjr.build.onnx_info import describe
+from ebjr.tasks.classification.train import TEACHER_RECIPE, MemoTeacher, export, most_accurate
+from ebjr.training import models
+from ebjr.training.fit import Checkpoint
 from tests.onnx_factory import tiny_classifier
 
 

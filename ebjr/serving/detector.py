@@ -2,7 +2,7 @@
 over a Student and a Teacher detector.
 
 The Student detector runs once per dynamic batch; each image's score is the negative free
-energy of the boxes the Student keeps (``ebjr.detection_routing``); the images below their
+energy of the boxes the Student keeps (``ebjr.tasks.detection.scores``); the images below their
 request's threshold go to the Teacher detector in one BLS call, and every image gets the
 answering detector's boxes, classes, box scores and valid mask, plus ``score``, ``threshold``
 and ``route``. The knobs are the classification router's: ``threshold``, ``teacher_fraction``
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebjr.detection_routing import detection_score
-from ebjr.routing import Routed
-from ebjr.scores import ScoreFn
+from ebjr.core.routing import Routed
+from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import ROUTE_BYTES
+from ebjr.tasks.detection.scores import detection_score
 
 
 class TritonPythonModel(PackedRouter):

@@ -13,7 +13,7 @@ router's ``model`` name:
   ``histogram_quantile`` and heatmaps work on them.
 
 Each metric update is a round trip from the router's process to the server, so the router only
-tallies counts in its own process (``ebjr.tally``) and a background thread sends them every
+tallies counts in its own process (``ebjr.core.tally``) and a background thread sends them every
 ``FLUSH_S`` seconds, and once more when the model is unloaded.
 """
 
@@ -24,8 +24,8 @@ import threading
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.routing import ROUTE_NAMES
-from ebjr.tally import FLUSH_S, OUTCOMES, Tally
+from ebjr.core.routing import ROUTE_NAMES
+from ebjr.core.tally import FLUSH_S, OUTCOMES, Tally
 
 
 class RouterMetrics:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.layout import onnx_path
-from ebjr.onnx_runner import OnnxModel
-from ebjr.routing import request_slices
+from ebjr.core.layout import onnx_path
+from ebjr.core.onnx_runner import OnnxModel
+from ebjr.core.routing import request_slices
 from ebjr.serving.triton import error_response, model_parameters
 
 

@@ -1,6 +1,6 @@
 """A router whose stages answer several tensors per input (a detector, an energy-based
 regressor): the classification router (``ebjr.serving.router``) with each stage's outputs
-packed in one row per input (``ebjr.packing``). A subclass names the routing score for a
+packed in one row per input (``ebjr.core.packing``). A subclass names the routing score for a
 score name and builds the response's columns.
 """
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.onnx_runner import OnnxModel
-from ebjr.packing import LAYOUT_PARAMETER, RowLayout
-from ebjr.router_config import ModelRef, RouterConfig
-from ebjr.scores import ScoreFn
+from ebjr.build.router_config import ModelRef, RouterConfig
+from ebjr.core.onnx_runner import OnnxModel
+from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.core.scores import ScoreFn
 from ebjr.serving import router
 from ebjr.serving.triton import call_outputs
 

@@ -2,7 +2,7 @@
 over a Student and a Teacher regressor with energy-based outputs.
 
 The Student runs once per dynamic batch; each image's score is its negative free energy
-``-F^r(x)`` (``ebjr.regression_routing``: the binned head's exact integral, or the pair head's
+``-F^r(x)`` (``ebjr.tasks.regression.scores``: the binned head's exact integral, or the pair head's
 importance-sampling estimate); the images below their request's threshold go to the Teacher in
 one BLS call. Every image gets the answering model's ``prediction`` (degrees; each model in
 its own prediction form, the ``prediction`` parameter), plus ``score``,
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebjr.regression_routing import PREDICTIONS, EnergyHead, predict, regression_score
-from ebjr.router_config import RouterConfig
-from ebjr.routing import TEACHER, Routed
-from ebjr.scores import ScoreFn
+from ebjr.build.router_config import RouterConfig
+from ebjr.core.routing import TEACHER, Routed
+from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import ROUTE_BYTES
+from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict, regression_score
 
 
 class TritonPythonModel(PackedRouter):

@@ -9,7 +9,7 @@ the calibration's parity threshold). A bad request gets its own INVALID_ARG erro
 failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
 ``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Nothing
 escapes ``execute``, so one bad request never fails its batch-mates. What to route on and how
-answers map back is the routing policy's (``ebjr.policy``), named by ``config.pbtxt``.
+answers map back is the routing policy's (``ebjr.core.policy``), named by ``config.pbtxt``.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.budget import TeacherBudget
-from ebjr.cascade import load_calibration, resolve_thresholds
-from ebjr.layout import CALIBRATION_FILE, onnx_path
-from ebjr.onnx_runner import OnnxClassifier
-from ebjr.ratelimit import RateLimited
-from ebjr.remote import RemoteModel
-from ebjr.router_config import ModelRef, RouterConfig
-from ebjr.routing import (
+from ebjr.build.router_config import ModelRef, RouterConfig
+from ebjr.core.budget import TeacherBudget
+from ebjr.core.cascade_calibration import load_calibration, resolve_thresholds
+from ebjr.core.layout import CALIBRATION_FILE, onnx_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.ratelimit import RateLimited
+from ebjr.core.remote import RemoteModel
+from ebjr.core.routing import (
     FALLBACK,
     ROUTE_NAMES,
     RequestError,

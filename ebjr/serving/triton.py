@@ -8,7 +8,7 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.routing import StageError
+from ebjr.core.routing import StageError
 
 
 def model_parameters(args: dict) -> dict[str, str]:

@@ -1,0 +1,237 @@
+"""Triton ``config.pbtxt`` files as data: built, read and written through Triton's protobuf
+schema (``tritonclient.grpc.model_config_pb2``), never through string templates or regexes.
+
+    config = read(path)                       # -> model_config_pb2.ModelConfig
+    set_parameters(config, {"metrics": "off"})
+    write(path, config)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as pb
+
+from ebjr.core.tensors import GraphInfo, ModelInfo, TensorSpec
+
+ModelConfig = pb.ModelConfig
+BACKENDS = ("onnxruntime", "python")  # how a Student or Teacher ONNX file is served
+DEVICES = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class ModelServing:
+    """How one ONNX classifier is served.
+
+    ``onnxruntime`` is Triton's native ONNX Runtime backend (``platform: "onnxruntime_onnx"``);
+    ``python`` wraps onnxruntime in the Python backend (``1/model.py``), for a host that cannot
+    build the native backend. ``gpu`` (native backend only) places the instances on the GPU with
+    ONNX Runtime's CUDA execution provider, plus TensorRT when ``tensorrt`` is set.
+    """
+
+    backend: str = "onnxruntime"
+    device: str = "cpu"
+    tensorrt: bool = False
+    instances: int = 1
+    intra_op_threads: int = 1
+    max_queue_delay_us: int = 0  # batch what is queued; never wait for more
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, not {self.device!r}")
+        if self.device == "gpu" and self.backend != "onnxruntime":
+            raise ValueError("GPU serving needs the onnxruntime backend (--backend onnxruntime)")
+        if self.tensorrt and self.device != "gpu":
+            raise ValueError("TensorRT needs --device gpu")
+
+
+def parse(text: str) -> ModelConfig:
+    """A ``config.pbtxt`` text as a ``ModelConfig`` (``ParseError`` if it is not one)."""
+    return text_format.Parse(text, ModelConfig())
+
+
+def read(path: Path) -> ModelConfig:
+    return parse(Path(path).read_text())
+
+
+def to_text(config: ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def write(path: Path, config: ModelConfig) -> None:
+    Path(path).write_text(to_text(config))
+
+
+def parameters(config: ModelConfig) -> dict[str, str]:
+    """The config's ``parameters`` as ``{key: string value}``."""
+    return {key: value.string_value for key, value in config.parameters.items()}
+
+
+def set_parameters(config: ModelConfig, values: dict[str, object]) -> ModelConfig:
+    """Set ``parameters`` entries (values written as strings); return ``config``."""
+    for key, value in values.items():
+        config.parameters[key].string_value = str(value)
+    return config
+
+
+def _data_type(triton_dtype: str) -> int:
+    return pb.DataType.Value(triton_dtype)
+
+
+def _tensor(container, spec: TensorSpec, name: str | None = None) -> None:
+    container.add(
+        name=name or spec.name, data_type=_data_type(spec.triton_dtype), dims=list(spec.shape)
+    )
+
+
+def _kind(device: str) -> int:
+    return pb.ModelInstanceGroup.KIND_GPU if device == "gpu" else pb.ModelInstanceGroup.KIND_CPU
+
+
+def onnx_model(
+    name: str, info: ModelInfo | GraphInfo, max_batch_size: int, serving: ModelServing
+) -> ModelConfig:
+    """The config of one ONNX model (every output of it) served as ``serving`` says."""
+    config = ModelConfig(name=name, max_batch_size=max_batch_size)
+    if serving.backend == "python":
+        config.backend = "python"
+        set_parameters(config, {"intra_op_threads": serving.intra_op_threads})
+    else:
+        config.platform = "onnxruntime_onnx"
+        set_parameters(
+            config, {"intra_op_thread_count": serving.intra_op_threads, "inter_op_thread_count": 1}
+        )
+    _tensor(config.input, info.input)
+    for output in info.outputs:
+        _tensor(config.output, output)
+    config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
+    config.dynamic_batching.SetInParent()
+    config.instance_group.add(count=serving.instances, kind=_kind(serving.device))
+    if serving.tensorrt:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
+            name="tensorrt"
+        )
+        accelerator.parameters["precision_mode"] = "FP16"
+        accelerator.parameters["max_workspace_size_bytes"] = str(1 << 30)
+    return config
+
+
+ROUTER_OUTPUTS = ("logits", "class", "score", "threshold", "route")  # in the documented order
+DETECTOR_OUTPUTS = ("boxes", "classes", "scores", "valid", "score", "threshold", "route")
+REGRESSOR_OUTPUTS = ("prediction", "score", "threshold", "route")
+
+
+def router(
+    name: str,
+    image: TensorSpec,
+    logits: TensorSpec,
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+    boundaries: int = 1,
+) -> ModelConfig:
+    """The BLS router's config: input ``image`` (the Student's input), per-row outputs
+    ``ROUTER_OUTPUTS`` in the Teacher's label space (``threshold`` holds one value per stage
+    boundary), and ``values`` as parameters."""
+    outputs = [
+        TensorSpec("logits", logits.shape, logits.triton_dtype),
+        TensorSpec("class", (1,), "TYPE_INT64"),
+        *_routing_outputs(boundaries),
+    ]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def detector_router(
+    name: str,
+    image: TensorSpec,
+    top_k: int,
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
+    """The detector router's config: input ``image``, per-image outputs ``DETECTOR_OUTPUTS``
+    (``top_k`` boxes, their classes, box scores and valid mask), and ``values`` as parameters."""
+    outputs = [
+        TensorSpec("boxes", (top_k, 4), "TYPE_FP32"),
+        TensorSpec("classes", (top_k,), "TYPE_INT64"),
+        TensorSpec("scores", (top_k,), "TYPE_FP32"),
+        TensorSpec("valid", (top_k,), "TYPE_BOOL"),
+        *_routing_outputs(1),
+    ]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def regressor_router(
+    name: str,
+    image: TensorSpec,
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
+    """The regressor router's config: input ``image``, per-image outputs ``REGRESSOR_OUTPUTS``
+    (the answering model's prediction, then the routing outputs), ``values`` as parameters."""
+    outputs = [TensorSpec("prediction", (1,), "TYPE_FP32"), *_routing_outputs(1)]
+    return _python_router(
+        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
+    )
+
+
+def _routing_outputs(boundaries: int) -> list[TensorSpec]:
+    """Every router's last outputs: the routing score, the threshold(s) applied and the route."""
+    return [
+        TensorSpec("score", (1,), "TYPE_FP32"),
+        TensorSpec("threshold", (boundaries,), "TYPE_FP32"),
+        TensorSpec("route", (1,), "TYPE_STRING"),
+    ]
+
+
+def _python_router(
+    name: str,
+    image: TensorSpec,
+    outputs: list[TensorSpec],
+    max_batch_size: int,
+    instances: int,
+    max_queue_delay_us: int,
+    values: dict[str, object],
+) -> ModelConfig:
+    config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
+    _tensor(config.input, image, "image")
+    for output in outputs:
+        _tensor(config.output, output)
+    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    config.dynamic_batching.SetInParent()
+    config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.KIND_CPU)
+    return set_parameters(config, values)
+
+
+def edited(
+    config: ModelConfig,
+    parameters: dict[str, object] | None = None,
+    *,
+    name: str | None = None,
+    instances: int | None = None,
+    max_queue_delay_us: int | None = None,
+) -> ModelConfig:
+    """A copy of ``config`` with ``parameters`` set and, where given, a new ``name``, instance
+    count (of its first instance group) or dynamic-batching queue delay."""
+    copy = ModelConfig()
+    copy.CopyFrom(config)
+    set_parameters(copy, parameters or {})
+    if name is not None:
+        copy.name = name
+    if instances is not None:
+        copy.instance_group[0].count = instances
+    if max_queue_delay_us is not None:
+        copy.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    return copy

@@ -1,0 +1,282 @@
+"""The router's settings: written by the builder into its ``config.pbtxt`` parameters
+(``RouterSettings``) and read back by the router (``RouterConfig``). One set of defaults,
+``RouterSettings``'s, applies to a parameter missing from a config (pure, testable)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.core.calibration import CalibrationRecord
+from ebjr.core.cascade_calibration import CascadeCalibration
+from ebjr.core.gate import routing_score
+from ebjr.core.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
+from ebjr.core.remote import TLS, check_url
+from ebjr.core.routing import parse_threshold
+from ebjr.core.scores import ScoreFn
+
+ModelRef = tuple[str, str, str]  # (model name, input name, output name)
+STUDENT_EXECUTION = ("in_process", "bls")
+ON_TEACHER_ERROR = ("fallback", "fail")
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """Router knobs. The routing ones are written as ``config.pbtxt`` parameters; the last
+    three shape the router's own model config."""
+
+    # "calibrated", or a number (comma-separated, one per stage boundary, for N stages)
+    default_threshold: str = "calibrated"
+    score: str = "calibrated"  # or energy, softmax, entropy, energy_of_softmax, gate (or a list)
+    temperature: float = 1.0
+    # "in_process": the router runs the Student's ONNX file itself, one batch per execution
+    # (measured cheaper: TUNING.md); "bls": it calls the Student model over BLS.
+    student_execution: str = "in_process"
+    metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
+    on_teacher_error: str = "fallback"  # or "fail"
+    teacher_timeout_ms: int = 0  # 0 = no timeout
+    # Teacher capacity guard (ebjr.core.budget): at most this share of rows to the Teacher over the
+    # last teacher_budget_window_s seconds, per router instance; 0 = off
+    teacher_budget_share: float = 0.0
+    teacher_budget_window_s: float = 10.0
+    # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
+    # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
+    # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
+    teacher_url: str = ""
+    teacher_tls: str = "off"
+    teacher_tls_ca: str = ""
+    teacher_tls_key: str = ""
+    teacher_tls_cert: str = ""
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
+    instances: int = 2  # two overlap the Teacher wait; measured in TUNING.md
+
+    def __post_init__(self) -> None:
+        if self.on_teacher_error not in ON_TEACHER_ERROR:
+            raise ValueError(
+                f"on_teacher_error must be fallback or fail, not {self.on_teacher_error!r}"
+            )
+        if not 0.0 <= self.teacher_budget_share <= 1.0:
+            raise ValueError(
+                f"teacher_budget_share must be in [0, 1] (0 = off), not {self.teacher_budget_share}"
+            )
+        if not self.teacher_budget_window_s > 0:
+            raise ValueError(
+                f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
+            )
+        if self.teacher_url:
+            check_url(self.teacher_url)
+        if self.teacher_tls not in ("on", "off"):
+            raise ValueError(f"teacher_tls must be on or off, not {self.teacher_tls!r}")
+        if self.student_execution not in STUDENT_EXECUTION:
+            raise ValueError(
+                f"student_execution must be in_process or bls, not {self.student_execution!r}"
+            )
+
+    def parameters(self) -> dict[str, str]:
+        """The routing knobs as ``config.pbtxt`` parameters."""
+        shaping = ("max_batch_size", "max_queue_delay_us", "instances")
+        return {k: str(v) for k, v in asdict(self).items() if k not in shaping}
+
+    @classmethod
+    def from_parameters(cls, p: dict[str, str]) -> RouterSettings:
+        """Settings from ``config.pbtxt`` parameters; a missing key keeps its default."""
+        defaults, values = cls(), {}
+        for key in defaults.parameters():
+            if key in p:
+                kind = type(getattr(defaults, key))
+                try:
+                    values[key] = kind(p[key])
+                except ValueError:
+                    raise ValueError(f"{key} must be a {kind.__name__}, not {p[key]!r}") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    stages: tuple[ModelRef, ...]  # Student first, Teacher last, middle stages between
+    policies: tuple[RoutingPolicy, ...]  # one per stage boundary
+    default_thresholds: tuple[float, ...]  # one per stage boundary
+    on_teacher_error: str  # "fallback" or "fail"
+    teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
+    student_in_process: bool
+    metrics: bool
+    teacher_budget_share: float = 0.0  # 0 = no capacity guard
+    teacher_budget_window_s: float = 10.0
+    teacher_url: str = ""  # "" = the local Teacher over BLS
+    teacher_tls: TLS | None = None
+
+    @property
+    def student(self) -> ModelRef:
+        return self.stages[0]
+
+    @classmethod
+    def from_parameters(
+        cls,
+        p: dict[str, str],
+        calibration: CalibrationRecord | CascadeCalibration | None,
+        num_classes: int,
+        model_dir: Path | None = None,
+        score_for: Callable[[str], ScoreFn] | None = None,
+    ) -> RouterConfig:
+        """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
+        ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
+        router's folder, where learned gates (score ``gate``) live. ``score_for(name)`` makes
+        the routing scores when they are not classifier scores (a detector router's).
+
+        Raises ``ValueError`` with the offending key for any bad or inconsistent value.
+        """
+        s = RouterSettings.from_parameters(p)
+        if calibration is not None:
+            check_published(p, calibration)
+        stages = (
+            (p["student_model"], p["student_input"], p["student_output"]),
+            *parse_stages(p.get("middle_stages", "")),
+            (p["teacher_model"], p["teacher_input"], p["teacher_output"]),
+        )
+        boundaries = len(stages) - 1
+        if "calibrated" in (s.default_threshold, s.score) and calibration is None:
+            raise ValueError(
+                "config.pbtxt asks for calibrated settings but calibration.json is missing"
+            )
+        if s.default_threshold == "calibrated":
+            default = calibration.parity_thresholds
+        else:
+            default = tuple(
+                parse_threshold(t, "default_threshold")
+                for t in _each(s.default_threshold, boundaries, "default_threshold")
+            )
+        names = (
+            calibration.scores if s.score == "calibrated" else _each(s.score, boundaries, "score")
+        )
+        if len(default) != boundaries or len(names) != boundaries:
+            raise ValueError(
+                f"{len(stages)} stages need {boundaries} thresholds and scores; the calibration "
+                f"holds {len(calibration.parity_thresholds) if calibration else 0}"
+            )
+        scores = [
+            score_for(name) if score_for else routing_score(name, s.temperature, model_dir, k)
+            for k, name in enumerate(names)
+        ]
+        first = policy_from_parameters(p, scores[0], num_classes)
+        return cls(
+            stages=stages,
+            policies=(first, *(GeneralPolicy(score) for score in scores[1:])),
+            default_thresholds=default,
+            on_teacher_error=s.on_teacher_error,
+            teacher_timeout_s=s.teacher_timeout_ms / 1000,
+            student_in_process=s.student_execution == "in_process",
+            metrics=s.metrics != "off",
+            teacher_budget_share=s.teacher_budget_share,
+            teacher_budget_window_s=s.teacher_budget_window_s,
+            teacher_url=s.teacher_url,
+            teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
+            if s.teacher_tls == "on"
+            else None,
+        )
+
+
+def _each(value: str, boundaries: int, key: str) -> list[str]:
+    """A comma-separated setting, one value per stage boundary (one value applies to all)."""
+    values = [v.strip() for v in value.split(",")]
+    if len(values) == 1:
+        values *= boundaries
+    if len(values) != boundaries:
+        raise ValueError(f"{key} needs 1 or {boundaries} comma-separated values, not {value!r}")
+    return values
+
+
+def stages_parameter(stages: list[ModelRef]) -> str:
+    """The ``middle_stages`` parameter: ``model:input:output`` per stage, comma-separated."""
+    return ",".join(":".join(stage) for stage in stages)
+
+
+def parse_stages(value: str) -> list[ModelRef]:
+    """The stages ``stages_parameter`` wrote."""
+    stages = []
+    for item in filter(None, (v.strip() for v in value.split(","))):
+        parts = item.split(":")
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"middle_stages items must be model:input:output, not {item!r}")
+        stages.append(tuple(parts))
+    return stages
+
+
+def policy_parameters(policy: RoutingPolicy) -> dict[str, str]:
+    """The ``config.pbtxt`` parameters that name ``policy`` (its score is set apart)."""
+    if isinstance(policy, SpecializedPolicy):
+        return {
+            "mode": "specialized",
+            "student_classes": ",".join(map(str, policy.classes)),
+            "other_index": str(policy.other_index),
+        }
+    return {}
+
+
+def policy_from_parameters(p: dict[str, str], score: ScoreFn, num_classes: int) -> RoutingPolicy:
+    """The policy ``policy_parameters`` wrote (general EBJR when ``mode`` is absent)."""
+    mode = p.get("mode", "general")
+    if mode == "general":
+        return GeneralPolicy(score)
+    if mode != "specialized":
+        raise ValueError(f"mode must be general or specialized, not {mode!r}")
+    classes = tuple(int(c) for c in p["student_classes"].split(","))
+    return SpecializedPolicy(score, classes, int(p["other_index"]), num_classes)
+
+
+# Parameters the builder adds to a calibrated router's config.pbtxt, so that any client can
+# read what its knobs mean from the model config (``/v2/models/<router>/config``); the router
+# checks them against its calibration file at load.
+PUBLISHED = ("served_score", "served_default_threshold", "operating_points")
+
+
+def published_parameters(calibration: CalibrationRecord | CascadeCalibration) -> dict[str, str]:
+    """The resolved score per stage boundary, the calibrated default thresholds, and the
+    operating points (threshold(s), Teacher share, expected accuracy and FLOPs on the
+    calibration split) at every 10% of Teacher share and at parity, as JSON."""
+    table = calibration.table
+    thresholds = np.asarray(table.thresholds).reshape(len(table.accuracy), -1)
+    rows = {int(np.argmin(np.abs(table.teacher_fraction - f))) for f in np.linspace(0, 1, 11)}
+    points = [
+        {
+            "threshold": ",".join(repr(float(t)) for t in thresholds[i]),
+            "teacher_fraction": float(table.teacher_fraction[i]),
+            "accuracy": float(table.accuracy[i]),
+            "flops": float(table.flops[i]),
+        }
+        for i in sorted(rows)
+    ]
+    return {
+        "served_score": ",".join(calibration.scores),
+        "served_default_threshold": ",".join(repr(t) for t in calibration.parity_thresholds),
+        "operating_points": json.dumps(
+            {
+                "split": calibration.split,
+                "rows": calibration.rows,
+                "parity": {
+                    "threshold": ",".join(repr(t) for t in calibration.parity_thresholds),
+                    "teacher_fraction": calibration.parity_teacher_fraction,
+                    "accuracy": calibration.parity_accuracy,
+                },
+                "points": points,
+            }
+        ),
+    }
+
+
+def check_published(p: dict[str, str], calibration: CalibrationRecord | CascadeCalibration) -> None:
+    """Refuse a config whose published calibration no longer matches the calibration file
+    (e.g. ``calibration.json`` replaced by hand): clients would read wrong units."""
+    if "served_score" not in p:
+        return
+    expected = published_parameters(calibration)
+    stale = [key for key in PUBLISHED if p.get(key) != expected[key]]
+    if stale:
+        raise ValueError(
+            f"config.pbtxt's {', '.join(stale)} disagree with calibration.json; rebuild the "
+            "repository (python -m ebjr.tasks.classification.repository) or recalibrate with it"
+        )

@@ -1,0 +1,260 @@
+"""Thin helpers over the official ``tritonclient`` for HTTP and gRPC.
+
+client = connect("127.0.0.1:8000", "http")
+answer = classify(client, images, threshold=8.0)   # images: (N, 1, 28, 28) float32
+found = detect(client, scenes, teacher_fraction=0.3)   # scenes: (N, 1, 96, 96) float32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import np_to_triton_dtype
+
+from ebjr.core.layout import DETECTOR_ROUTER, ROUTER
+
+PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
+DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+
+
+@dataclass
+class Answer:
+    """The router's answer for ``N`` rows."""
+
+    logits: np.ndarray  # (N, C) float32
+    classes: np.ndarray  # (N,) int64
+    scores: np.ndarray  # (N,) float32, the routing score of the last stage that scored the row
+    thresholds: np.ndarray  # (N,) float32, the threshold applied; (N, S - 1) for S > 2 stages
+    routes: np.ndarray  # (N,) str: "student", "middle", "teacher" or "student_fallback"
+
+
+@dataclass
+class Detections:
+    """The detector router's answer for ``N`` images of up to ``K`` boxes each."""
+
+    boxes: np.ndarray  # (N, K, 4) float32, x0 y0 x1 y1 in pixels
+    classes: np.ndarray  # (N, K) int64
+    box_scores: np.ndarray  # (N, K) float32, the detector's confidence per box
+    valid: np.ndarray  # (N, K) bool: the boxes the answering detector kept
+    scores: np.ndarray  # (N,) float32, the routing score (eq. 14)
+    thresholds: np.ndarray  # (N,) float32
+    routes: np.ndarray  # (N,) str
+
+
+def load_image(path: str, invert: bool, side: int) -> np.ndarray:
+    """An image file as ``(1, side, side) float32`` in [0, 1], light objects on a dark
+    background (``invert`` for a dark object on a light one): colour becomes grey
+    (luminance), transparent pixels background. ``ClientError`` if it is missing or not an
+    image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise ClientError(f"no such file: {path}") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ClientError(f"{path} is not an image this client can read ({err})") from None
+    if "A" in image.getbands() or "transparency" in image.info:
+        background = Image.new(
+            "RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255)
+        )
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    pixels = np.asarray(image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
+    return (1.0 - pixels if invert else pixels)[None]
+
+
+def cli_args(argv: list[str] | None) -> list[str]:
+    """Command-line arguments with ``-inf`` protected from argparse (which would read it as an
+    option): ``--threshold -inf`` then works like ``--threshold=-inf``."""
+    args = sys.argv[1:] if argv is None else argv
+    return [" " + a if a.lower() in ("-inf", "-infinity") else a for a in args]
+
+
+def connect(url: str | None = None, protocol: str = "http", **kwargs):
+    """An ``InferenceServerClient`` for ``protocol`` (``http`` or ``grpc``)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    return PROTOCOLS[protocol].InferenceServerClient(url or DEFAULT_URLS[protocol], **kwargs)
+
+
+class ClientError(Exception):
+    """What went wrong, and what to do, in one line (the CLIs print it and exit non-zero)."""
+
+
+def run_cli(run: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
+    """A CLI's ``main``: ``run(argv)``, with a ``ClientError`` printed as one line on stderr
+    and exit code 1."""
+    try:
+        return run(argv)
+    except ClientError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every CLI that talks to the router shares."""
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--url", help="host:port (default 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--model", default=ROUTER, help="the router to ask (default %(default)s)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
+
+
+def add_knob_arguments(parser: argparse.ArgumentParser, min_accuracy: str) -> None:
+    """The per-request knobs, at most one: ``--threshold``, ``--teacher-fraction`` or
+    ``--min-accuracy`` (``min_accuracy`` says in what units)."""
+    knob = parser.add_mutually_exclusive_group()
+    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
+    knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
+    knob.add_argument("--min-accuracy", type=float, help=min_accuracy)
+
+
+def knob_parameters(args: argparse.Namespace) -> dict[str, object]:
+    """The request parameters of the knob ``add_knob_arguments`` parsed, if any."""
+    knobs = ("threshold", "teacher_fraction", "min_accuracy")
+    return {key: getattr(args, key) for key in knobs if getattr(args, key) is not None}
+
+
+def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float = 10.0):
+    """A client for ``url`` after checking that the server answers within ``timeout_s`` and
+    that ``model`` is ready there; else ``ClientError`` saying what to do."""
+    kwargs = (
+        {"connection_timeout": timeout_s, "network_timeout": timeout_s}
+        if protocol == "http"
+        else {}
+    )
+    client = connect(url, protocol, **kwargs)
+    timeout = {} if protocol == "http" else {"client_timeout": timeout_s}
+    try:
+        ready = client.is_server_ready(**timeout)
+        model_ready = ready and client.is_model_ready(model, **timeout)
+    except Exception as err:  # refused, timed out, not Triton: each client raises its own
+        raise ClientError(
+            f"cannot reach a Triton server at {url} over {protocol} ({unreachable(err)}); "
+            "start one with `make serve`, or give --url host:port (and --protocol)"
+        ) from None
+    if not ready:
+        raise ClientError(f"the server at {url} is not ready yet (loading models?); retry soon")
+    if not model_ready:
+        models = sorted(
+            m["name"] if isinstance(m, dict) else m.name
+            for m in _index(client)
+            if (m.get("state") if isinstance(m, dict) else m.state) == "READY"
+        )
+        raise ClientError(
+            f"model {model!r} is not ready at {url}; ready models: {', '.join(models) or 'none'}"
+        )
+    return client
+
+
+def _index(client) -> list:
+    index = client.get_model_repository_index()
+    return index if isinstance(index, list) else list(index.models)
+
+
+def unreachable(err: Exception) -> str:
+    """A short reason from whatever a client raised for a server it could not talk to."""
+    text = err.message() if hasattr(err, "message") and callable(err.message) else str(err)
+    lowered = text.lower()
+    if isinstance(err, ConnectionRefusedError) or "refused" in lowered or "unavailable" in lowered:
+        return "connection refused"
+    if isinstance(err, TimeoutError) or "timed out" in lowered or "deadline" in lowered:
+        return "timed out"
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _module(client) -> ModuleType:
+    return grpcclient if isinstance(client, grpcclient.InferenceServerClient) else httpclient
+
+
+def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str], **params):
+    """Run ``model`` on named numpy ``inputs``; return ``{output name: array}``.
+
+    Keyword arguments become request parameters (e.g. ``threshold=8.0``).
+    """
+    module = _module(client)
+    tensors = []
+    for name, array in inputs.items():
+        tensor = module.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    requested = [module.InferRequestedOutput(name) for name in outputs]
+    result = client.infer(model, tensors, outputs=requested, parameters=params or None)
+    return {name: result.as_numpy(name) for name in outputs}
+
+
+def _per_row(thresholds: np.ndarray) -> np.ndarray:
+    """``(N, 1) -> (N,)``: one threshold per row for two stages; ``(N, S - 1)`` kept as is."""
+    return thresholds[:, 0] if thresholds.shape[1] == 1 else thresholds
+
+
+def classify(client, images: np.ndarray, model: str = ROUTER, **params) -> Answer:
+    """Send ``images`` to the EBJR router; ``params`` such as ``threshold`` go with the request."""
+    out = infer(
+        client,
+        model,
+        {"image": np.ascontiguousarray(images, dtype=np.float32)},
+        ["logits", "class", "score", "threshold", "route"],
+        **params,
+    )
+    return Answer(
+        logits=out["logits"],
+        classes=out["class"].reshape(-1),
+        scores=out["score"].reshape(-1),
+        thresholds=_per_row(out["threshold"]),
+        routes=np.array([r.decode() for r in out["route"].reshape(-1)]),
+    )
+
+
+def detect(client, images: np.ndarray, model: str = DETECTOR_ROUTER, **params) -> Detections:
+    """Send ``images`` to the detector router; ``params`` such as ``threshold`` go with it."""
+    out = infer(
+        client,
+        model,
+        {"image": np.ascontiguousarray(images, dtype=np.float32)},
+        ["boxes", "classes", "scores", "valid", "score", "threshold", "route"],
+        **params,
+    )
+    return Detections(
+        boxes=out["boxes"],
+        classes=out["classes"],
+        box_scores=out["scores"],
+        valid=out["valid"],
+        scores=out["score"].reshape(-1),
+        thresholds=out["threshold"].reshape(-1),
+        routes=np.array([r.decode() for r in out["route"].reshape(-1)]),
+    )
+
+
+@dataclass(frozen=True)
+class RouterInfo:
+    """What a router publishes in its model config: the routing score per stage boundary (the
+    units of a raw ``threshold``), its default threshold(s) and calibrated operating points."""
+
+    score: str
+    default_threshold: str
+    operating_points: dict
+
+
+def describe_router(client, model: str = ROUTER) -> RouterInfo:
+    """Read ``model``'s published calibration from its model config (any client can)."""
+    config = (
+        client.get_model_config(model, as_json=True)["config"]
+        if _module(client) is grpcclient
+        else client.get_model_config(model)
+    )
+    # proto3 JSON leaves an empty string out: {"teacher_url": {}}
+    p = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    if "served_score" not in p:
+        return RouterInfo(p.get("score", "?"), p.get("default_threshold", "?"), {})
+    return RouterInfo(
+        p["served_score"], p["served_default_threshold"], json.loads(p["operating_points"])
+    )

@@ -1,0 +1,138 @@
+"""The edge client: the Student (and its gate) run on the caller's machine with onnxruntime,
+and only the rows that need the Teacher go to a remote Triton server, batched.
+
+    edge = EdgeClient.from_repository("model_repository", "cloud.example:8001")
+    answer = edge.classify(images, teacher_fraction=0.3)   # images: (N, 1, 28, 28) float32
+
+It uses the router's own calibration file and score, so the knobs (``threshold``,
+``teacher_fraction``, ``min_accuracy``) mean the same as on the server. When the cloud is
+unreachable or slower than ``timeout_s``, the rows that needed it keep the Student's answer,
+marked ``student_fallback``, and are counted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.build.onnx_info import describe
+from ebjr.core.calibration import CalibrationRecord
+from ebjr.core.cascade_calibration import load_calibration, resolve_thresholds
+from ebjr.core.gate import routing_score
+from ebjr.core.layout import ROUTER, STUDENT, TEACHER, calibration_path, onnx_path
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.policy import GeneralPolicy
+from ebjr.core.remote import HttpRemoteModel, RemoteModel
+from ebjr.core.routing import FALLBACK, ROUTE_NAMES, cascade, check_batch
+
+
+@dataclass(frozen=True)
+class EdgeAnswer:
+    """One batch: ``logits (N, C)``, ``classes (N,)``, ``scores (N,)``, ``routes (N,)`` str,
+    and what went to the cloud: ``sent_rows`` and ``sent_bytes`` (the pixels' size)."""
+
+    logits: np.ndarray
+    classes: np.ndarray
+    scores: np.ndarray
+    routes: np.ndarray
+    threshold: float
+    sent_rows: int
+    sent_bytes: int
+    error: str | None = None  # why the cloud did not answer, when it did not
+
+
+@dataclass
+class EdgeStats:
+    """Totals since the client was made."""
+
+    batches: int = 0
+    rows: int = 0
+    sent_rows: int = 0
+    sent_bytes: int = 0
+    fallbacks: int = 0
+    last_error: str | None = None
+
+
+class EdgeClient:
+    """Route locally, defer remotely: see the module docstring."""
+
+    def __init__(
+        self,
+        student: Path,
+        calibration: CalibrationRecord,
+        router_dir: Path,
+        teacher_url: str,
+        teacher_model: str = TEACHER,
+        protocol: str = "grpc",
+        timeout_s: float = 2.0,
+    ) -> None:
+        if not isinstance(calibration, CalibrationRecord):
+            raise ValueError(
+                "the edge client runs two stages: give a two-stage router's calibration"
+            )
+        info = describe(student)
+        self.student = OnnxClassifier(student)
+        self.calibration, self.timeout_s = calibration, timeout_s
+        self.policy = GeneralPolicy(
+            routing_score(calibration.score, calibration.temperature, router_dir)
+        )
+        remote = {"grpc": RemoteModel, "http": HttpRemoteModel}
+        if protocol not in remote:
+            raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
+        args = (teacher_url, teacher_model, info.input.name, info.output.name)
+        self.teacher = (
+            RemoteModel(*args) if protocol == "grpc" else HttpRemoteModel(*args, timeout_s)
+        )
+        self.stats = EdgeStats()
+
+    @classmethod
+    def from_repository(cls, repository: Path, teacher_url: str, **kwargs) -> EdgeClient:
+        """The Student, gate and calibration of ``repository``'s ``ebjr_router``."""
+        router_dir = Path(repository) / ROUTER
+        path = calibration_path(repository, ROUTER)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: the edge client needs a calibrated router")
+        student = onnx_path(repository, STUDENT)
+        return cls(student, load_calibration(path), router_dir, teacher_url, **kwargs)
+
+    def classify(self, images: np.ndarray, **knobs: object) -> EdgeAnswer:
+        """Route ``images: (N, ...)`` with at most one knob (``threshold``,
+        ``teacher_fraction``, ``min_accuracy``; none = the calibrated default)."""
+        batch = np.ascontiguousarray(images, dtype=np.float32)
+        check_batch(batch)
+        given = {k: v for k, v in knobs.items() if v is not None}
+        (threshold,) = resolve_thresholds(
+            json.dumps(given), (self.calibration.parity_threshold,), self.calibration
+        )
+        sent: list[int] = []
+
+        def run(stage: int, rows: np.ndarray) -> np.ndarray:
+            if stage == 0:
+                return self.student(rows)
+            sent.append(len(rows))
+            return self.teacher(rows, self.timeout_s)
+
+        routed, error = cascade(batch, np.full((len(batch), 1), threshold), [self.policy], run)
+        fallbacks = int((routed.route == FALLBACK).sum())
+        sent_rows = sum(sent)
+        answer = EdgeAnswer(
+            logits=routed.logits,
+            classes=routed.predictions,
+            scores=routed.scores,
+            routes=np.array(ROUTE_NAMES)[routed.route],
+            threshold=threshold,
+            sent_rows=sent_rows,
+            sent_bytes=sent_rows * int(batch[0].nbytes),
+            error=error,
+        )
+        s = self.stats
+        s.batches, s.rows, s.fallbacks = s.batches + 1, s.rows + len(batch), s.fallbacks + fallbacks
+        s.sent_rows, s.sent_bytes = s.sent_rows + sent_rows, s.sent_bytes + answer.sent_bytes
+        s.last_error = error or s.last_error
+        return answer
+
+    def close(self) -> None:
+        self.teacher.close()

@@ -1,0 +1,441 @@
+"""Write a Triton model repository for any ONNX Student/Teacher classifier pair.
+
+    python -m ebjr.tasks.classification.repository --student S.onnx --teacher T.onnx \
+        --out model_repository
+
+Produces ``student/``, ``teacher/`` and ``ebjr_router/``. Input/output names, shapes and dtypes
+are read from the ONNX files; a Student and Teacher that disagree on the input or the class
+count are refused.
+
+Student and Teacher are served by Triton's native ONNX Runtime backend (``platform:
+"onnxruntime_onnx"``, built by ``make backend``) on CPU by default. ``--device gpu`` writes
+``KIND_GPU`` instances of the same files for NVIDIA's Triton container (CUDA execution
+provider; ``--tensorrt`` adds the TensorRT accelerator). ``--backend python`` wraps onnxruntime
+in the Python backend instead, for a host that cannot compile the native backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.build import model_config as mc
+from ebjr.build.model_config import BACKENDS, DEVICES, ModelServing
+from ebjr.build.onnx_info import describe
+from ebjr.build.repository import publish, write_onnx_model, write_router
+from ebjr.build.router_config import (
+    RouterSettings,
+    policy_parameters,
+    stages_parameter,
+)
+from ebjr.core.calibration import CalibrationRecord, calibrate_scores, write_calibration
+from ebjr.core.cascade_calibration import (
+    CascadeCalibration,
+    calibrate_cascade,
+    write_cascade_calibration,
+)
+from ebjr.core.gate import GATE_SCORE, GateScore, routing_score
+from ebjr.core.layout import (
+    ROUTER,
+    SPECIALIZED_ROUTER,
+    SPECIALIZED_STUDENT,
+    STUDENT,
+    TEACHER,
+    calibration_path,
+    config_path,
+    gate_path,
+    middle_stage,
+    onnx_path,
+)
+from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.core.remote import check_url
+from ebjr.core.scores import ScoreFn, energy
+from ebjr.core.tensors import ModelInfo
+from ebjr.tasks.classification import specialized as spec
+from ebjr.training.data import load_labelled
+
+ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
+
+
+@dataclass(frozen=True)
+class Specialized:
+    """A specialized Student (paper section 2.4): ONNX with ``len(popular) + 1`` outputs, the
+    last one "other"; ``popular[i]`` is the Teacher label of its output ``i``. Calibrated on a
+    validation stream where ``share`` of the rows come from the popular classes."""
+
+    onnx: Path
+    popular: tuple[int, ...]
+    share: float = 0.75
+
+    @property
+    def other_index(self) -> int:
+        return len(self.popular)
+
+    def policy(self, score: ScoreFn, num_classes: int) -> SpecializedPolicy:
+        """Its routing policy (eqs. 16-18) for a Teacher of ``num_classes`` classes."""
+        return SpecializedPolicy(score, self.popular, self.other_index, num_classes)
+
+
+def router_model_config(
+    student: ModelInfo,
+    teacher: ModelInfo,
+    settings: RouterSettings,
+    specialized: Specialized | None = None,
+    middle: tuple[ModelInfo, ...] = (),
+) -> mc.ModelConfig:
+    """The BLS router's config: input ``image``, per-row outputs in the Teacher's label space,
+    the models it calls (``middle`` stages between Student and Teacher) and ``settings`` as
+    parameters."""
+    values = {
+        "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
+        "student_input": student.input.name,
+        "student_output": student.output.name,
+        "teacher_model": TEACHER,
+        "teacher_input": teacher.input.name,
+        "teacher_output": teacher.output.name,
+        **settings.parameters(),
+    }
+    if specialized is not None:
+        values.update(policy_parameters(specialized.policy(energy, teacher.num_classes)))
+    if middle:
+        values["middle_stages"] = stages_parameter(
+            [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
+        )
+    return mc.router(
+        SPECIALIZED_ROUTER if specialized else ROUTER,
+        student.input,
+        teacher.output,
+        settings.max_batch_size,
+        settings.instances,
+        settings.max_queue_delay_us,
+        values,
+        boundaries=len(middle) + 1,
+    )
+
+
+def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
+    """Refuse a Student/Teacher pair the router cannot join."""
+    if student.input.shape != teacher.input.shape or (
+        student.input.triton_dtype != teacher.input.triton_dtype
+    ):
+        raise ValueError(
+            f"Student input {student.input.shape} {student.input.triton_dtype} differs from "
+            f"Teacher input {teacher.input.shape} {teacher.input.triton_dtype}"
+        )
+    if student.num_classes != teacher.num_classes:
+        raise ValueError(
+            f"Student has {student.num_classes} classes but Teacher has {teacher.num_classes}: "
+            "EBJR needs the same label space (eq. 7)"
+        )
+
+
+def check_specialized(student: ModelInfo, teacher: ModelInfo, spec: Specialized) -> None:
+    """Refuse a specialized Student whose outputs do not match ``spec.popular`` + "other"."""
+    if student.input.shape != teacher.input.shape:
+        raise ValueError(f"specialized Student input {student.input.shape} differs from Teacher's")
+    if student.num_classes != len(spec.popular) + 1:
+        raise ValueError(
+            f"specialized Student has {student.num_classes} outputs; expected "
+            f"{len(spec.popular) + 1} ({len(spec.popular)} popular classes + 'other')"
+        )
+    if len(set(spec.popular)) != len(spec.popular) or not all(
+        0 <= c < teacher.num_classes for c in spec.popular
+    ):
+        raise ValueError(f"popular classes {spec.popular} must be distinct Teacher labels")
+
+
+def calibrate_router(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    pinned_score: str | None = None,
+    temperature: float = 1.0,
+    specialized: Specialized | None = None,
+) -> CalibrationRecord:
+    """Run the repository's Student and Teacher on labelled validation data (never the test
+    split) and write the router's ``calibration.json``; return its record. The specialized
+    router is calibrated on a stream with ``specialized.share`` popular rows."""
+    student_name = SPECIALIZED_STUDENT if specialized else STUDENT
+    router = SPECIALIZED_ROUTER if specialized else ROUTER
+    if specialized is not None:
+        rows = spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
+        images, labels = images[rows], labels[rows]
+    models = {name: onnx_path(out, name) for name in (student_name, TEACHER)}
+    logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
+    teacher = describe(models[TEACHER])
+    policy = (
+        specialized.policy(energy, teacher.num_classes) if specialized else GeneralPolicy(energy)
+    )
+    gate = gate_path(out, router)
+    record = calibrate_scores(
+        logits[student_name],
+        logits[TEACHER],
+        labels,
+        describe(models[student_name]).flops,
+        teacher.flops,
+        policy,
+        pinned=pinned_score,
+        temperature=temperature,
+        extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
+    )
+    if specialized is not None:
+        record = replace(record, popular=specialized.popular, share=specialized.share)
+    write_calibration(calibration_path(out, router), record)
+    publish(out, router, record)
+    return record
+
+
+def calibrate_cascade_router(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    middle: int,
+    pinned_score: str | None = None,
+    temperature: float = 1.0,
+) -> CascadeCalibration:
+    """Calibrate the N-stage router (``middle`` middle stages) on labelled validation data:
+    each boundary routes on the score that serves its own stage best against the Teacher
+    (a gate where it measures cheaper), then the cheapest threshold tuple reaching the
+    Teacher's accuracy is searched jointly. Writes and returns its ``calibration.json``."""
+    stages = (STUDENT, *(middle_stage(k) for k in range(1, middle + 1)), TEACHER)
+    paths = [onnx_path(out, name) for name in stages]
+    logits = [OnnxClassifier(path, threads=2).predict(images) for path in paths]
+    flops = [describe(path).flops for path in paths]
+    names, scores = [], []
+    for k, stage_logits in enumerate(logits[:-1]):
+        gate = gate_path(out, ROUTER, k)
+        record = calibrate_scores(
+            stage_logits,
+            logits[-1],
+            labels,
+            flops[k],
+            flops[-1],
+            GeneralPolicy(energy),
+            pinned=pinned_score,
+            temperature=temperature,
+            extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
+        )
+        names.append(record.score)
+        score = routing_score(record.score, temperature, out / ROUTER, k)
+        scores.append(GeneralPolicy(score).effective_scores(stage_logits))
+    correct = [stage_logits.argmax(1) == labels for stage_logits in logits]
+    cascade = calibrate_cascade(stages, tuple(names), scores, correct, flops)
+    write_cascade_calibration(calibration_path(out, ROUTER), cascade)
+    publish(out, ROUTER, cascade)
+    return cascade
+
+
+def build_repository(
+    student_onnx: Path,
+    teacher_onnx: Path,
+    out: Path,
+    settings: RouterSettings | None = None,
+    serving: ModelServing | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    pinned_score: str | None = None,
+    specialized: Specialized | None = None,
+    gate_data: tuple[np.ndarray, np.ndarray] | None = None,
+    middle: tuple[Path, ...] = (),
+    gates: tuple[Path, ...] = (),
+) -> CalibrationRecord | CascadeCalibration | None:
+    """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
+    ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
+
+    With ``middle`` ONNX files the general router is an N-stage cascade: Student, then each
+    middle stage (``out/student_2``, ...) on the rows the stages before it did not keep, then
+    the Teacher; it is calibrated with ``calibrate_cascade_router``.
+
+    With ``gate_data`` (images, labels; never the validation data) a learned deferral gate is
+    trained for each of the general router's stage boundaries and offered to calibration as
+    the score ``gate``. ``gates`` gives gates trained before instead, one ONNX file per stage
+    boundary.
+
+    ``serving`` says how Student and Teacher are served (native ONNX Runtime backend on CPU by
+    default). With ``validation`` (images, labels) the router is calibrated on it and the
+    calibration record is returned. Without it, ``settings`` must give a numeric default
+    threshold and a score name.
+    """
+    settings, serving = settings or RouterSettings(), serving or ModelServing()
+    student, teacher = describe(student_onnx), describe(teacher_onnx)
+    check_pair(student, teacher)
+    if serving.device == "gpu":  # the router's process has no GPU session: call the model
+        settings = replace(settings, student_execution="bls")
+    if validation is None and "calibrated" in (settings.default_threshold, settings.score):
+        raise ValueError(
+            "without validation data give a numeric default threshold and a score name "
+            "(--default-threshold, --score), or calibrate with --val-data"
+        )
+    batch = max(settings.max_batch_size, 1)
+    middles = tuple(describe(path) for path in middle)
+    for info in middles:
+        check_pair(info, teacher)
+    write_onnx_model(out, STUDENT, student_onnx, student, batch, serving)
+    for k, (path, info) in enumerate(zip(middle, middles, strict=True), 1):
+        write_onnx_model(out, middle_stage(k), path, info, batch, serving)
+    write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
+    write_router(
+        out, router_model_config(student, teacher, settings, middle=middles), ROUTER_MODEL_PY
+    )
+    if specialized is not None:
+        special = describe(specialized.onnx)
+        check_specialized(special, teacher, specialized)
+        write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
+        write_router(
+            out, router_model_config(special, teacher, settings, specialized), ROUTER_MODEL_PY
+        )
+    if gates and (gate_data is not None or len(gates) != len(middle) + 1):
+        raise ValueError("give one gate per stage boundary, or gate-training data, not both")
+    for k, gate in enumerate(gates):
+        shutil.copyfile(gate, gate_path(out, ROUTER, k))
+    if gate_data is not None:
+        from ebjr.tasks.classification.gate_training import fit_gate  # Torch, for training only
+
+        for k, stage in enumerate((STUDENT, *(middle_stage(k) for k in range(1, len(middle) + 1)))):
+            fit_gate(out, *gate_data, stage=stage, boundary=k)
+    if validation is None:
+        return None
+    if middle:
+        record = calibrate_cascade_router(
+            out, *validation, len(middle), pinned_score, settings.temperature
+        )
+    else:
+        record = calibrate_router(out, *validation, pinned_score, settings.temperature)
+    if specialized is not None:
+        calibrate_router(out, *validation, pinned_score, settings.temperature, specialized)
+    return record
+
+
+def split_teacher(out: Path, teacher_out: Path, url: str) -> None:
+    """The edge/cloud layout: move ``out``'s Teacher to a repository of its own,
+    ``teacher_out``, for another Triton server, and point ``out``'s routers at it over gRPC
+    at ``url`` (``host:port``)."""
+    check_url(url)
+    (Path(teacher_out) / TEACHER).parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(Path(teacher_out) / TEACHER, ignore_errors=True)
+    shutil.move(str(Path(out) / TEACHER), str(Path(teacher_out) / TEACHER))
+    for router in (ROUTER, SPECIALIZED_ROUTER):
+        if config_path(out, router).exists():
+            config = mc.read(config_path(out, router))
+            mc.write(config_path(out, router), mc.edited(config, {"teacher_url": url}))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write an EBJR Triton model repository.")
+    parser.add_argument("--student", type=Path, required=True, help="Student ONNX file")
+    parser.add_argument(
+        "--middle",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="larger Students between Student and Teacher, in order: an N-stage cascade",
+    )
+    parser.add_argument("--teacher", type=Path, required=True, help="Teacher ONNX file")
+    parser.add_argument("--out", type=Path, required=True, help="repository folder to write")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=ModelServing.backend,
+        help="onnxruntime: Triton's native backend; python: onnxruntime in the "
+        "Python backend (no compiler needed)",
+    )
+    parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
+    parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
+    parser.add_argument(
+        "--val-data",
+        help="labelled validation data to calibrate on: fashion-mnist:val, FILE.npz "
+        "(images, labels) or IMAGES.idx,LABELS.idx",
+    )
+    parser.add_argument(
+        "--gate-data",
+        help="labelled data to train a learned deferral gate on (not the --val-data rows), "
+        "same formats; calibration serves the gate only where it measures cheaper",
+    )
+    parser.add_argument(
+        "--gates",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="gates trained before (ONNX), one per stage boundary, instead of --gate-data",
+    )
+    parser.add_argument(
+        "--remote-teacher",
+        metavar="HOST:PORT",
+        help="serve the Teacher on another Triton server (gRPC) with --teacher-out",
+    )
+    parser.add_argument(
+        "--teacher-out", type=Path, help="the Teacher server's repository (with --remote-teacher)"
+    )
+    parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
+    parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
+    parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
+    parser.add_argument("--max-batch-size", type=int, default=RouterSettings.max_batch_size)
+    parser.add_argument(
+        "--specialized-student", type=Path, help="also serve a top-C + 'other' Student"
+    )
+    parser.add_argument("--popular", help="its classes as Teacher labels, e.g. 0,1,2")
+    parser.add_argument(
+        "--share", type=float, default=0.75, help="popular share of the stream it is calibrated on"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if bool(args.specialized_student) != bool(args.popular):
+        parser.error("--specialized-student and --popular go together")
+    if bool(args.remote_teacher) != bool(args.teacher_out):
+        parser.error("--remote-teacher and --teacher-out go together")
+    specialized = (
+        Specialized(
+            args.specialized_student, tuple(int(c) for c in args.popular.split(",")), args.share
+        )
+        if args.specialized_student
+        else None
+    )
+    settings = RouterSettings(
+        default_threshold=args.default_threshold or "calibrated",
+        score="calibrated" if args.val_data else (args.score or "energy"),
+        temperature=args.temperature,
+        max_batch_size=args.max_batch_size,
+    )
+    try:
+        validation = load_labelled(args.val_data) if args.val_data else None
+        gate_data = load_labelled(args.gate_data) if args.gate_data else None
+        if gate_data is not None and args.gate_data == args.val_data:
+            raise ValueError("--gate-data must not be the calibration data (--val-data)")
+        record = build_repository(
+            args.student,
+            args.teacher,
+            args.out,
+            settings,
+            ModelServing(args.backend, args.device, args.tensorrt),
+            validation,
+            args.score,
+            specialized,
+            gate_data,
+            tuple(args.middle),
+            tuple(args.gates),
+        )
+        if args.remote_teacher:
+            split_teacher(args.out, args.teacher_out, args.remote_teacher)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    names = [STUDENT, *(middle_stage(k) for k in range(1, len(args.middle) + 1)), TEACHER, ROUTER]
+    names += [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
+    if args.remote_teacher:
+        names.remove(TEACHER)
+        print(f"Wrote {args.teacher_out}/{TEACHER}: serve it, gRPC at {args.remote_teacher}")
+    print(f"Wrote {args.out}/{{{','.join(names)}}}")
+    if record:
+        print(
+            f"Calibrated on {record.rows} rows: scores {', '.join(record.scores)}, default "
+            f"(parity) thresholds {record.parity_thresholds} send "
+            f"{record.parity_teacher_fraction:.1%} to the Teacher"
+        )
+
+
+if __name__ == "__main__":
+    main()

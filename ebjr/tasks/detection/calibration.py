@@ -1,0 +1,140 @@
+"""Detection cascades measured with COCO mAP, and the detector router's calibration.
+
+A threshold ``t`` keeps the Student's detections of an image when its score (``ebjr.
+detection_routing``) is at least ``t``, else takes the Teacher's. mAP is a property of a whole
+set of images, not a sum over rows, so every operating point is measured by joining the two
+detectors' answers and running COCO evaluation (``ebjr.tasks.detection.metrics``) on the result.
+Costs are the paper's average FLOPs per image.
+
+Shapes: ``student``, ``teacher``: ``{name: (N, ...)}`` detector outputs on ``N`` scenes;
+``scores``, ``keep``: ``(N,)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ebjr.core.calibration import cascade_flops, cheapest_reaching
+from ebjr.core.cascade_calibration import (
+    CascadeCalibration,
+    Frontier,
+    pareto,
+    thinned,
+    threshold_grid,
+)
+from ebjr.core.packing import RowLayout
+from ebjr.tasks.detection.data import Scenes
+from ebjr.tasks.detection.metrics import coco_map
+from ebjr.tasks.detection.scores import available_scores, detection_score
+
+log = logging.getLogger(__name__)
+GRID = 40  # candidate thresholds per score: quantiles of its values on the split
+DEFAULT_SHARE = 0.97  # the router's default point: this share of the Teacher's mAP
+
+
+def join(student: dict, teacher: dict, keep: np.ndarray) -> dict:
+    """Per image, the Student's detections where ``keep: (N,)`` else the Teacher's."""
+    return {
+        name: np.where(
+            keep.reshape(-1, *[1] * (student[name].ndim - 1)), student[name], teacher[name]
+        )
+        for name in student
+    }
+
+
+@dataclass(frozen=True)
+class Point:
+    threshold: float
+    map: float
+    map50: float
+    teacher_fraction: float
+    flops: float
+
+
+def measure(
+    scenes: Scenes, student: dict, teacher: dict, keep: np.ndarray, fs: float, ft: float, t: float
+) -> Point:
+    """The cascade that keeps the Student where ``keep``, at threshold ``t`` (for the record)."""
+    result = coco_map(scenes, join(student, teacher, keep))
+    fraction = float((~keep).mean())
+    return Point(t, result["map"], result["map50"], fraction, cascade_flops(fs, ft, fraction))
+
+
+def sweep(
+    scenes: Scenes, student: dict, teacher: dict, scores: np.ndarray, fs: float, ft: float
+) -> list[Point]:
+    """The cascade at ``GRID`` quantile thresholds of ``scores``, plus ``-inf`` and ``inf``."""
+    return [
+        measure(scenes, student, teacher, scores >= t, fs, ft, t)
+        for t in threshold_grid(scores, GRID)
+    ]
+
+
+def choose(points: list[Point], target: float) -> Point:
+    """The cheapest point reaching ``target`` mAP (everything to the Teacher if none does)."""
+    i = cheapest_reaching(
+        np.array([p.map for p in points]), np.array([p.flops for p in points]), target
+    )
+    return points[i if i is not None else -1]
+
+
+def frontier(points: list[Point]) -> Frontier:
+    """The points no other beats on both mAP and FLOPs, by ascending cost."""
+    return pareto(
+        Frontier(
+            thresholds=np.array([[p.threshold] for p in points]),
+            accuracy=np.array([p.map for p in points]),
+            teacher_fraction=np.array([p.teacher_fraction for p in points]),
+            flops=np.array([p.flops for p in points]),
+        )
+    )
+
+
+def calibrate_detector(
+    scenes: Scenes,
+    student: dict,
+    teacher: dict,
+    layout: RowLayout,
+    bin_width: float,
+    flops: tuple[float, float],
+    stages: tuple[str, str],
+    split: str = "val",
+    share: float = DEFAULT_SHARE,
+) -> CascadeCalibration:
+    """The detector router's calibration on labelled ``scenes`` (never ``test``): every score
+    the detectors support is swept; the one cheapest at ``share`` of the Teacher's mAP is
+    served, and that point is the router's default. The knobs' table is its frontier, with
+    ``accuracy`` in mAP@[.5:.95]."""
+    if split == "test":
+        raise ValueError("calibration must not use the test split")
+    fs, ft = flops
+    student_map, teacher_map = (coco_map(scenes, found)["map"] for found in (student, teacher))
+    rows = layout.pack([student[name] for name in layout.names])
+    best = None
+    for name in available_scores(layout):
+        scores = detection_score(name, layout, bin_width)(rows)
+        front = frontier(sweep(scenes, student, teacher, scores, fs, ft))
+        i = cheapest_reaching(front.accuracy, front.flops, share * teacher_map)
+        i = len(front.flops) - 1 if i is None else i
+        log.info("%s: %.3f mAP at %.2fx fewer FLOPs", name, front.accuracy[i], ft / front.flops[i])
+        if best is None or front.flops[i] < best[2].flops[best[1]]:
+            best = (name, i, front)
+    name, i, front = best
+    return CascadeCalibration(
+        split=split,
+        rows=len(scenes.images),
+        stages=stages,
+        scores=(name,),
+        stage_accuracy=(student_map, teacher_map),
+        stage_flops=(float(fs), float(ft)),
+        parity_thresholds=(float(front.thresholds[i, 0]),),
+        parity_teacher_fraction=float(front.teacher_fraction[i]),
+        parity_accuracy=float(front.accuracy[i]),
+        parity_flops=float(front.flops[i]),
+        table=thinned(front),
+        parity_share=share,
+        metric="map",
+    )

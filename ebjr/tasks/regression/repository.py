@@ -1,0 +1,203 @@
+"""Add the EBJR regressor router to a Triton model repository, and calibrate it.
+
+    python -m ebjr.tasks.regression.repository --out model_repository     # part of `make models`
+
+Writes ``regressor_student/``, ``regressor_teacher/`` (Triton's native ONNX Runtime backend)
+and ``ebjr_regressor/``, calibrated on the rotated validation images
+(``ebjr.tasks.regression.data``): each model answers in its prediction form with the lowest
+validation error, and the energy form (binned or sampled) that reaches the Teacher's error (within
+``PARITY_TOLERANCE``) at the fewest FLOPs is the routing score; that point is the default
+threshold. The other models of ``--out`` are left alone. Regressors must share the outputs of
+``ebjr.tasks.regression.models.RegressorExport``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.build import model_config as mc
+from ebjr.build.model_config import BACKENDS, ModelServing
+from ebjr.build.onnx_info import describe_graph
+from ebjr.build.repository import publish, write_onnx_model, write_router
+from ebjr.build.router_config import RouterSettings
+from ebjr.core.calibration import cheapest_reaching, sweep
+from ebjr.core.cascade_calibration import (
+    CascadeCalibration,
+    Frontier,
+    pareto,
+    thinned,
+    write_cascade_calibration,
+)
+from ebjr.core.layout import (
+    REGRESSION_MODELS,
+    REGRESSOR_ROUTER,
+    REGRESSOR_STUDENT,
+    REGRESSOR_TEACHER,
+    calibration_path,
+)
+from ebjr.core.onnx_runner import OnnxModel
+from ebjr.core.packing import joint_layout, stage_parameters
+from ebjr.tasks.regression.data import Rotated, make_rotated
+from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predict, score
+
+log = logging.getLogger(__name__)
+REGRESSOR_MODEL_PY = "from ebjr.serving.regressor import TritonPythonModel  # noqa: F401\n"
+PARITY_TOLERANCE = 0.02  # "at the Teacher's error": the cascade's MAE within 2% of it
+
+
+def outputs(path: Path, images: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """The regressor at ``path``'s outputs on ``images: (N, 1, 28, 28)``, by name."""
+    model = OnnxModel(path, threads=2)
+    chunks = [model(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    return {n: np.concatenate([c[k] for c in chunks]) for k, n in enumerate(model.output_names)}
+
+
+def errors(found: dict, angles: np.ndarray, prediction: str, head: EnergyHead) -> np.ndarray:
+    """(N,) absolute error of ``prediction`` against the true ``angles``."""
+    return np.abs(predict(prediction, found, head) - angles)
+
+
+def frontier(scores: np.ndarray, student_error, teacher_error, flops) -> Frontier:
+    """The cheapest-for-their-error thresholds of ``scores``; ``accuracy`` is minus the MAE."""
+    s = sweep(scores, -student_error, -teacher_error, *flops)
+    return pareto(Frontier(s.thresholds[:, None], s.accuracy, s.teacher_fraction, s.flops))
+
+
+def calibrate_regressor(
+    student: dict,
+    teacher: dict,
+    angles: np.ndarray,
+    head: EnergyHead,
+    flops: tuple[float, float],
+    stages: tuple[str, str],
+    split: str = "val",
+) -> tuple[CascadeCalibration, tuple[str, str]]:
+    """The regressor router's calibration on labelled ``split`` (never ``test``), and the
+    prediction form each stage answers with (the one with its lowest validation MAE)."""
+    if split == "test":
+        raise ValueError("calibration must not use the test split")
+    prediction = tuple(
+        min(PREDICTIONS, key=lambda p, f=f: errors(f, angles, p, head).mean())
+        for f in (student, teacher)
+    )
+    err_s, err_t = (
+        errors(f, angles, p, head) for f, p in zip((student, teacher), prediction, strict=True)
+    )
+    target = -(1 + PARITY_TOLERANCE) * err_t.mean()
+    best = None
+    for name in SCORES:
+        front = frontier(score(name, student, head), err_s, err_t, flops)
+        i = cheapest_reaching(front.accuracy, front.flops, target)
+        log.info(
+            "%s: MAE %.3f at %.2fx fewer FLOPs", name, -front.accuracy[i], flops[1] / front.flops[i]
+        )
+        if best is None or front.flops[i] < best[2].flops[best[1]]:
+            best = (name, i, front)
+    name, i, front = best
+    record = CascadeCalibration(
+        split=split,
+        rows=len(angles),
+        stages=stages,
+        scores=(name,),
+        stage_accuracy=(float(-err_s.mean()), float(-err_t.mean())),
+        stage_flops=tuple(float(f) for f in flops),
+        parity_thresholds=(float(front.thresholds[i, 0]),),
+        parity_teacher_fraction=float(front.teacher_fraction[i]),
+        parity_accuracy=float(front.accuracy[i]),
+        parity_flops=float(front.flops[i]),
+        table=thinned(front),
+        metric="negative_mae",
+    )
+    return record, prediction
+
+
+def build_regressor_router(
+    student_onnx: Path,
+    teacher_onnx: Path,
+    out: Path,
+    validation: Rotated,
+    settings: RouterSettings | None = None,
+    serving: ModelServing | None = None,
+    head: EnergyHead | None = None,
+) -> CascadeCalibration:
+    """Write ``out/{regressor_student,regressor_teacher,ebjr_regressor}``, calibrated on
+    ``validation``; return the calibration record."""
+    settings, serving, head = (
+        settings or RouterSettings(),
+        serving or ModelServing(),
+        head or EnergyHead(),
+    )
+    student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
+    layout = joint_layout(student, teacher)
+    found = {
+        name: outputs(p, validation.images)
+        for name, p in (("s", student_onnx), ("t", teacher_onnx))
+    }
+    record, prediction = calibrate_regressor(
+        found["s"],
+        found["t"],
+        validation.angles,
+        head,
+        (student.flops, teacher.flops),
+        (REGRESSOR_STUDENT, REGRESSOR_TEACHER),
+    )
+    batch = max(settings.max_batch_size, 1)
+    write_onnx_model(out, REGRESSOR_STUDENT, student_onnx, student, batch, serving)
+    write_onnx_model(out, REGRESSOR_TEACHER, teacher_onnx, teacher, batch, serving)
+    values = {
+        **stage_parameters(REGRESSOR_STUDENT, REGRESSOR_TEACHER, student.input.name, layout),
+        "prediction": ",".join(prediction),
+        **head.parameters(),
+        **settings.parameters(),
+    }
+    config = mc.regressor_router(
+        REGRESSOR_ROUTER,
+        student.input,
+        settings.max_batch_size,
+        settings.instances,
+        settings.max_queue_delay_us,
+        values,
+    )
+    write_router(out, config, REGRESSOR_MODEL_PY)
+    write_cascade_calibration(calibration_path(out, REGRESSOR_ROUTER), record)
+    publish(out, REGRESSOR_ROUTER, record)
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--student", type=Path, default=REGRESSION_MODELS / f"{REGRESSOR_STUDENT}.onnx"
+    )
+    parser.add_argument(
+        "--teacher", type=Path, default=REGRESSION_MODELS / f"{REGRESSOR_TEACHER}.onnx"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
+    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        record = build_regressor_router(
+            args.student,
+            args.teacher,
+            args.out,
+            make_rotated("val"),
+            serving=ModelServing(args.backend),
+        )
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"Wrote {args.out}/{{{REGRESSOR_STUDENT},{REGRESSOR_TEACHER},{REGRESSOR_ROUTER}}}")
+    print(
+        f"Calibrated on {record.rows} validation images: score {record.scores[0]}, default "
+        f"threshold {record.parity_thresholds[0]:.4g} sends {record.parity_teacher_fraction:.1%} "
+        f"to the Teacher for MAE {-record.parity_accuracy:.3f} "
+        f"(Teacher {-record.teacher_accuracy:.3f})"
+    )
+
+
+if __name__ == "__main__":
+    main()
