@@ -2,6 +2,7 @@
 #   make serve   set up what is missing, then serve model_repository/ (Ctrl-C or `make stop`)
 #   make stop    stop the server on HTTP_PORT (default 8000); `make stop ALL=1` stops them all
 #   make test    set up what is missing, then lint and run the tests against the real server
+#   make unit    the unit tests only: seconds, no server (tests/unit)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench tune load soak test lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench tune load soak test unit lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -118,6 +119,9 @@ monitoring-deps:
 
 test: venv backend data perf-deps monitoring-deps lint
 	$(BIN)/python -m pytest -v
+
+unit: venv data
+	$(BIN)/python -m pytest -q tests/unit
 
 clean:
 	rm -rf build .run python_backend/backends .pytest_cache .ruff_cache

@@ -1,121 +1,12 @@
-"""One real ``tritonserver`` per test session, on free loopback ports.
-
-It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
-the router's floor model (``ebjr.bench.benchmark.bench_repository``), plus fault-injection models
-(``tests/fault_models``) and router variants wired to them (``FAULT_ROUTERS``).
-"""
+"""Fixtures every test may use. The unit tests (``tests/unit``) need no server; the server
+tests (``tests/server``, marked ``server``) share one real ``tritonserver``."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import time
-import uuid
-from pathlib import Path
-
 import numpy as np
-import psutil
 import pytest
 
-from ebjr.bench.benchmark import bench_repository
-from ebjr.build import model_config as mc
-from ebjr.core.layout import (
-    DEFAULT_REPOSITORY,
-    ROUTER,
-    config_path,
-)
-from ebjr.ops.client import connect
-from ebjr.ops.server import TritonServer, free_ports
 from ebjr.training import data
-
-MODEL_REPOSITORY = DEFAULT_REPOSITORY
-# A Teacher-only server the remote-Teacher routers call (tests/test_server_remote.py starts it)
-REMOTE_TEACHER_PORTS = free_ports(3)
-REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
-FAULT_MODELS = Path(__file__).parent / "fault_models"
-# router variant -> the config.pbtxt parameters that differ from ebjr_router's
-FAULT_ROUTERS = {
-    "router_fallback": {"teacher_model": "teacher_raises", "on_teacher_error": "fallback"},
-    "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail"},
-    "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
-    "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
-    "router_bls": {"student_execution": "bls"},
-    "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
-    "router_remote": {"teacher_url": REMOTE_TEACHER_URL, "teacher_timeout_ms": "3000"},
-    "router_remote_fail": {
-        "teacher_url": REMOTE_TEACHER_URL,
-        "teacher_timeout_ms": "3000",
-        "on_teacher_error": "fail",
-    },
-}
-
-
-def build_test_repository(dest: Path) -> Path:
-    """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
-    router variants, written to ``dest``."""
-    bench_repository(MODEL_REPOSITORY, dest)
-    for model in ("teacher_raises", "teacher_sleeps"):
-        shutil.copytree(FAULT_MODELS / model, dest / model)
-    config = mc.read(config_path(MODEL_REPOSITORY, ROUTER))
-    for name, overrides in FAULT_ROUTERS.items():
-        shutil.copytree(MODEL_REPOSITORY / ROUTER, dest / name)
-        mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
-    return dest
-
-
-SERVER_PROCESSES = ("tritonserver", "triton_python_backend_stub")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def no_server_outlives_the_session():
-    """Fail the suite if any server process started by this session is still alive at its
-    end (each carries this session's marker in its environment), and kill it."""
-    marker = uuid.uuid4().hex
-    os.environ["EBJR_TEST_SESSION"] = marker
-    yield
-    deadline = time.monotonic() + 15  # a server being stopped may still be exiting
-
-    def leftovers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["name"]):
-            with contextlib.suppress(psutil.Error):
-                if (
-                    proc.info["name"] in SERVER_PROCESSES
-                    and (proc.environ().get("EBJR_TEST_SESSION") == marker)
-                    and proc.status() != psutil.STATUS_ZOMBIE
-                ):
-                    found.append(proc)
-        return found
-
-    while (alive := leftovers()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    if alive:
-        pytest.fail(f"server processes outlived the test session: {[p.pid for p in alive]}")
-
-
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> TritonServer:
-    root = Path(tmp_path_factory.mktemp("triton"))
-    log = root / "tritonserver.log"
-    triton = TritonServer.on_free_ports(build_test_repository(root / "model_repository"), log)
-    triton.start()
-    try:
-        triton.wait_ready(timeout=180)
-    except Exception:
-        triton.stop()
-        raise RuntimeError(f"tritonserver did not start:\n{log.read_text()[-4000:]}") from None
-    yield triton
-    triton.stop()
-
-
-@pytest.fixture(params=["http", "grpc"])
-def client(request, server):
-    url = server.http_url if request.param == "http" else server.grpc_url
-    return connect(url, request.param)
 
 
 @pytest.fixture(scope="session")

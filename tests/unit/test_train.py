@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from onnx_factory import tiny_classifier
 from torch import nn
 
 from ebjr.build.onnx_info import describe
 from ebjr.tasks.classification.train import TEACHER_RECIPE, MemoTeacher, export, most_accurate
 from ebjr.training import models
 from ebjr.training.fit import Checkpoint
-from tests.onnx_factory import tiny_classifier
 
 
 def _parts(seed: int = 0):

@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from conftest import MODEL_REPOSITORY, REMOTE_TEACHER_PORTS
+from fault_routers import REMOTE_TEACHER_PORTS
 from tritonclient.utils import InferenceServerException
 
+from ebjr.core.layout import DEFAULT_REPOSITORY
 from ebjr.ops.client import classify, connect, infer
 from ebjr.ops.server import TritonServer
 
@@ -21,7 +22,7 @@ REMOTE, REMOTE_FAIL = "router_remote", "router_remote_fail"
 def teacher_server(tmp_path_factory):
     """The Teacher alone, on the ports the remote routers were configured with."""
     root = tmp_path_factory.mktemp("teacher_server")
-    shutil.copytree(MODEL_REPOSITORY / "teacher", root / "repo" / "teacher")
+    shutil.copytree(DEFAULT_REPOSITORY / "teacher", root / "repo" / "teacher")
     server = TritonServer(root / "repo", "127.0.0.1", *REMOTE_TEACHER_PORTS, root / "log")
     with server:
         yield server

@@ -21,7 +21,7 @@ from ebjr.bench.benchmark import (
     report,
 )
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "load_tests"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "load_tests"))
 import run as load_run  # noqa: E402
 
 

@@ -11,20 +11,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODEL_REPOSITORY
 
+from ebjr.core.layout import DEFAULT_REPOSITORY
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.routing import RequestError
 from ebjr.ops.client import connect, infer
 from ebjr.ops.edge import EdgeClient
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "clients"))
 import edge as edge_cli  # noqa: E402
 
 
 def edge_for(server, protocol, **kwargs) -> EdgeClient:
     url = server.grpc_url if protocol == "grpc" else server.http_url
-    return EdgeClient.from_repository(MODEL_REPOSITORY, url, protocol=protocol, **kwargs)
+    return EdgeClient.from_repository(DEFAULT_REPOSITORY, url, protocol=protocol, **kwargs)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
@@ -37,7 +37,7 @@ def test_only_rows_below_the_threshold_go_to_the_cloud_and_come_back_in_order(
         answer = edge.classify(images, teacher_fraction=0.3)
     finally:
         edge.close()
-    student = OnnxClassifier(MODEL_REPOSITORY / "student" / "1" / "model.onnx")(images)
+    student = OnnxClassifier(DEFAULT_REPOSITORY / "student" / "1" / "model.onnx")(images)
     teacher = infer(connect(server.grpc_url, "grpc"), "teacher", {"image": images}, ["logits"])
     to_cloud = answer.scores < np.float32(answer.threshold)
     assert 0 < to_cloud.sum() < len(images)
@@ -57,7 +57,7 @@ def closed_port() -> str:
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_an_unreachable_cloud_gives_the_students_answers_marked_and_counted(test_images, protocol):
     images = test_images[0][:16]
-    edge = EdgeClient.from_repository(MODEL_REPOSITORY, closed_port(), protocol=protocol)
+    edge = EdgeClient.from_repository(DEFAULT_REPOSITORY, closed_port(), protocol=protocol)
     start = time.monotonic()
     try:
         answer = edge.classify(images, threshold="inf")
@@ -65,7 +65,7 @@ def test_an_unreachable_cloud_gives_the_students_answers_marked_and_counted(test
         edge.close()
     assert time.monotonic() - start < 5
     assert set(answer.routes) == {"student_fallback"} and answer.error
-    student = OnnxClassifier(MODEL_REPOSITORY / "student" / "1" / "model.onnx")(images)
+    student = OnnxClassifier(DEFAULT_REPOSITORY / "student" / "1" / "model.onnx")(images)
     np.testing.assert_allclose(answer.logits, student, atol=1e-6)
     assert edge.stats.fallbacks == 16 and edge.stats.sent_rows == 16
 

@@ -139,7 +139,7 @@ def test_bad_input_gets_a_clear_error_and_the_router_keeps_serving(
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_detect_cli_prints_the_routed_boxes_and_draws_them(server, tmp_path, capsys, protocol):
-    sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
+    sys.path.insert(0, str(Path(__file__).parents[2] / "clients"))
     import detect as detect_cli
 
     url = server.http_url if protocol == "http" else server.grpc_url

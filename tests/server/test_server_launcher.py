@@ -15,8 +15,8 @@ import time
 import urllib.request
 
 import psutil
-from conftest import MODEL_REPOSITORY
 
+from ebjr.core.layout import DEFAULT_REPOSITORY
 from ebjr.ops.client import classify, connect
 from ebjr.ops.pidfile import main as stop_main
 from ebjr.ops.server import free_ports
@@ -44,7 +44,7 @@ def triton_child(launcher_pid: int) -> psutil.Process:
     return triton
 
 
-def launch(run_dir, repository=MODEL_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
+def launch(run_dir, repository=DEFAULT_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
     """``python -m ebjr.ops.server`` on three free ports, its output piped; returns once it says
     where it serves."""
     ports = free_ports(3)
@@ -121,7 +121,7 @@ def test_make_stop_stops_one_server_by_port_then_all_and_cleans_stale_pid_files(
     stops the one on its HTTP port only, `make stop ALL=1` the rest; a pid file left by a
     dead server is removed and reported."""
     repository = tmp_path / "repo"  # the Student alone: quick to load
-    shutil.copytree(MODEL_REPOSITORY / "student", repository / "student")
+    shutil.copytree(DEFAULT_REPOSITORY / "student", repository / "student")
     run_dir = tmp_path / "run"
     first, (http_a, *_) = launch(run_dir, repository)
     second, (http_b, *_) = launch(run_dir, repository)

@@ -16,7 +16,7 @@ from PIL import Image
 from ebjr.ops.client import classify, connect, describe_router, load_image
 from ebjr.training import data
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "clients"))
+sys.path.insert(0, str(Path(__file__).parents[2] / "clients"))
 import classify as classify_cli  # noqa: E402
 import evaluate as evaluate_cli  # noqa: E402
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import MODEL_REPOSITORY
-
-from ebjr.core.layout import onnx_path
+from ebjr.core.layout import DEFAULT_REPOSITORY, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.ops.client import classify, connect
 from ebjr.ops.server import TritonServer, free_ports
@@ -19,13 +17,13 @@ from ebjr.training import data
 def test_restart_under_a_client_loop_loses_no_acknowledged_answer(tmp_path):
     images = data.load_split("test")[0][:200]
     # t = -inf: every answer must be the Student's class, known offline
-    expected = OnnxClassifier(onnx_path(MODEL_REPOSITORY, "student")).predict(images)
+    expected = OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, "student")).predict(images)
     expected = expected.argmax(1)
     http, grpc, metrics = free_ports(3)
 
     def start() -> TritonServer:
         return TritonServer(
-            MODEL_REPOSITORY,
+            DEFAULT_REPOSITORY,
             "127.0.0.1",
             http,
             grpc,

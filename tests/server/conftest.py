@@ -1,0 +1,100 @@
+"""The server tests: one real ``tritonserver`` per test session, on free loopback ports.
+
+It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
+the router's floor model (``ebjr.bench.benchmark.bench_repository``), plus fault-injection models
+(``tests/server/fault_models``) and router variants wired to them (``fault_routers``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+from fault_routers import FAULT_MODELS, FAULT_ROUTERS
+
+from ebjr.bench.benchmark import bench_repository
+from ebjr.build import model_config as mc
+from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, config_path
+from ebjr.ops.client import connect
+from ebjr.ops.server import TritonServer
+
+
+def build_test_repository(dest: Path) -> Path:
+    """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
+    router variants, written to ``dest``."""
+    bench_repository(DEFAULT_REPOSITORY, dest)
+    for model in ("teacher_raises", "teacher_sleeps"):
+        shutil.copytree(FAULT_MODELS / model, dest / model)
+    config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
+    for name, overrides in FAULT_ROUTERS.items():
+        shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)
+        mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
+    return dest
+
+
+SERVER_PROCESSES = ("tritonserver", "triton_python_backend_stub")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_outlives_the_session():
+    """Fail the suite if any server process started by this session is still alive at its
+    end (each carries this session's marker in its environment), and kill it."""
+    marker = uuid.uuid4().hex
+    os.environ["EBJR_TEST_SESSION"] = marker
+    yield
+    deadline = time.monotonic() + 15  # a server being stopped may still be exiting
+
+    def leftovers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["name"]):
+            with contextlib.suppress(psutil.Error):
+                if (
+                    proc.info["name"] in SERVER_PROCESSES
+                    and (proc.environ().get("EBJR_TEST_SESSION") == marker)
+                    and proc.status() != psutil.STATUS_ZOMBIE
+                ):
+                    found.append(proc)
+        return found
+
+    while (alive := leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    if alive:
+        pytest.fail(f"server processes outlived the test session: {[p.pid for p in alive]}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> TritonServer:
+    root = Path(tmp_path_factory.mktemp("triton"))
+    log = root / "tritonserver.log"
+    triton = TritonServer.on_free_ports(build_test_repository(root / "model_repository"), log)
+    triton.start()
+    try:
+        triton.wait_ready(timeout=180)
+    except Exception:
+        triton.stop()
+        raise RuntimeError(f"tritonserver did not start:\n{log.read_text()[-4000:]}") from None
+    yield triton
+    triton.stop()
+
+
+@pytest.fixture(params=["http", "grpc"])
+def client(request, server):
+    url = server.http_url if request.param == "http" else server.grpc_url
+    return connect(url, request.param)
+
+
+def pytest_collection_modifyitems(items):
+    """Every test under ``tests/server`` carries the ``server`` marker (``-m "not server"``)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.server)

@@ -1,0 +1,26 @@
+"""The fault-injection models and the router variants wired to them, which the test server
+serves beside ``model_repository/`` (``conftest.build_test_repository``)."""
+
+from pathlib import Path
+
+from ebjr.ops.server import free_ports
+
+# A Teacher-only server the remote-Teacher routers call (test_server_remote.py starts it)
+REMOTE_TEACHER_PORTS = free_ports(3)
+REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
+FAULT_MODELS = Path(__file__).parent / "fault_models"
+# router variant -> the config.pbtxt parameters that differ from ebjr_router's
+FAULT_ROUTERS = {
+    "router_fallback": {"teacher_model": "teacher_raises", "on_teacher_error": "fallback"},
+    "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail"},
+    "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
+    "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
+    "router_bls": {"student_execution": "bls"},
+    "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
+    "router_remote": {"teacher_url": REMOTE_TEACHER_URL, "teacher_timeout_ms": "3000"},
+    "router_remote_fail": {
+        "teacher_url": REMOTE_TEACHER_URL,
+        "teacher_timeout_ms": "3000",
+        "on_teacher_error": "fail",
+    },
+}

@@ -1,0 +1,60 @@
+"""The remote-stage client (``ebjr.core.remote``) where no server answers; its calls to a real
+Teacher server are tested in ``tests/server/test_server_remote.py``."""
+
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from ebjr.core.remote import TLS, HttpRemoteModel, RemoteError, RemoteModel, check_url
+from ebjr.core.routing import StageError
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("url", ["teacher:8001", "10.0.0.7:8001", "[::1]:8001", "a-b.c_d:1"])
+def test_host_port_urls_are_accepted(url):
+    assert check_url(url) == url
+
+
+@pytest.mark.parametrize("url", ["", "teacher", "grpc://teacher:8001", "teacher:port", "a b:1"])
+def test_other_urls_are_refused_with_the_expected_form(url):
+    with pytest.raises(ValueError, match="host:port"):
+        check_url(url)
+
+
+def test_tls_reads_the_pem_files_it_names(tmp_path):
+    (tmp_path / "ca.pem").write_bytes(b"CA")
+    args = TLS(root_certificates=str(tmp_path / "ca.pem")).client_args()
+    assert args == {
+        "ssl": True,
+        "root_certificates": b"CA",
+        "private_key": None,
+        "certificate_chain": None,
+    }
+
+
+def test_an_unreachable_grpc_server_is_a_stage_error_within_the_deadline():
+    model = RemoteModel(closed_port(), "teacher", "image", "logits")
+    try:
+        start = time.monotonic()
+        with pytest.raises(RemoteError, match="teacher at 127.0.0.1") as err:
+            model(np.zeros((2, 1, 28, 28), np.float32), timeout_s=0.5)
+        assert isinstance(err.value, StageError)  # the router's fallback rule applies
+        assert time.monotonic() - start < 2.5
+    finally:
+        model.close()
+
+
+def test_an_unreachable_http_server_is_a_stage_error():
+    model = HttpRemoteModel(closed_port(), "teacher", "image", "logits", timeout_s=0.5)
+    try:
+        with pytest.raises(RemoteError, match="teacher at 127.0.0.1"):
+            model(np.zeros((2, 1, 28, 28), np.float32))
+    finally:
+        model.close()

@@ -1,0 +1,128 @@
+"""The router's custom metrics (``ebjr.serving.metrics``) against a recording stand-in for the
+Python backend's metrics API, which exists only inside Triton. That the series reach Triton's
+metrics port is tested on the real server (``tests/server/test_dashboard.py``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from ebjr.core.routing import ROUTE_NAMES
+from ebjr.core.tally import OUTCOMES
+
+
+class Metric:
+    def __init__(self, family: str, labels: dict) -> None:
+        self.family, self.labels, self.increments = family, labels, []
+
+    def increment(self, value: float) -> None:
+        self.increments.append(value)
+
+
+class MetricFamily:
+    COUNTER, GAUGE = "counter", "gauge"
+
+    def __init__(self, name: str, description: str, kind: str) -> None:
+        self.name, self.metrics = name, []
+
+    def Metric(self, labels: dict) -> Metric:  # noqa: N802 (the backend's name)
+        metric = Metric(self.name, labels)
+        self.metrics.append(metric)
+        return metric
+
+
+class Response:
+    def __init__(self, code: int | None) -> None:
+        self.code = code
+
+    def has_error(self) -> bool:
+        return self.code is not None
+
+    def error(self):
+        return types.SimpleNamespace(code=lambda: self.code)
+
+
+INVALID_ARG, INTERNAL = 3, 13
+
+
+@pytest.fixture
+def metrics_module(monkeypatch):
+    backend = types.ModuleType("triton_python_backend_utils")
+    backend.MetricFamily = MetricFamily
+    backend.TritonError = types.SimpleNamespace(INVALID_ARG=INVALID_ARG)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", backend)
+    sys.modules.pop("ebjr.serving.metrics", None)
+    yield importlib.import_module("ebjr.serving.metrics")
+    sys.modules.pop("ebjr.serving.metrics", None)  # bound to the stand-in: not for later tests
+
+
+def sent(metrics, name: str, **labels) -> float:
+    """The total sent to the one series of ``name`` with ``labels``."""
+    series = [
+        m
+        for family in metrics._families
+        for m in family.metrics
+        if m.family == name and labels.items() <= m.labels.items()
+    ]
+    assert len(series) == 1, (name, labels)
+    return sum(series[0].increments)
+
+
+def test_a_flush_sends_each_series_what_was_tallied_labelled_with_the_router(metrics_module):
+    metrics = metrics_module.RouterMetrics("my_router", [0.0, 1.0], flush_s=3600)
+    try:
+        routes = np.array([ROUTE_NAMES.index(r) for r in ("student", "teacher", "teacher")])
+        metrics.record_rows(routes, np.array([-0.5, 0.5, 3.0], dtype=np.float32))
+        metrics.record_responses([Response(None), Response(INVALID_ARG), Response(INTERNAL)])
+        metrics.record_teacher_failure()
+        metrics.flush()
+        assert sent(metrics, "ebjr_rows_total", model="my_router", route="student") == 1
+        assert sent(metrics, "ebjr_rows_total", route="teacher") == 2
+        assert [sent(metrics, "ebjr_requests_total", outcome=o) for o in OUTCOMES] == [1, 1, 1]
+        assert sent(metrics, "ebjr_teacher_failures_total") == 1
+        le = {edge: sent(metrics, "ebjr_score_bucket", le=edge) for edge in ("0.0", "1.0", "+Inf")}
+        assert le == {"0.0": 1, "1.0": 2, "+Inf": 3}  # cumulative, as Prometheus reads them
+        assert sent(metrics, "ebjr_score_count") == 3
+        assert sent(metrics, "ebjr_score_sum") == pytest.approx(3.0)
+    finally:
+        metrics.close()
+
+
+def test_nothing_new_sends_nothing_and_a_second_flush_only_the_news(metrics_module):
+    metrics = metrics_module.RouterMetrics("r", [0.0], flush_s=3600)
+    try:
+        metrics.flush()
+        calls = [m.increments for family in metrics._families for m in family.metrics]
+        assert not any(calls)  # no round trip for a zero
+        metrics.record_rows(np.array([0]), np.array([1.0]))
+        metrics.flush()
+        metrics.record_rows(np.array([0]), np.array([1.0]))
+        metrics.flush()
+        assert sent(metrics, "ebjr_rows_total", route="student") == 2
+    finally:
+        metrics.close()
+
+
+def test_closing_stops_the_flusher_and_sends_the_last_counts(metrics_module):
+    metrics = metrics_module.RouterMetrics("r", [0.0], flush_s=3600)
+    metrics.record_teacher_failure()
+    metrics.close()
+    assert not metrics._flusher.is_alive()
+    assert sent(metrics, "ebjr_teacher_failures_total") == 1
+
+
+def test_the_background_flusher_sends_without_being_asked(metrics_module):
+    metrics = metrics_module.RouterMetrics("r", [0.0], flush_s=0.01)
+    try:
+        metrics.record_teacher_failure()
+        for _ in range(200):
+            if sent(metrics, "ebjr_teacher_failures_total"):
+                break
+            metrics._stop.wait(0.01)
+        assert sent(metrics, "ebjr_teacher_failures_total") == 1
+    finally:
+        metrics.close()
