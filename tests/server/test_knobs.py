@@ -1,0 +1,165 @@
+"""Each knob resolves, on the real server, to the exact table point that a brute-force count
+over the validation rows picks.
+
+The expectation never goes through the lookup under test (``for_teacher_fraction``,
+``for_min_accuracy``, ``for_max_error``): the validation rows are scored here, each table
+threshold's Teacher share and accuracy (or error) is counted row by row, and the point each knob
+promises is found by a plain loop. The served ``threshold`` must be that point's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebjr.build.model_config import parameters, read
+from ebjr.core.calibration import read_calibration
+from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.gate import routing_score
+from ebjr.core.layout import (
+    DEFAULT_REPOSITORY,
+    REGRESSOR_ROUTER,
+    REGRESSOR_STUDENT,
+    REGRESSOR_TEACHER,
+    ROUTER,
+    STUDENT,
+    TEACHER,
+    calibration_path,
+    config_path,
+    onnx_path,
+)
+from ebjr.core.onnx_runner import OnnxClassifier, OnnxModel
+from ebjr.ops.client import classify, infer
+from ebjr.tasks.regression.data import make_rotated
+from ebjr.tasks.regression.scores import EnergyHead, predict, score
+from ebjr.training import data
+
+
+def nearest_share(shares: list[float], wanted: float) -> int:
+    """The point whose Teacher share is nearest ``wanted`` (the first, on a tie)."""
+    best = 0
+    for k, share in enumerate(shares):
+        if abs(share - wanted) < abs(shares[best] - wanted):
+            best = k
+    return best
+
+
+def cheapest_meeting(shares: list[float], meets: list[bool]) -> int:
+    """Among the points that meet the target, the one sending the fewest rows to the Teacher
+    (every row pays the Student, so the fewest FLOPs; the first, on a tie)."""
+    best = None
+    for k, (share, ok) in enumerate(zip(shares, meets, strict=True)):
+        if ok and (best is None or share < shares[best]):
+            best = k
+    assert best is not None, "no table point meets the target"
+    return best
+
+
+@pytest.fixture(scope="module")
+def classifier_table():
+    """The default router's table thresholds and, counted on the validation rows, each one's
+    Teacher share and cascade accuracy."""
+    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
+    images, labels = data.load_split("val")
+    logits = {
+        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2) for m in (STUDENT, TEACHER)
+    }
+    student = logits[STUDENT].predict(images)
+    teacher_right = logits[TEACHER].predict(images).argmax(1) == labels
+    student_right = student.argmax(1) == labels
+    scores = routing_score(record.score, record.temperature, DEFAULT_REPOSITORY / ROUTER)(student)
+    shares, accuracy = [], []
+    for t in record.table.thresholds:
+        to_teacher = scores < t
+        shares.append(float(to_teacher.mean()))
+        right = teacher_right[to_teacher].sum() + student_right[~to_teacher].sum()
+        accuracy.append(float(right / len(labels)))
+    return record.table.thresholds, shares, accuracy
+
+
+def served_threshold(client, **knob) -> float:
+    answer = classify(client, np.zeros((2, 1, 28, 28), np.float32), **knob)
+    assert len(set(answer.thresholds.tolist())) == 1
+    return float(answer.thresholds[0])
+
+
+def test_the_table_is_what_the_validation_rows_count(classifier_table):
+    thresholds, shares, accuracy = classifier_table
+    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
+    np.testing.assert_allclose(record.table.teacher_fraction, shares, atol=5e-7)
+    np.testing.assert_allclose(record.table.accuracy, accuracy, atol=5e-7)
+
+
+@pytest.mark.parametrize("wanted", [0.0, 0.05, 0.123, 0.3, 0.77, 1.0])
+def test_teacher_fraction_serves_the_point_with_the_nearest_counted_share(
+    client, classifier_table, wanted
+):
+    thresholds, shares, _ = classifier_table
+    expected = thresholds[nearest_share(shares, wanted)]
+    assert served_threshold(client, teacher_fraction=str(wanted)) == np.float32(expected)
+
+
+@pytest.mark.parametrize("share_of_gap", [0.0, 0.5, 0.9, 1.0])
+def test_min_accuracy_serves_the_cheapest_point_whose_counted_accuracy_reaches_it(
+    client, classifier_table, share_of_gap
+):
+    thresholds, shares, accuracy = classifier_table
+    low, high = min(accuracy), max(accuracy)
+    target = low + share_of_gap * (high - low)
+    expected = thresholds[cheapest_meeting(shares, [a >= target for a in accuracy])]
+    assert served_threshold(client, min_accuracy=repr(target)) == np.float32(expected)
+
+
+def outputs(model: str, images: np.ndarray) -> dict[str, np.ndarray]:
+    onnx = OnnxModel(onnx_path(DEFAULT_REPOSITORY, model), threads=2)
+    chunks = [onnx(images[i : i + 1000]) for i in range(0, len(images), 1000)]
+    return {n: np.concatenate([c[k] for c in chunks]) for k, n in enumerate(onnx.output_names)}
+
+
+@pytest.fixture(scope="module")
+def regressor_table():
+    """The regressor router's table thresholds and, counted on the validation images, each
+    one's Teacher share and mean absolute error (degrees)."""
+    record = load_calibration(calibration_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER))
+    config = parameters(read(config_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER)))
+    head = EnergyHead.from_parameters(config)
+    rotated = make_rotated("val")
+    found = [outputs(m, rotated.images) for m in (REGRESSOR_STUDENT, REGRESSOR_TEACHER)]
+    forms = config["prediction"].split(",")
+    error = [
+        np.abs(predict(form, f, head) - rotated.angles)
+        for form, f in zip(forms, found, strict=True)
+    ]
+    scores = score(record.scores[0], found[0], head)
+    shares, mae = [], []
+    for (t,) in record.table.thresholds:
+        to_teacher = scores < t
+        shares.append(float(to_teacher.mean()))
+        mae.append(float(np.where(to_teacher, error[1], error[0]).mean()))
+    return record, shares, mae
+
+
+def test_the_regressor_table_is_what_the_validation_images_count(regressor_table):
+    record, shares, mae = regressor_table
+    np.testing.assert_allclose(record.table.teacher_fraction, shares, atol=5e-7)
+    np.testing.assert_allclose(-record.table.accuracy, mae, atol=2e-5)
+
+
+@pytest.mark.parametrize("level", [0.02, 0.3, 0.7, 0.98])
+def test_max_error_serves_the_cheapest_point_whose_counted_error_stays_within_it(
+    client, regressor_table, level
+):
+    record, shares, mae = regressor_table
+    # halfway between two counted errors: the file's rounding (1e-6) cannot change the answer
+    errors = sorted(set(mae))
+    i = int(level * (len(errors) - 2))
+    bound = (errors[i] + errors[i + 1]) / 2
+    expected = record.table.thresholds[cheapest_meeting(shares, [m <= bound for m in mae])][0]
+    answer = infer(
+        client,
+        REGRESSOR_ROUTER,
+        {"image": np.zeros((2, 1, 28, 28), np.float32)},
+        ["threshold"],
+        max_error=repr(bound),
+    )
+    assert answer["threshold"][:, 0].tolist() == [np.float32(expected)] * 2
