@@ -14,7 +14,7 @@ import numpy as np
 from ebjr.core.calibration import CalibrationRecord
 from ebjr.core.cascade_calibration import CascadeCalibration
 from ebjr.core.gate import routing_score
-from ebjr.core.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
+from ebjr.core.policy import GeneralPolicy, RoutingPolicy, policy_from_parameters
 from ebjr.core.remote import TLS, check_url
 from ebjr.core.routing import parse_threshold
 from ebjr.core.scores import ScoreFn
@@ -204,28 +204,6 @@ def parse_stages(value: str) -> list[ModelRef]:
             raise ValueError(f"middle_stages items must be model:input:output, not {item!r}")
         stages.append(tuple(parts))
     return stages
-
-
-def policy_parameters(policy: RoutingPolicy) -> dict[str, str]:
-    """The ``config.pbtxt`` parameters that name ``policy`` (its score is set apart)."""
-    if isinstance(policy, SpecializedPolicy):
-        return {
-            "mode": "specialized",
-            "student_classes": ",".join(map(str, policy.classes)),
-            "other_index": str(policy.other_index),
-        }
-    return {}
-
-
-def policy_from_parameters(p: dict[str, str], score: ScoreFn, num_classes: int) -> RoutingPolicy:
-    """The policy ``policy_parameters`` wrote (general EBJR when ``mode`` is absent)."""
-    mode = p.get("mode", "general")
-    if mode == "general":
-        return GeneralPolicy(score)
-    if mode != "specialized":
-        raise ValueError(f"mode must be general or specialized, not {mode!r}")
-    classes = tuple(int(c) for c in p["student_classes"].split(","))
-    return SpecializedPolicy(score, classes, int(p["other_index"]), num_classes)
 
 
 # Parameters the builder adds to a calibrated router's config.pbtxt, so that any client can

@@ -11,12 +11,18 @@ go through this one interface:
 ``GeneralPolicy`` is plain EBJR (eq. 6). ``SpecializedPolicy`` is specialized EBJR (eqs. 16-18):
 a Student trained on the top-C popular classes plus "other".
 
+Each policy names itself in the router's ``config.pbtxt`` (the ``mode`` parameter and its own
+settings: ``to_parameters`` / ``from_parameters``) and is found by that name in ``POLICIES``.
+A new policy is one ``@registered`` subclass; the router, the builder (``--policy``) and
+calibration need no edit.
+
 Shapes: ``logits: (N, C_s)`` from the Student; ``thresholds: (N,)``; ``labels: (N,)`` in the
 Teacher's label space; answers ``(N, C_t)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from typing import ClassVar
@@ -29,11 +35,16 @@ from ebjr.core.scores import ScoreFn
 UNKNOWN_LOGIT = np.float32(-1e30)  # classes the Student does not know: finite, JSON-safe
 
 
+DEFAULT_MODE = "general"  # a router whose config.pbtxt names no mode
+
+
 @dataclass(frozen=True)
 class RoutingPolicy(ABC):
     """One way of routing on a Student's logits. ``score`` maps ``(N, C) -> (N,)``."""
 
     score: ScoreFn
+    #: the policy's name: the ``mode`` parameter of the router's ``config.pbtxt``
+    mode: ClassVar[str]
 
     @abstractmethod
     def scores(self, logits: np.ndarray) -> np.ndarray:
@@ -59,6 +70,16 @@ class RoutingPolicy(ABC):
     #: whether the ``-inf`` threshold (every row on the Student) is an operating point
     keeps_everything_at_minus_inf: ClassVar[bool] = True
 
+    def to_parameters(self) -> dict[str, str]:
+        """The ``config.pbtxt`` parameters that name this policy (its score is set apart)."""
+        return {} if self.mode == DEFAULT_MODE else {"mode": self.mode}
+
+    @classmethod
+    def from_parameters(cls, p: dict[str, str], score: ScoreFn, num_classes: int) -> RoutingPolicy:
+        """The policy ``to_parameters`` wrote, routing on ``score``, for a Teacher of
+        ``num_classes`` classes. Raises ``ValueError`` naming a missing or bad parameter."""
+        return cls(score)
+
     def with_score(self, score: ScoreFn) -> RoutingPolicy:
         """The same policy routing on another score."""
         return replace(self, score=score)
@@ -71,9 +92,30 @@ class RoutingPolicy(ABC):
         return scores, self.keep(scores, thresholds, logits), self.answers(logits)
 
 
+POLICIES: dict[str, type[RoutingPolicy]] = {}  # mode -> policy class
+
+
+def registered(cls: type[RoutingPolicy]) -> type[RoutingPolicy]:
+    """Class decorator: serve ``cls`` under its ``mode``."""
+    POLICIES[cls.mode] = cls
+    return cls
+
+
+def policy_from_parameters(p: dict[str, str], score: ScoreFn, num_classes: int) -> RoutingPolicy:
+    """The policy a router's ``config.pbtxt`` parameters ``p`` name (``DEFAULT_MODE`` when they
+    name none)."""
+    mode = p.get("mode", DEFAULT_MODE)
+    if mode not in POLICIES:
+        raise ValueError(f"mode must be one of {', '.join(sorted(POLICIES))}, not {mode!r}")
+    return POLICIES[mode].from_parameters(p, score, num_classes)
+
+
+@registered
 @dataclass(frozen=True)
 class GeneralPolicy(RoutingPolicy):
     """EBJR (eqs. 6-7): the Student keeps a row when its score is at or above the threshold."""
+
+    mode: ClassVar[str] = DEFAULT_MODE
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         return self.score(logits)
@@ -91,6 +133,25 @@ class GeneralPolicy(RoutingPolicy):
         return self.scores(logits)
 
 
+@registered
+@dataclass(frozen=True)
+class RandomPolicy(GeneralPolicy):
+    """A baseline to measure routing against: each row's score is uniform in [0, 1), read from
+    a hash of the Student's logits for it, so it knows nothing of how sure the Student is, yet
+    the same input always takes the same route (ONNX Runtime's CPU kernels answer a row bit for
+    bit the same in any batch). At threshold ``t`` a share of about ``t`` of the rows goes to
+    the Teacher. Its ``score`` is not used."""
+
+    mode: ClassVar[str] = "random"
+
+    def scores(self, logits: np.ndarray) -> np.ndarray:
+        rows = np.ascontiguousarray(logits, dtype=np.float32)
+        draws = [hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in rows]
+        uniform = np.array([int.from_bytes(d, "little") for d in draws], np.float64) / 2.0**64
+        return uniform.astype(np.float32)
+
+
+@registered
 @dataclass(frozen=True)
 class SpecializedPolicy(RoutingPolicy):
     """Specialized EBJR (eqs. 16-18). The Student's logits are ``(N, C + 1)``: ``classes[i]``
@@ -99,7 +160,27 @@ class SpecializedPolicy(RoutingPolicy):
     classes: tuple[int, ...] = ()
     other_index: int = 0
     num_classes: int = 0  # the Teacher's class count
+    mode: ClassVar[str] = "specialized"
     keeps_everything_at_minus_inf: ClassVar[bool] = False  # "other" rows go to the Teacher
+
+    def to_parameters(self) -> dict[str, str]:
+        return {
+            "mode": self.mode,
+            "student_classes": ",".join(map(str, self.classes)),
+            "other_index": str(self.other_index),
+        }
+
+    @classmethod
+    def from_parameters(
+        cls, p: dict[str, str], score: ScoreFn, num_classes: int
+    ) -> SpecializedPolicy:
+        if "student_classes" not in p or "other_index" not in p:
+            raise ValueError(
+                "mode specialized needs student_classes and other_index (the builder writes "
+                "them with --specialized-student and --popular)"
+            )
+        classes = tuple(int(c) for c in p["student_classes"].split(","))
+        return cls(score, classes, int(p["other_index"]), num_classes)
 
     def _known(self, logits: np.ndarray) -> np.ndarray:
         return np.delete(logits, self.other_index, axis=1)

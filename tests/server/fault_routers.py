@@ -17,6 +17,7 @@ FAULT_ROUTERS = {
     "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
     "router_bls": {"student_execution": "bls"},
     "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
+    "router_random": {"mode": "random"},  # the random-routing baseline (RandomPolicy)
     "router_remote": {"teacher_url": REMOTE_TEACHER_URL, "teacher_timeout_ms": "3000"},
     "router_remote_fail": {
         "teacher_url": REMOTE_TEACHER_URL,

@@ -30,7 +30,6 @@ from ebjr.build.onnx_info import describe
 from ebjr.build.repository import publish, write_onnx_model, write_router
 from ebjr.build.router_config import (
     RouterSettings,
-    policy_parameters,
     stages_parameter,
 )
 from ebjr.core.calibration import CalibrationRecord, calibrate_scores, write_calibration
@@ -53,7 +52,13 @@ from ebjr.core.layout import (
     onnx_path,
 )
 from ebjr.core.onnx_runner import OnnxClassifier
-from ebjr.core.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.core.policy import (
+    DEFAULT_MODE,
+    POLICIES,
+    GeneralPolicy,
+    SpecializedPolicy,
+    policy_from_parameters,
+)
 from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreFn, energy
 from ebjr.core.tensors import ModelInfo
@@ -88,10 +93,11 @@ def router_model_config(
     settings: RouterSettings,
     specialized: Specialized | None = None,
     middle: tuple[ModelInfo, ...] = (),
+    policy: str = DEFAULT_MODE,
 ) -> mc.ModelConfig:
     """The BLS router's config: input ``image``, per-row outputs in the Teacher's label space,
-    the models it calls (``middle`` stages between Student and Teacher) and ``settings`` as
-    parameters."""
+    the models it calls (``middle`` stages between Student and Teacher), the routing ``policy``
+    (a mode of ``POLICIES``) and ``settings`` as parameters."""
     values = {
         "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
         "student_input": student.input.name,
@@ -101,8 +107,12 @@ def router_model_config(
         "teacher_output": teacher.output.name,
         **settings.parameters(),
     }
-    if specialized is not None:
-        values.update(policy_parameters(specialized.policy(energy, teacher.num_classes)))
+    chosen = (
+        specialized.policy(energy, teacher.num_classes)
+        if specialized is not None
+        else policy_from_parameters({"mode": policy}, energy, teacher.num_classes)
+    )
+    values.update(chosen.to_parameters())
     if middle:
         values["middle_stages"] = stages_parameter(
             [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
@@ -169,9 +179,8 @@ def calibrate_router(
     models = {name: onnx_path(out, name) for name in (student_name, TEACHER)}
     logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
     teacher = describe(models[TEACHER])
-    policy = (
-        specialized.policy(energy, teacher.num_classes) if specialized else GeneralPolicy(energy)
-    )
+    named = mc.parameters(mc.read(config_path(out, router)))
+    policy = policy_from_parameters(named, energy, teacher.num_classes)
     gate = gate_path(out, router)
     record = calibrate_scores(
         logits[student_name],
@@ -243,9 +252,11 @@ def build_repository(
     gate_data: tuple[np.ndarray, np.ndarray] | None = None,
     middle: tuple[Path, ...] = (),
     gates: tuple[Path, ...] = (),
+    policy: str = DEFAULT_MODE,
 ) -> CalibrationRecord | CascadeCalibration | None:
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
-    ``specialized`` also ``out/{student_specialized,ebjr_specialized}``.
+    ``specialized`` also ``out/{student_specialized,ebjr_specialized}``. ``policy`` names the
+    general router's routing policy (a mode of ``POLICIES``; plain EBJR by default).
 
     With ``middle`` ONNX files the general router is an N-stage cascade: Student, then each
     middle stage (``out/student_2``, ...) on the rows the stages before it did not keep, then
@@ -271,6 +282,8 @@ def build_repository(
             "without validation data give a numeric default threshold and a score name "
             "(--default-threshold, --score), or calibrate with --val-data"
         )
+    if middle and policy != DEFAULT_MODE:
+        raise ValueError(f"policy {policy!r} is for two-stage routers; an N-stage one is EBJR")
     batch = max(settings.max_batch_size, 1)
     middles = tuple(describe(path) for path in middle)
     for info in middles:
@@ -280,7 +293,9 @@ def build_repository(
         write_onnx_model(out, middle_stage(k), path, info, batch, serving)
     write_onnx_model(out, TEACHER, teacher_onnx, teacher, batch, serving)
     write_router(
-        out, router_model_config(student, teacher, settings, middle=middles), ROUTER_MODEL_PY
+        out,
+        router_model_config(student, teacher, settings, middle=middles, policy=policy),
+        ROUTER_MODEL_PY,
     )
     if specialized is not None:
         special = describe(specialized.onnx)
@@ -371,6 +386,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--teacher-out", type=Path, help="the Teacher server's repository (with --remote-teacher)"
     )
+    parser.add_argument(
+        "--policy",
+        choices=sorted(POLICIES),
+        default=DEFAULT_MODE,
+        help="the general router's routing policy (random: a baseline that ignores the score)",
+    )
     parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
     parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
@@ -418,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
             gate_data,
             tuple(args.middle),
             tuple(args.gates),
+            args.policy,
         )
         if args.remote_teacher:
             split_teacher(args.out, args.teacher_out, args.remote_teacher)
