@@ -120,94 +120,31 @@ def onnx_model(
     return config
 
 
-ROUTER_OUTPUTS = ("logits", "class", "score", "threshold", "route")  # in the documented order
-DETECTOR_OUTPUTS = ("boxes", "classes", "scores", "valid", "score", "threshold", "route")
-REGRESSOR_OUTPUTS = ("prediction", "score", "threshold", "route")
+ROUTING_OUTPUTS = ("score", "threshold", "route")  # every router's last outputs, in order
 
 
-def router(
+def python_router(
     name: str,
     image: TensorSpec,
-    logits: TensorSpec,
+    answers: list[TensorSpec],
     max_batch_size: int,
     instances: int,
     max_queue_delay_us: int,
     values: dict[str, object],
     boundaries: int = 1,
 ) -> ModelConfig:
-    """The BLS router's config: input ``image`` (the Student's input), per-row outputs
-    ``ROUTER_OUTPUTS`` in the Teacher's label space (``threshold`` holds one value per stage
-    boundary), and ``values`` as parameters."""
-    outputs = [
-        TensorSpec("logits", logits.shape, logits.triton_dtype),
-        TensorSpec("class", (1,), "TYPE_INT64"),
-        *_routing_outputs(boundaries),
-    ]
-    return _python_router(
-        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
-    )
-
-
-def detector_router(
-    name: str,
-    image: TensorSpec,
-    top_k: int,
-    max_batch_size: int,
-    instances: int,
-    max_queue_delay_us: int,
-    values: dict[str, object],
-) -> ModelConfig:
-    """The detector router's config: input ``image``, per-image outputs ``DETECTOR_OUTPUTS``
-    (``top_k`` boxes, their classes, box scores and valid mask), and ``values`` as parameters."""
-    outputs = [
-        TensorSpec("boxes", (top_k, 4), "TYPE_FP32"),
-        TensorSpec("classes", (top_k,), "TYPE_INT64"),
-        TensorSpec("scores", (top_k,), "TYPE_FP32"),
-        TensorSpec("valid", (top_k,), "TYPE_BOOL"),
-        *_routing_outputs(1),
-    ]
-    return _python_router(
-        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
-    )
-
-
-def regressor_router(
-    name: str,
-    image: TensorSpec,
-    max_batch_size: int,
-    instances: int,
-    max_queue_delay_us: int,
-    values: dict[str, object],
-) -> ModelConfig:
-    """The regressor router's config: input ``image``, per-image outputs ``REGRESSOR_OUTPUTS``
-    (the answering model's prediction, then the routing outputs), ``values`` as parameters."""
-    outputs = [TensorSpec("prediction", (1,), "TYPE_FP32"), *_routing_outputs(1)]
-    return _python_router(
-        name, image, outputs, max_batch_size, instances, max_queue_delay_us, values
-    )
-
-
-def _routing_outputs(boundaries: int) -> list[TensorSpec]:
-    """Every router's last outputs: the routing score, the threshold(s) applied and the route."""
-    return [
+    """A BLS router's config: input ``image``; per-row outputs ``answers`` (the task's own
+    answer, as its repository builder declares it), then ``ROUTING_OUTPUTS``: the routing score,
+    the threshold applied (one value per stage boundary) and the route; ``values`` as
+    parameters."""
+    routing = [
         TensorSpec("score", (1,), "TYPE_FP32"),
         TensorSpec("threshold", (boundaries,), "TYPE_FP32"),
         TensorSpec("route", (1,), "TYPE_STRING"),
     ]
-
-
-def _python_router(
-    name: str,
-    image: TensorSpec,
-    outputs: list[TensorSpec],
-    max_batch_size: int,
-    instances: int,
-    max_queue_delay_us: int,
-    values: dict[str, object],
-) -> ModelConfig:
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     _tensor(config.input, image, "image")
-    for output in outputs:
+    for output in [*answers, *routing]:
         _tensor(config.output, output)
     config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
     config.dynamic_batching.SetInParent()

@@ -17,7 +17,7 @@ import numpy as np
 from ebjr.core.routing import Routed
 from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
-from ebjr.serving.router import ROUTE_BYTES
+from ebjr.serving.router import routing_columns
 from ebjr.tasks.detection.scores import detection_score
 
 
@@ -32,7 +32,5 @@ class TritonPythonModel(PackedRouter):
             "classes": found["class_logits"].argmax(axis=-1).astype(np.int64),
             "scores": found["scores"],
             "valid": found["valid"],
-            "score": routed.scores[:, None],
-            "threshold": thresholds,
-            "route": ROUTE_BYTES[routed.route][:, None],
+            **routing_columns(routed, thresholds),
         }

@@ -18,7 +18,7 @@ from ebjr.build.router_config import RouterConfig
 from ebjr.core.routing import TEACHER, Routed
 from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
-from ebjr.serving.router import ROUTE_BYTES
+from ebjr.serving.router import routing_columns
 from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict, regression_score
 
 
@@ -41,7 +41,5 @@ class TritonPythonModel(PackedRouter):
         student, teacher = (predict(form, found, self.head) for form in self.predictions)
         return {
             "prediction": np.where(routed.route == TEACHER, teacher, student)[:, None],
-            "score": routed.scores[:, None],
-            "threshold": thresholds,
-            "route": ROUTE_BYTES[routed.route][:, None],
+            **routing_columns(routed, thresholds),
         }

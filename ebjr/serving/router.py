@@ -43,6 +43,16 @@ from ebjr.serving.triton import ModelCallError, call_model, error_response, mode
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
 
 
+def routing_columns(routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """Every router's last outputs (``ROUTING_OUTPUTS`` of its config) for the whole batch:
+    ``score (N, 1)``, ``threshold (N, S - 1)`` and ``route (N, 1)`` as bytes."""
+    return {
+        "score": routed.scores[:, None],
+        "threshold": thresholds,
+        "route": ROUTE_BYTES[routed.route][:, None],
+    }
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
@@ -101,9 +111,7 @@ class TritonPythonModel:
         return {
             "logits": routed.logits,
             "class": routed.predictions[:, None],
-            "score": routed.scores[:, None],
-            "threshold": thresholds,
-            "route": ROUTE_BYTES[routed.route][:, None],
+            **routing_columns(routed, thresholds),
         }
 
     def finalize(self) -> None:

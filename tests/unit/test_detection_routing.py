@@ -92,7 +92,13 @@ def test_the_builder_writes_both_detectors_and_a_calibrated_router(built, layout
     assert mc.pb.DataType.Name(student.output[-1].data_type) == "TYPE_BOOL"
     router = mc.read(config_path(out, DETECTOR_ROUTER))
     assert router.backend == "python"
-    assert [o.name for o in router.output] == list(mc.DETECTOR_OUTPUTS)
+    assert [o.name for o in router.output] == [
+        "boxes",
+        "classes",
+        "scores",
+        "valid",
+        *mc.ROUTING_OUTPUTS,
+    ]
     p = mc.parameters(router)
     assert RowLayout.from_json(p[LAYOUT_PARAMETER]) == layout
     assert set(PUBLISHED) <= set(p)

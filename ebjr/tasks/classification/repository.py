@@ -61,7 +61,7 @@ from ebjr.core.policy import (
 )
 from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreFn, energy
-from ebjr.core.tensors import ModelInfo
+from ebjr.core.tensors import ModelInfo, TensorSpec
 from ebjr.tasks.classification import specialized as spec
 from ebjr.training.data import load_labelled
 
@@ -117,10 +117,14 @@ def router_model_config(
         values["middle_stages"] = stages_parameter(
             [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
         )
-    return mc.router(
+    answers = [
+        TensorSpec("logits", teacher.output.shape, teacher.output.triton_dtype),
+        TensorSpec("class", (1,), "TYPE_INT64"),
+    ]
+    return mc.python_router(
         SPECIALIZED_ROUTER if specialized else ROUTER,
         student.input,
-        teacher.output,
+        answers,
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,

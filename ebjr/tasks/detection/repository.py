@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ebjr.build import model_config as mc
-from ebjr.build.model_config import BACKENDS, DEVICES, ModelServing
+from ebjr.build.model_config import DEVICES, ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import publish, write_onnx_model, write_router
+from ebjr.build.repository import add_pair_arguments, publish, write_onnx_model, write_router
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.cascade_calibration import CascadeCalibration, write_cascade_calibration
 from ebjr.core.layout import (
@@ -32,7 +32,7 @@ from ebjr.core.layout import (
     calibration_path,
 )
 from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
-from ebjr.core.tensors import GraphInfo
+from ebjr.core.tensors import GraphInfo, TensorSpec
 from ebjr.tasks.detection.calibration import DEFAULT_SHARE, calibrate_detector
 from ebjr.tasks.detection.data import Scenes, make_scenes
 from ebjr.tasks.detection.metrics import detections
@@ -58,10 +58,17 @@ def detector_router_config(
         "bin_width": repr(float(bin_width)),
         **settings.parameters(),
     }
-    return mc.detector_router(
+    top_k = layout.shape("boxes")[0]
+    answers = [
+        TensorSpec("boxes", (top_k, 4), "TYPE_FP32"),
+        TensorSpec("classes", (top_k,), "TYPE_INT64"),
+        TensorSpec("scores", (top_k,), "TYPE_FP32"),
+        TensorSpec("valid", (top_k,), "TYPE_BOOL"),
+    ]
+    return mc.python_router(
         DETECTOR_ROUTER,
         image.input,
-        layout.shape("boxes")[0],
+        answers,
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,
@@ -116,14 +123,7 @@ def build_detector_router(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--student", type=Path, default=DETECTION_MODELS / f"{DETECTOR_STUDENT}.onnx"
-    )
-    parser.add_argument(
-        "--teacher", type=Path, default=DETECTION_MODELS / f"{DETECTOR_TEACHER}.onnx"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
-    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
+    add_pair_arguments(parser, DETECTION_MODELS, DETECTOR_STUDENT, DETECTOR_TEACHER)
     parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument(
         "--val-scenes",

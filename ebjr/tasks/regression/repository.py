@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ebjr.build import model_config as mc
-from ebjr.build.model_config import BACKENDS, ModelServing
+from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import publish, write_onnx_model, write_router
+from ebjr.build.repository import add_pair_arguments, publish, write_onnx_model, write_router
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.calibration import cheapest_reaching, sweep
 from ebjr.core.cascade_calibration import (
@@ -41,6 +41,7 @@ from ebjr.core.layout import (
 )
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.packing import joint_layout, stage_parameters
+from ebjr.core.tensors import TensorSpec
 from ebjr.tasks.regression.data import Rotated, make_rotated
 from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predict, score
 
@@ -154,9 +155,10 @@ def build_regressor_router(
         **head.parameters(),
         **settings.parameters(),
     }
-    config = mc.regressor_router(
+    config = mc.python_router(
         REGRESSOR_ROUTER,
         student.input,
+        [TensorSpec("prediction", (1,), "TYPE_FP32")],
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,
@@ -170,14 +172,7 @@ def build_regressor_router(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--student", type=Path, default=REGRESSION_MODELS / f"{REGRESSOR_STUDENT}.onnx"
-    )
-    parser.add_argument(
-        "--teacher", type=Path, default=REGRESSION_MODELS / f"{REGRESSOR_TEACHER}.onnx"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
-    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
+    add_pair_arguments(parser, REGRESSION_MODELS, REGRESSOR_STUDENT, REGRESSOR_TEACHER)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
