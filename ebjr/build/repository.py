@@ -1,0 +1,71 @@
+"""The writer every task's repository builder shares: an ONNX model's folder, a router's
+folder (its ``config.pbtxt`` and one-line ``model.py``), and the calibration's operating points
+published into the router's parameters."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from ebjr.build import model_config as mc
+from ebjr.build.model_config import BACKENDS, ModelServing
+from ebjr.build.router_config import published_parameters
+from ebjr.core.calibration import CalibrationRecord
+from ebjr.core.cascade_calibration import CascadeCalibration
+from ebjr.core.layout import VERSION, calibration_path, config_path, onnx_path
+from ebjr.core.tensors import GraphInfo, ModelInfo
+
+ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
+
+
+def publish(out: Path, router: str, record: CalibrationRecord | CascadeCalibration) -> None:
+    """Write ``record``'s score and operating points into the router's ``config.pbtxt``
+    parameters, where clients read them (``published_parameters``)."""
+    path = config_path(out, router)
+    mc.write(path, mc.edited(mc.read(path), published_parameters(record)))
+
+
+def write_onnx_model(
+    out: Path,
+    name: str,
+    source: Path,
+    info: ModelInfo | GraphInfo,
+    batch: int,
+    serving: ModelServing,
+) -> None:
+    """``out/<name>/``: the ONNX file (copied from ``source``) and its config, served as
+    ``serving`` says (with a ``1/model.py`` for the Python backend)."""
+    target = onnx_path(out, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if Path(source).resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    model_py = target.with_name("model.py")
+    if serving.backend == "python":
+        model_py.write_text(ONNX_MODEL_PY)
+    else:
+        model_py.unlink(missing_ok=True)
+    mc.write(config_path(out, name), mc.onnx_model(name, info, batch, serving))
+
+
+def write_router(out: Path, config: mc.ModelConfig, source: str) -> None:
+    """The router's folder (``source`` its ``1/model.py``), without the calibration and gates
+    of an earlier build."""
+    model_py = out / config.name / VERSION / "model.py"
+    model_py.parent.mkdir(parents=True, exist_ok=True)
+    model_py.write_text(source)
+    mc.write(config_path(out, config.name), config)
+    calibration_path(out, config.name).unlink(missing_ok=True)
+    for gate in (out / config.name).glob("gate*.onnx"):
+        gate.unlink()
+
+
+def add_pair_arguments(
+    parser: argparse.ArgumentParser, models: Path, student: str, teacher: str
+) -> None:
+    """The arguments a task's builder takes for its pair: ``--student`` and ``--teacher`` (ONNX
+    files, by default ``models/<name>.onnx``), the ``--out`` repository and the ``--backend``."""
+    for flag, name in (("--student", student), ("--teacher", teacher)):
+        parser.add_argument(flag, type=Path, default=models / f"{name}.onnx")
+    parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
+    parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
