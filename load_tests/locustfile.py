@@ -51,11 +51,11 @@ class Reference:
         calibration = read_calibration(calibration_path(REPO))
         student = OnnxClassifier(onnx_path(REPO, STUDENT), threads=1).predict(images)
         teacher = OnnxClassifier(onnx_path(REPO, TEACHER), threads=1).predict(images)
-        score = routing_score(calibration.score, calibration.temperature, REPO / ROUTER)
+        score = routing_score(calibration.scores[0], calibration.temperature, REPO / ROUTER)
         self.scores = score(student)
         self.student_class, self.teacher_class = student.argmax(1), teacher.argmax(1)
-        self.thresholds = ["-inf", "inf", repr(calibration.parity_threshold)] + [
-            repr(calibration.for_teacher_fraction(f)) for f in (0.1, 0.3, 0.5)
+        self.thresholds = ["-inf", "inf", repr(calibration.parity_thresholds[0])] + [
+            repr(calibration.thresholds_for("teacher_fraction", f)[0]) for f in (0.1, 0.3, 0.5)
         ]
 
     def accepts(self, row: int, threshold: str, answer: int) -> bool:

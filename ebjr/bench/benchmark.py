@@ -37,7 +37,6 @@ from ebjr.build.onnx_info import describe
 from ebjr.build.repository import write_onnx_model
 from ebjr.build.router_config import parse_stages, stages_parameter
 from ebjr.core.calibration import read_calibration
-from ebjr.core.cascade_calibration import load_calibration
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
     DETECTOR_ROUTER,
@@ -323,7 +322,7 @@ def benchmark(
             with TritonServer.on_free_ports(bench_repo, Path(tmp) / "server.log") as started:
                 return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
     calibration = read_calibration(calibration_path(repo))
-    parity = repr(calibration.parity_threshold)
+    parity = repr(calibration.parity_thresholds[0])
     models = [
         ("student", None),
         ("student_python", None),
@@ -337,10 +336,10 @@ def benchmark(
     ]
     cost_cases = [(CHEAP_TEACHER, None), (CHEAP_ROUTER, parity)]
     models += cost_cases
-    sweep = [repr(calibration.for_teacher_fraction(f)) for f in extra_fractions]
+    sweep = [repr(calibration.thresholds_for("teacher_fraction", f)[0]) for f in extra_fractions]
     three_stage = (server.model_repository / THREE_STAGE).exists()
     results: dict = {
-        "parity_threshold": calibration.parity_threshold,
+        "parity_threshold": calibration.parity_thresholds[0],
         "teacher_mflops": {
             "teacher": describe(onnx_path(repo, TEACHER)).flops / 1e6,
             CHEAP_TEACHER: describe(CHEAP_TEACHER_ONNX).flops / 1e6,
@@ -371,7 +370,7 @@ def benchmark(
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
     if (server.model_repository / DETECTOR_ROUTER).exists():
         results["detection"] = detection_rounds(server, window_ms, max(concurrencies))
-        record = load_calibration(calibration_path(repo, DETECTOR_ROUTER))
+        record = read_calibration(calibration_path(repo, DETECTOR_ROUTER))
         results["detection_flops_ratio"] = record.stage_flops[1] / record.parity_flops
     return results
 

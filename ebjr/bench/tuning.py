@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "TUNING.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parity = repr(read_calibration(calibration_path(args.repo)).parity_threshold)
+    parity = repr(read_calibration(calibration_path(args.repo)).parity_thresholds[0])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, edits) in enumerate(VARIANTS.items()):

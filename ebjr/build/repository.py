@@ -1,27 +1,30 @@
 """The writer every task's repository builder shares: an ONNX model's folder, a router's
-folder (its ``config.pbtxt`` and one-line ``model.py``), and the calibration's operating points
-published into the router's parameters."""
+folder (its ``config.pbtxt`` and one-line ``model.py``), and its calibration, written next to it
+and published into its parameters."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import BACKENDS, ModelServing
 from ebjr.build.router_config import published_parameters
-from ebjr.core.calibration import CalibrationRecord
-from ebjr.core.cascade_calibration import CascadeCalibration
+from ebjr.core.calibration import Calibration, write_calibration
 from ebjr.core.layout import VERSION, calibration_path, config_path, onnx_path
 from ebjr.core.tensors import GraphInfo, ModelInfo
 
 ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
 
 
-def publish(out: Path, router: str, record: CalibrationRecord | CascadeCalibration) -> None:
-    """Write ``record``'s score and operating points into the router's ``config.pbtxt``
-    parameters, where clients read them (``published_parameters``)."""
+def publish(out: Path, router: str, record: Calibration) -> None:
+    """Write ``record`` as the router's ``calibration.json``, and its score and operating
+    points into the router's ``config.pbtxt`` parameters, where clients read them
+    (``published_parameters``)."""
+    write_calibration(calibration_path(out, router), record)
     path = config_path(out, router)
     mc.write(path, mc.edited(mc.read(path), published_parameters(record)))
 
@@ -69,3 +72,22 @@ def add_pair_arguments(
         parser.add_argument(flag, type=Path, default=models / f"{name}.onnx")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
     parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
+
+
+def run_builder(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    build: Callable[[argparse.Namespace], Calibration | None],
+    models: tuple[str, ...],
+) -> Calibration | None:
+    """A task builder's command line: parse ``argv``, ``build(args)``, and say which
+    ``models`` it wrote to ``--out``; a ``ValueError`` is one ``error:`` line and exit code 2.
+    Returns the calibration ``build`` made (None: uncalibrated)."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        record = build(args)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    print(f"Wrote {args.out}/{{{','.join(models)}}}")
+    return record

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.core.calibration import CalibrationRecord
-from ebjr.core.cascade_calibration import CascadeCalibration
+from ebjr.core.calibration import Calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.policy import GeneralPolicy, RoutingPolicy, policy_from_parameters
 from ebjr.core.remote import TLS, check_url
@@ -118,7 +117,7 @@ class RouterConfig:
     def from_parameters(
         cls,
         p: dict[str, str],
-        calibration: CalibrationRecord | CascadeCalibration | None,
+        calibration: Calibration | None,
         num_classes: int,
         model_dir: Path | None = None,
         score_for: Callable[[str], ScoreFn] | None = None,
@@ -212,7 +211,7 @@ def parse_stages(value: str) -> list[ModelRef]:
 PUBLISHED = ("served_score", "served_default_threshold", "operating_points")
 
 
-def published_parameters(calibration: CalibrationRecord | CascadeCalibration) -> dict[str, str]:
+def published_parameters(calibration: Calibration) -> dict[str, str]:
     """The resolved score per stage boundary, the calibrated default thresholds, and the
     operating points (threshold(s), Teacher share, expected accuracy and FLOPs on the
     calibration split) at every 10% of Teacher share and at parity, as JSON."""
@@ -246,7 +245,7 @@ def published_parameters(calibration: CalibrationRecord | CascadeCalibration) ->
     }
 
 
-def check_published(p: dict[str, str], calibration: CalibrationRecord | CascadeCalibration) -> None:
+def check_published(p: dict[str, str], calibration: Calibration) -> None:
     """Refuse a config whose published calibration no longer matches the calibration file
     (e.g. ``calibration.json`` replaced by hand): clients would read wrong units."""
     if "served_score" not in p:

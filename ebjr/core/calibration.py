@@ -1,8 +1,15 @@
-"""Threshold sweeps and the calibration file the router loads.
+"""A router's calibration: one model for every task and any number of stages.
 
-All functions are pure NumPy. Shapes: ``scores: (N,)`` the Student's routing score per row,
-``student_correct``/``teacher_correct``: ``(N,) bool`` whether each model is right on that row.
-A threshold ``t`` sends rows with ``score < t`` to the Teacher (eq. 6).
+A cascade of ``S`` stages has ``S - 1`` boundaries; two stages (Student, Teacher) are a
+one-boundary cascade. ``Calibration`` is what a router's ``calibration.json`` holds: the scores
+and measured figures of its stages on one labelled split (never ``test``), the parity point (the
+router's default) and a ``Frontier`` of operating points that the knobs read. What the
+``accuracy`` column measures, and which knob targets it, is the record's ``Metric``.
+
+Pure NumPy. Shapes: ``scores: (N,)`` the Student's routing score per row,
+``student_correct``/``teacher_correct``: ``(N,)`` whether (or how well, for a metric summed
+per row) each model answers that row. A threshold ``t`` sends rows with ``score < t`` to the
+next stage (eq. 6).
 """
 
 from __future__ import annotations
@@ -14,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ebjr.core.layout import CALIBRATION_FILE
 from ebjr.core.policy import RoutingPolicy
-from ebjr.core.routing import RequestError, parse_threshold
+from ebjr.core.routing import RequestError, parse_threshold, parse_thresholds
 from ebjr.core.scores import SCORES, ScoreFn, get_score
-
-PARITY_TOLERANCE = 0.001  # "reaches Teacher accuracy": within 0.1 point
 
 
 def cascade_flops(
@@ -30,10 +36,11 @@ def cascade_flops(
 
 
 @dataclass(frozen=True)
-class Sweep:
-    """One point per candidate threshold, ascending; all arrays ``(K,)``.
+class Frontier:
+    """Operating points of a cascade; ``K`` points, ``B`` stage boundaries.
 
-    ``flops`` is the paper's average cost per image (``cascade_flops``).
+    thresholds: (K, B); accuracy (the metric, higher better), teacher_fraction (the share of
+    rows reaching the last stage) and flops (average per row): (K,).
     """
 
     thresholds: np.ndarray
@@ -41,12 +48,15 @@ class Sweep:
     teacher_fraction: np.ndarray
     flops: np.ndarray
 
-    def without_minus_inf(self) -> Sweep:
+    def take(self, rows: np.ndarray) -> Frontier:
+        """The points ``rows`` (indices or a mask), in that order."""
+        t, a, f, c = self.thresholds, self.accuracy, self.teacher_fraction, self.flops
+        return Frontier(t[rows], a[rows], f[rows], c[rows])
+
+    def without_minus_inf(self) -> Frontier:
         """The sweep without its ``-inf`` end point (for a specialized Student, eq. 16 never
         keeps "other" rows on the Student, whatever the threshold)."""
-        return Sweep(
-            self.thresholds[1:], self.accuracy[1:], self.teacher_fraction[1:], self.flops[1:]
-        )
+        return self.take(slice(1, None))
 
 
 def sweep(
@@ -55,8 +65,9 @@ def sweep(
     teacher_correct: np.ndarray,
     student_flops: float = 0.0,
     teacher_flops: float = 0.0,
-) -> Sweep:
-    """Accuracy, Teacher fraction and FLOPs at every distinct threshold, from -inf to +inf.
+) -> Frontier:
+    """Accuracy, Teacher fraction and FLOPs of one boundary at every distinct threshold, from
+    -inf to +inf (``thresholds: (K, 1)``).
 
     The candidates are ``-inf``, every distinct score and ``+inf``: between two consecutive
     distinct scores nothing changes.
@@ -71,8 +82,8 @@ def sweep(
     student_cum = np.concatenate([[0], np.cumsum(np.asarray(student_correct)[order])])
     correct = teacher_cum[n_teacher] + (student_cum[n] - student_cum[n_teacher])
     fraction = n_teacher / n
-    return Sweep(
-        thresholds=thresholds,
+    return Frontier(
+        thresholds=thresholds[:, None],
         accuracy=correct / n,
         teacher_fraction=fraction,
         flops=cascade_flops(student_flops, teacher_flops, fraction),
@@ -98,16 +109,102 @@ def fraction_point(teacher_fraction: np.ndarray, fraction: float) -> int:
     return int(np.argmin(np.abs(teacher_fraction - fraction)))
 
 
-def accuracy_point(table: Sweep, accuracy: float) -> int:
-    """The ``min_accuracy`` knob: the index of the cheapest point of ``table`` (anything with
-    ``accuracy`` and ``flops`` arrays) expected to reach ``accuracy``."""
-    best = float(table.accuracy.max())
-    if not 0.0 <= accuracy <= best:
-        raise RequestError(
-            f"min_accuracy must be in [0, {best:.4f}] (the best calibrated accuracy), "
-            f"got {accuracy}"
-        )
-    return cheapest_reaching(table.accuracy, table.flops, accuracy)
+@dataclass(frozen=True)
+class Metric:
+    """What a calibration's ``accuracy`` column measures, higher better: its ``name`` in the
+    file, the request ``knob`` that targets it, and what "reaches the Teacher" means (within
+    ``tolerance`` of the Teacher's figure, as a share of it when ``relative``). An ``error``
+    metric's column holds minus the error, and its knob is a bound on the error."""
+
+    name: str
+    knob: str
+    tolerance: float
+    relative: bool = False
+    error: bool = False
+
+    def parity_target(self, teacher: float) -> float:
+        """The figure a cascade must reach to count as at the Teacher's (``teacher``)."""
+        return teacher - self.tolerance * (abs(teacher) if self.relative else 1.0)
+
+    def point(self, table: Frontier, knob: str, value: float) -> int:
+        """The index of the cheapest point of ``table`` expected to meet ``knob`` = ``value``."""
+        if knob != self.knob:
+            raise RequestError(
+                f"{knob} is not a knob of this router (it calibrates {self.name}): give "
+                f"{self.knob} or teacher_fraction"
+            )
+        best = float(table.accuracy.max())
+        if self.error:
+            if not value >= -best:
+                raise RequestError(
+                    f"{knob} must be >= {-best:.4f} (the lowest calibrated error), got {value}"
+                )
+            return cheapest_reaching(table.accuracy, table.flops, -value)
+        if not 0.0 <= value <= best:
+            raise RequestError(
+                f"{knob} must be in [0, {best:.4f}] (the best calibrated {self.name}), got {value}"
+            )
+        return cheapest_reaching(table.accuracy, table.flops, value)
+
+
+METRICS = {
+    m.name: m
+    for m in (
+        Metric("accuracy", "min_accuracy", tolerance=0.001),  # within 0.1 point
+        Metric("map", "min_accuracy", tolerance=0.001),  # COCO mAP@[.5:.95] (detection)
+        # minus the mean absolute error (regression): within 2% of the Teacher's
+        Metric("negative_mae", "max_error", tolerance=0.02, relative=True, error=True),
+    )
+}
+KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A router's ``calibration.json``: its ``S`` stages' routing scores measured on one split.
+
+    ``parity_thresholds`` (one per boundary) is the cheapest point within the metric's
+    tolerance of ``parity_share`` of the last stage's figure (1: parity; a detector router
+    defaults to 0.97 of the Teacher's mAP), and the router's default. ``table`` holds the
+    operating points the ``teacher_fraction`` and metric knobs read. A two-stage classifier
+    also records the energy ``temperature``, the paper's Fig. 4 ``crossing_threshold``, how its
+    score was chosen (``evidence``: every candidate score's parity point), and, for a
+    specialized router, its calibration stream (``popular`` classes at ``share``).
+    """
+
+    split: str
+    rows: int
+    stages: tuple[str, ...]
+    scores: tuple[str, ...]  # one per boundary
+    stage_accuracy: tuple[float, ...]
+    stage_flops: tuple[float, ...]
+    parity_thresholds: tuple[float, ...]
+    parity_teacher_fraction: float
+    parity_accuracy: float
+    parity_flops: float
+    table: Frontier
+    parity_share: float = 1.0
+    metric: str = "accuracy"  # a key of METRICS
+    temperature: float = 1.0
+    crossing_threshold: float | None = None
+    chosen_by: str = "pinned"
+    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
+    popular: tuple[int, ...] = ()
+    share: float | None = None
+
+    @property
+    def teacher_accuracy(self) -> float:
+        return self.stage_accuracy[-1]
+
+    def thresholds_for(self, knob: str, value: float) -> tuple[float, ...]:
+        """The thresholds (one per boundary) of the table point a request's ``knob`` asks
+        for: the point nearest a ``teacher_fraction``, or the cheapest meeting the metric's
+        knob (``min_accuracy``, ``max_error``)."""
+        if knob == "teacher_fraction":
+            i = fraction_point(self.table.teacher_fraction, value)
+        else:
+            i = METRICS[self.metric].point(self.table, knob, value)
+        return tuple(float(t) for t in self.table.thresholds[i])
 
 
 def crossing_threshold(scores: np.ndarray, student_correct: np.ndarray, bins: int = 60) -> float:
@@ -130,54 +227,6 @@ def _finite(scores: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(scores)[keep], np.asarray(correct)[keep]
 
 
-@dataclass(frozen=True)
-class CalibrationRecord:
-    """A router's ``calibration.json``: one routing score measured on one labelled split.
-
-    ``parity_threshold`` is the cheapest threshold reaching the Teacher's accuracy (within
-    ``PARITY_TOLERANCE``); it is also the router's calibrated default threshold. ``table`` keeps
-    evenly spaced operating points for the ``teacher_fraction`` and ``min_accuracy`` knobs.
-    ``evidence`` holds every candidate score's parity point; ``popular`` and ``share`` describe
-    a specialized router's calibration stream.
-    """
-
-    split: str
-    rows: int
-    score: str
-    temperature: float
-    student_accuracy: float
-    teacher_accuracy: float
-    student_flops: float
-    teacher_flops: float
-    parity_threshold: float
-    parity_teacher_fraction: float
-    parity_accuracy: float
-    crossing_threshold: float
-    table: Sweep
-    chosen_by: str = "pinned"
-    evidence: dict[str, dict[str, float]] = field(default_factory=dict)
-    popular: tuple[int, ...] = ()
-    share: float | None = None
-
-    @property
-    def scores(self) -> tuple[str, ...]:
-        """The routing score of each stage boundary (one, for two stages)."""
-        return (self.score,)
-
-    @property
-    def parity_thresholds(self) -> tuple[float, ...]:
-        """The parity threshold of each stage boundary (one, for two stages)."""
-        return (self.parity_threshold,)
-
-    def for_teacher_fraction(self, fraction: float) -> float:
-        """The threshold expected to send about ``fraction`` of traffic to the Teacher."""
-        return float(self.table.thresholds[fraction_point(self.table.teacher_fraction, fraction)])
-
-    def for_min_accuracy(self, accuracy: float) -> float:
-        """The cheapest threshold expected to reach ``accuracy``."""
-        return float(self.table.thresholds[accuracy_point(self.table, accuracy)])
-
-
 def calibrate(
     scores: np.ndarray,
     student_correct: np.ndarray,
@@ -189,8 +238,9 @@ def calibrate(
     points: int = 201,
     split: str = "val",
     keeps_everything_at_minus_inf: bool = True,
-) -> CalibrationRecord:
-    """The calibration record for one score on one labelled split (never the test split).
+    stages: tuple[str, str] = ("student", "teacher"),
+) -> Calibration:
+    """The two-stage calibration for one score on one labelled split (never the test split).
 
     ``scores`` are a policy's ``effective_scores``. The table keeps ``points`` thresholds at
     evenly spaced Teacher fractions. Without ``keeps_everything_at_minus_inf`` (a specialized
@@ -208,28 +258,32 @@ def calibrate(
     )
     teacher_accuracy = float(np.mean(teacher_correct))
     parity = cheapest_reaching(
-        full.accuracy, full.teacher_fraction, teacher_accuracy - PARITY_TOLERANCE
+        full.accuracy,
+        full.teacher_fraction,
+        METRICS["accuracy"].parity_target(teacher_accuracy),
     )
     found = parity is not None
-    return CalibrationRecord(
+    fraction = float(full.teacher_fraction[parity]) if found else 1.0
+    table = full.take(keep)
+    return Calibration(
         split=split,
         rows=int(len(scores)),
-        score=score_name,
-        temperature=temperature,
-        student_accuracy=float(np.mean(student_correct)),
-        teacher_accuracy=teacher_accuracy,
-        student_flops=float(student_flops),
-        teacher_flops=float(teacher_flops),
-        parity_threshold=float(full.thresholds[parity]) if found else math.inf,
-        parity_teacher_fraction=float(full.teacher_fraction[parity]) if found else 1.0,
+        stages=tuple(stages),
+        scores=(score_name,),
+        stage_accuracy=(float(np.mean(student_correct)), teacher_accuracy),
+        stage_flops=(float(student_flops), float(teacher_flops)),
+        parity_thresholds=(float(full.thresholds[parity, 0]) if found else math.inf,),
+        parity_teacher_fraction=fraction,
         parity_accuracy=float(full.accuracy[parity]) if found else teacher_accuracy,
-        crossing_threshold=crossing_threshold(*_finite(scores, student_correct)),
-        table=Sweep(
-            full.thresholds[keep],
-            full.accuracy[keep].round(6),
-            full.teacher_fraction[keep].round(6),
-            full.flops[keep].round(1),
+        parity_flops=float(cascade_flops(student_flops, teacher_flops, fraction)),
+        table=Frontier(
+            table.thresholds,
+            table.accuracy.round(6),
+            table.teacher_fraction.round(6),
+            table.flops.round(1),
         ),
+        temperature=temperature,
+        crossing_threshold=crossing_threshold(*_finite(scores, student_correct)),
     )
 
 
@@ -244,7 +298,8 @@ def calibrate_scores(
     temperature: float = 1.0,
     split: str = "val",
     extra_scores: dict[str, ScoreFn] | None = None,
-) -> CalibrationRecord:
+    stages: tuple[str, str] = ("student", "teacher"),
+) -> Calibration:
     """Calibrate ``policy`` with every routing score (``SCORES`` and ``extra_scores``, e.g. a
     learned gate; ``policy``'s own score is replaced by each) and keep the score that reaches
     Teacher accuracy cheapest (or ``pinned``). Ties go to ``energy``, the paper's score.
@@ -274,10 +329,11 @@ def calibrate_scores(
             t,
             split=split,
             keeps_everything_at_minus_inf=policy.keeps_everything_at_minus_inf,
+            stages=stages,
         )
     evidence = {
         name: {
-            "parity_threshold": r.parity_threshold,
+            "parity_threshold": r.parity_thresholds[0],
             "parity_teacher_fraction": r.parity_teacher_fraction,
             "parity_accuracy": r.parity_accuracy,
             "fewer_flops_than_teacher_at_parity": teacher_flops
@@ -300,37 +356,77 @@ def json_number(value: float) -> float | str:
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
 
-def write_calibration(path: Path, record: CalibrationRecord) -> None:
-    """Write ``record`` as ``calibration.json``."""
+def write_calibration(path: Path, record: Calibration) -> None:
+    """Write ``record`` as a router's ``calibration.json``."""
     body = asdict(record)
+    body["parity_thresholds"] = [json_number(t) for t in record.parity_thresholds]
+    if record.crossing_threshold is not None:
+        body["crossing_threshold"] = json_number(record.crossing_threshold)
+    for point in body["evidence"].values():
+        point["parity_threshold"] = json_number(point["parity_threshold"])
+    body["popular"] = list(record.popular)
     body["table"] = {
-        "threshold": [json_number(float(t)) for t in record.table.thresholds],
+        "thresholds": [[json_number(float(t)) for t in row] for row in record.table.thresholds],
         "accuracy": record.table.accuracy.tolist(),
         "teacher_fraction": record.table.teacher_fraction.tolist(),
         "flops": record.table.flops.tolist(),
     }
-    for key in ("parity_threshold", "crossing_threshold"):
-        body[key] = json_number(body[key])
-    for point in body["evidence"].values():
-        point["parity_threshold"] = json_number(point["parity_threshold"])
-    body["popular"] = list(record.popular)
     Path(path).write_text(json.dumps(body, indent=1) + "\n")
 
 
-def read_calibration(path: Path) -> CalibrationRecord:
-    """Read a ``calibration.json`` written by ``write_calibration``."""
+def read_calibration(path: Path) -> Calibration:
+    """The record ``write_calibration`` wrote to ``path``."""
     body = json.loads(Path(path).read_text())
+    if "stages" not in body or "thresholds" not in body.get("table", {}):
+        raise ValueError(
+            f"{path} is not a calibration this version reads (an older format?): rebuild the "
+            "repository with its builder"
+        )
     table = body.pop("table")
-    for key in ("parity_threshold", "crossing_threshold"):
-        body[key] = parse_threshold(body[key], key)
+    as_tuple = ("stages", "scores", "stage_accuracy", "stage_flops", "popular")
+    body = {k: tuple(v) if k in as_tuple else v for k, v in body.items()}
+    body["parity_thresholds"] = tuple(parse_threshold(t) for t in body["parity_thresholds"])
+    if body.get("crossing_threshold") is not None:
+        body["crossing_threshold"] = parse_threshold(body["crossing_threshold"], "crossing")
     for point in body.get("evidence", {}).values():
         point["parity_threshold"] = parse_threshold(point["parity_threshold"])
-    return CalibrationRecord(
-        **{**body, "popular": tuple(body.get("popular", ()))},
-        table=Sweep(
-            thresholds=np.array([parse_threshold(t) for t in table["threshold"]]),
+    return Calibration(
+        **body,
+        table=Frontier(
+            thresholds=np.array([[parse_threshold(t) for t in row] for row in table["thresholds"]]),
             accuracy=np.array(table["accuracy"], dtype=np.float64),
             teacher_fraction=np.array(table["teacher_fraction"], dtype=np.float64),
             flops=np.array(table["flops"], dtype=np.float64),
         ),
     )
+
+
+def resolve_thresholds(
+    parameters_json: str,
+    default: tuple[float, ...],
+    calibration: Calibration | None = None,
+) -> tuple[float, ...]:
+    """The thresholds (one per stage boundary) for one request, from Triton's
+    ``request.parameters()`` JSON.
+
+    At most one knob: ``threshold`` (raw scores; ``"t1,t2"`` for three stages),
+    ``teacher_fraction``, or the calibration metric's own (``min_accuracy``, or a regressor's
+    ``max_error``), resolved through ``calibration``; none gives ``default``. Other parameters
+    are ignored.
+    """
+    try:
+        parameters = json.loads(parameters_json or "{}")
+    except json.JSONDecodeError as err:
+        raise RequestError(f"request parameters are not valid JSON: {err}") from None
+    given = [k for k in KNOBS if k in parameters]
+    if len(given) > 1:
+        raise RequestError(f"give at most one of {', '.join(KNOBS)}; got {', '.join(given)}")
+    if not given:
+        return default
+    knob = given[0]
+    if knob == "threshold":
+        return parse_thresholds(parameters[knob], len(default))
+    value = parse_threshold(parameters[knob], knob)
+    if calibration is None:
+        raise RequestError(f"{knob} needs a {CALIBRATION_FILE} next to the router; none loaded")
+    return calibration.thresholds_for(knob, value)

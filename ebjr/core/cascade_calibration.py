@@ -13,40 +13,13 @@ scores, ``ebjr.core.policy``); ``correct``: ``S`` arrays ``(N,) bool``; ``flops`
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.core.calibration import (
-    PARITY_TOLERANCE,
-    CalibrationRecord,
-    accuracy_point,
-    cheapest_reaching,
-    fraction_point,
-    json_number,
-    read_calibration,
-    sweep,
-)
-from ebjr.core.layout import CALIBRATION_FILE
-from ebjr.core.routing import RequestError, parse_threshold, parse_thresholds
+from ebjr.core.calibration import METRICS, Calibration, Frontier, cheapest_reaching, sweep
 
 GRID = 64  # candidate thresholds per boundary before the last (the last is swept exactly)
-
-
-@dataclass(frozen=True)
-class Frontier:
-    """Cheapest-for-their-accuracy operating points, by ascending cost; ``K`` points.
-
-    thresholds: (K, S - 1); accuracy, teacher_fraction (rows reaching the last stage),
-    flops (average per row): (K,).
-    """
-
-    thresholds: np.ndarray
-    accuracy: np.ndarray
-    teacher_fraction: np.ndarray
-    flops: np.ndarray
 
 
 def threshold_grid(scores: np.ndarray, size: int) -> np.ndarray:
@@ -79,7 +52,7 @@ def operating_points(
             k = len(s.thresholds)
             points.append(
                 (
-                    np.column_stack([np.tile(prefix, (k, 1)), s.thresholds]),
+                    np.column_stack([np.tile(prefix, (k, 1)), s.thresholds[:, 0]]),
                     (right + s.accuracy * rows.sum()) / n,
                     reached / n,
                     (cost + reached * flops[stage + 1]) / n,
@@ -129,10 +102,10 @@ class Stages:
 
     def frontier(self) -> tuple[Frontier, int]:
         """The Pareto frontier on these rows, and the index of its cheapest point reaching the
-        last stage's accuracy (within ``PARITY_TOLERANCE``; "everything to the last stage"
-        always does)."""
+        last stage's accuracy (within the accuracy metric's tolerance; "everything to the last
+        stage" always does)."""
         front = pareto(operating_points(self.scores, self.correct, self.flops))
-        target = float(np.mean(self.correct[-1])) - PARITY_TOLERANCE
+        target = METRICS["accuracy"].parity_target(float(np.mean(self.correct[-1])))
         return front, cheapest_reaching(front.accuracy, front.flops, target)
 
     def parity(self) -> tuple[tuple[float, ...], float]:
@@ -194,67 +167,7 @@ def pareto(points: Frontier) -> Frontier:
     best = np.maximum.accumulate(points.accuracy[order])
     rises = np.concatenate([[True], best[1:] > best[:-1]])
     keep = order[rises]
-    return Frontier(
-        points.thresholds[keep],
-        points.accuracy[keep],
-        points.teacher_fraction[keep],
-        points.flops[keep],
-    )
-
-
-@dataclass(frozen=True)
-class CascadeCalibration:
-    """An N-stage router's ``calibration.json``: its stages' scores measured on one split.
-
-    ``parity_thresholds`` (one per boundary) is the cheapest frontier point within
-    ``PARITY_TOLERANCE`` of ``parity_share`` of the last stage's accuracy (1: parity; a
-    detector router defaults to 0.97 of the Teacher's mAP), and the router's default.
-    ``table`` is the frontier, for the ``teacher_fraction`` and ``min_accuracy`` knobs.
-    """
-
-    split: str
-    rows: int
-    stages: tuple[str, ...]
-    scores: tuple[str, ...]  # one per boundary
-    stage_accuracy: tuple[float, ...]
-    stage_flops: tuple[float, ...]
-    parity_thresholds: tuple[float, ...]
-    parity_teacher_fraction: float
-    parity_accuracy: float
-    parity_flops: float
-    table: Frontier
-    parity_share: float = 1.0
-    # what ``accuracy`` measures, higher better: "accuracy", "map" (detection, COCO mAP) or
-    # "negative_mae" (regression: minus the mean absolute error, the max_error knob's units)
-    metric: str = "accuracy"
-
-    @property
-    def teacher_accuracy(self) -> float:
-        return self.stage_accuracy[-1]
-
-    def for_teacher_fraction(self, fraction: float) -> tuple[float, ...]:
-        """The frontier point sending about ``fraction`` of rows to the last stage."""
-        i = fraction_point(self.table.teacher_fraction, fraction)
-        return tuple(float(t) for t in self.table.thresholds[i])
-
-    def for_min_accuracy(self, accuracy: float) -> tuple[float, ...]:
-        """The cheapest frontier point expected to reach ``accuracy``."""
-        if self.metric == "negative_mae":
-            raise RequestError("this router predicts a number: give max_error, not min_accuracy")
-        return tuple(float(t) for t in self.table.thresholds[accuracy_point(self.table, accuracy)])
-
-    def for_max_error(self, error: float) -> tuple[float, ...]:
-        """A regressor's cheapest frontier point expected to keep its mean absolute error at or
-        below ``error`` (the target's units)."""
-        if self.metric != "negative_mae":
-            raise RequestError("max_error is a regressor's knob: give min_accuracy")
-        lowest = float(-self.table.accuracy.max())
-        if not error >= lowest:
-            raise RequestError(
-                f"max_error must be >= {lowest:.4f} (the lowest calibrated error), got {error}"
-            )
-        i = cheapest_reaching(self.table.accuracy, self.table.flops, -error)
-        return tuple(float(t) for t in self.table.thresholds[i])
+    return points.take(keep)
 
 
 def calibrate_cascade(
@@ -265,14 +178,14 @@ def calibrate_cascade(
     flops: list[float],
     split: str = "val",
     points: int = 201,
-) -> CascadeCalibration:
+) -> Calibration:
     """The calibration record of one N-stage cascade on a labelled split (never ``test``)."""
     if split == "test":
         raise ValueError("calibration must not use the test split")
     if not len(stages) == len(correct) == len(flops) == len(scores) + 1 == len(score_names) + 1:
         raise ValueError("give one model, correctness and FLOPs per stage, one score per boundary")
     front, parity = Stages(scores, correct, flops).frontier()
-    return CascadeCalibration(
+    return Calibration(
         split=split,
         rows=len(correct[0]),
         stages=tuple(stages),
@@ -297,84 +210,3 @@ def thinned(front: Frontier, points: int = 201) -> Frontier:
         front.teacher_fraction[keep].round(6),
         front.flops[keep].round(1),
     )
-
-
-def write_cascade_calibration(path: Path, record: CascadeCalibration) -> None:
-    """Write ``record`` as the router's ``calibration.json`` (``"kind": "cascade"``)."""
-    body = asdict(record)
-    body["kind"] = "cascade"
-    body["parity_thresholds"] = [json_number(t) for t in record.parity_thresholds]
-    body["table"] = {
-        "thresholds": [[json_number(float(t)) for t in row] for row in record.table.thresholds],
-        "accuracy": record.table.accuracy.tolist(),
-        "teacher_fraction": record.table.teacher_fraction.tolist(),
-        "flops": record.table.flops.tolist(),
-    }
-    Path(path).write_text(json.dumps(body, indent=1) + "\n")
-
-
-def read_cascade_calibration(body: dict) -> CascadeCalibration:
-    """The record ``write_cascade_calibration`` wrote, from its parsed JSON ``body``."""
-    body = {k: v for k, v in body.items() if k != "kind"}
-    table = body.pop("table")
-    parity = tuple(parse_threshold(t) for t in body.pop("parity_thresholds"))
-    as_tuple = ("stages", "scores", "stage_accuracy", "stage_flops")
-    return CascadeCalibration(
-        **{k: tuple(v) if k in as_tuple else v for k, v in body.items()},
-        parity_thresholds=parity,
-        table=Frontier(
-            thresholds=np.array([[parse_threshold(t) for t in row] for row in table["thresholds"]]),
-            accuracy=np.array(table["accuracy"]),
-            teacher_fraction=np.array(table["teacher_fraction"]),
-            flops=np.array(table["flops"]),
-        ),
-    )
-
-
-def load_calibration(path: Path) -> CalibrationRecord | CascadeCalibration:
-    """A router's ``calibration.json``: two stages (``CalibrationRecord``) or more."""
-    body = json.loads(Path(path).read_text())
-    if body.get("kind") == "cascade":
-        return read_cascade_calibration(body)
-    return read_calibration(path)
-
-
-KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")
-
-
-def resolve_thresholds(
-    parameters_json: str,
-    default: tuple[float, ...],
-    calibration: CalibrationRecord | CascadeCalibration | None = None,
-) -> tuple[float, ...]:
-    """The thresholds (one per stage boundary) for one request, from Triton's
-    ``request.parameters()`` JSON.
-
-    At most one knob: ``threshold`` (raw scores; ``"t1,t2"`` for three stages),
-    ``teacher_fraction``, ``min_accuracy`` or, for a regressor, ``max_error`` (resolved through
-    ``calibration``); none gives ``default``. Other parameters are ignored.
-    """
-    try:
-        parameters = json.loads(parameters_json or "{}")
-    except json.JSONDecodeError as err:
-        raise RequestError(f"request parameters are not valid JSON: {err}") from None
-    given = [k for k in KNOBS if k in parameters]
-    if len(given) > 1:
-        raise RequestError(f"give at most one of {', '.join(KNOBS)}; got {', '.join(given)}")
-    if not given:
-        return default
-    knob = given[0]
-    if knob == "threshold":
-        return parse_thresholds(parameters[knob], len(default))
-    value = parse_threshold(parameters[knob], knob)
-    if calibration is None:
-        raise RequestError(f"{knob} needs a {CALIBRATION_FILE} next to the router; none loaded")
-    if knob == "teacher_fraction":
-        resolved = calibration.for_teacher_fraction(value)
-    elif knob == "min_accuracy":
-        resolved = calibration.for_min_accuracy(value)
-    elif isinstance(calibration, CascadeCalibration):
-        resolved = calibration.for_max_error(value)
-    else:  # a classifier's two-stage calibration
-        raise RequestError("max_error is a regressor's knob: give min_accuracy")
-    return resolved if isinstance(resolved, tuple) else (resolved,)

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ebjr.build.onnx_info import describe
-from ebjr.core.calibration import CalibrationRecord
-from ebjr.core.cascade_calibration import load_calibration, resolve_thresholds
+from ebjr.core.calibration import Calibration, read_calibration, resolve_thresholds
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import ROUTER, STUDENT, TEACHER, calibration_path, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
@@ -62,14 +61,14 @@ class EdgeClient:
     def __init__(
         self,
         student: Path,
-        calibration: CalibrationRecord,
+        calibration: Calibration,
         router_dir: Path,
         teacher_url: str,
         teacher_model: str = TEACHER,
         protocol: str = "grpc",
         timeout_s: float = 2.0,
     ) -> None:
-        if not isinstance(calibration, CalibrationRecord):
+        if len(calibration.stages) != 2:
             raise ValueError(
                 "the edge client runs two stages: give a two-stage router's calibration"
             )
@@ -77,7 +76,7 @@ class EdgeClient:
         self.student = OnnxClassifier(student)
         self.calibration, self.timeout_s = calibration, timeout_s
         self.policy = GeneralPolicy(
-            routing_score(calibration.score, calibration.temperature, router_dir)
+            routing_score(calibration.scores[0], calibration.temperature, router_dir)
         )
         remote = {"grpc": RemoteModel, "http": HttpRemoteModel}
         if protocol not in remote:
@@ -96,7 +95,7 @@ class EdgeClient:
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: the edge client needs a calibrated router")
         student = onnx_path(repository, STUDENT)
-        return cls(student, load_calibration(path), router_dir, teacher_url, **kwargs)
+        return cls(student, read_calibration(path), router_dir, teacher_url, **kwargs)
 
     def classify(self, images: np.ndarray, **knobs: object) -> EdgeAnswer:
         """Route ``images: (N, ...)`` with at most one knob (``threshold``,
@@ -105,7 +104,7 @@ class EdgeClient:
         check_batch(batch)
         given = {k: v for k, v in knobs.items() if v is not None}
         (threshold,) = resolve_thresholds(
-            json.dumps(given), (self.calibration.parity_threshold,), self.calibration
+            json.dumps(given), (self.calibration.parity_thresholds[0],), self.calibration
         )
         sent: list[int] = []
 

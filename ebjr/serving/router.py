@@ -23,7 +23,7 @@ import triton_python_backend_utils as pb_utils
 
 from ebjr.build.router_config import ModelRef, RouterConfig
 from ebjr.core.budget import TeacherBudget
-from ebjr.core.cascade_calibration import load_calibration, resolve_thresholds
+from ebjr.core.calibration import read_calibration, resolve_thresholds
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.ratelimit import RateLimited
@@ -58,7 +58,7 @@ class TritonPythonModel:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
         self.name = args["model_name"]
         path = Path(args["model_repository"]) / CALIBRATION_FILE
-        self.calibration = load_calibration(path) if path.exists() else None
+        self.calibration = read_calibration(path) if path.exists() else None
         self.config = self._read_config(args, model_parameters(args))
         self.student_local = None
         if self.config.student_in_process:

@@ -9,6 +9,7 @@ training images; ``test`` (10,000) is the official test set, used for reporting 
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import logging
 import os
@@ -97,6 +98,16 @@ def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
         rows = order[:VAL_SIZE] if split == "val" else order[VAL_SIZE:]
         images, labels = images[rows], labels[rows]
     return (images[:, None].astype(np.float32) / 255.0), labels
+
+
+LABELLED_FORMATS = "fashion-mnist:SPLIT, FILE.npz (images, labels) or IMAGES.idx,LABELS.idx"
+
+
+def add_labelled_argument(
+    parser: argparse.ArgumentParser, flag: str, purpose: str, default: str | None = None
+) -> None:
+    """A command-line option naming labelled data for ``load_labelled``."""
+    parser.add_argument(flag, default=default, help=f"labelled data {purpose}: {LABELLED_FORMATS}")
 
 
 def load_labelled(spec: str) -> tuple[np.ndarray, np.ndarray]:

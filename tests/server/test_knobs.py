@@ -1,10 +1,9 @@
 """Each knob resolves, on the real server, to the exact table point that a brute-force count
 over the validation rows picks.
 
-The expectation never goes through the lookup under test (``for_teacher_fraction``,
-``for_min_accuracy``, ``for_max_error``): the validation rows are scored here, each table
-threshold's Teacher share and accuracy (or error) is counted row by row, and the point each knob
-promises is found by a plain loop. The served ``threshold`` must be that point's, bit for bit.
+The expectation never goes through the lookup under test (``Calibration.thresholds_for``):
+the validation rows are scored here, each table threshold's Teacher share and accuracy (or
+error) is counted row by row, and the point each knob promises is found by a plain loop. The served ``threshold`` must be that point's, bit for bit.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import pytest
 
 from ebjr.build.model_config import parameters, read
 from ebjr.core.calibration import read_calibration
-from ebjr.core.cascade_calibration import load_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
@@ -67,7 +65,9 @@ def classifier_table():
     student = logits[STUDENT].predict(images)
     teacher_right = logits[TEACHER].predict(images).argmax(1) == labels
     student_right = student.argmax(1) == labels
-    scores = routing_score(record.score, record.temperature, DEFAULT_REPOSITORY / ROUTER)(student)
+    scores = routing_score(record.scores[0], record.temperature, DEFAULT_REPOSITORY / ROUTER)(
+        student
+    )
     shares, accuracy = [], []
     for t in record.table.thresholds:
         to_teacher = scores < t
@@ -120,7 +120,7 @@ def outputs(model: str, images: np.ndarray) -> dict[str, np.ndarray]:
 def regressor_table():
     """The regressor router's table thresholds and, counted on the validation images, each
     one's Teacher share and mean absolute error (degrees)."""
-    record = load_calibration(calibration_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER))
+    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER))
     config = parameters(read(config_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER)))
     head = EnergyHead.from_parameters(config)
     rotated = make_rotated("val")

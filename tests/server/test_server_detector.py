@@ -15,7 +15,7 @@ from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
-from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.layout import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER, calibration_path
 from ebjr.ops.client import Detections, connect, detect, infer
 from ebjr.tasks.detection.data import CANVAS, make_scenes
@@ -31,15 +31,15 @@ def scenes() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def calibration(server) -> CascadeCalibration:
-    return load_calibration(calibration_path(server.model_repository, DETECTOR_ROUTER))
+def calibration(server) -> Calibration:
+    return read_calibration(calibration_path(server.model_repository, DETECTOR_ROUTER))
 
 
 def direct(client, model: str, images: np.ndarray) -> dict[str, np.ndarray]:
     return infer(client, model, {"image": images}, OUTPUTS)
 
 
-def student_scores(student: dict, calibration: CascadeCalibration, server) -> np.ndarray:
+def student_scores(student: dict, calibration: Calibration, server) -> np.ndarray:
     """Eq. 14 (or the calibrated term) on the Student's direct outputs, independently of the
     router's packing."""
     config = parameters(read(server.model_repository / DETECTOR_ROUTER / "config.pbtxt"))
@@ -90,9 +90,13 @@ def test_the_knobs_resolve_through_the_calibration_in_map_units(
     assert_rows(detect(client, scenes), student, teacher, scores, default)
     target = float(calibration.table.accuracy[len(calibration.table.accuracy) // 2])
     answer = detect(client, scenes, min_accuracy=str(target))
-    assert_rows(answer, student, teacher, scores, calibration.for_min_accuracy(target)[0])
+    assert_rows(
+        answer, student, teacher, scores, calibration.thresholds_for("min_accuracy", target)[0]
+    )
     answer = detect(client, scenes, teacher_fraction="0.3")
-    assert_rows(answer, student, teacher, scores, calibration.for_teacher_fraction(0.3)[0])
+    assert_rows(
+        answer, student, teacher, scores, calibration.thresholds_for("teacher_fraction", 0.3)[0]
+    )
     assert calibration.teacher_accuracy > calibration.stage_accuracy[0] + 0.05  # mAP units
 
 

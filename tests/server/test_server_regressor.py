@@ -12,7 +12,7 @@ from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
-from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.layout import (
     REGRESSOR_ROUTER,
     REGRESSOR_STUDENT,
@@ -33,8 +33,8 @@ def rotated():
 
 
 @pytest.fixture(scope="module")
-def calibration(server) -> CascadeCalibration:
-    return load_calibration(calibration_path(server.model_repository, REGRESSOR_ROUTER))
+def calibration(server) -> Calibration:
+    return read_calibration(calibration_path(server.model_repository, REGRESSOR_ROUTER))
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +86,9 @@ def test_the_knobs_resolve_through_the_calibration_in_degrees(client, rotated, c
     assert_rows(ask(client, rotated.images), predictions, scores, calibration.parity_thresholds[0])
     error = float(-calibration.table.accuracy[len(calibration.table.accuracy) // 3])
     answer = ask(client, rotated.images, max_error=str(error))
-    assert_rows(answer, predictions, scores, calibration.for_max_error(error)[0])
+    assert_rows(answer, predictions, scores, calibration.thresholds_for("max_error", error)[0])
     answer = ask(client, rotated.images, teacher_fraction="0.4")
-    assert_rows(answer, predictions, scores, calibration.for_teacher_fraction(0.4)[0])
+    assert_rows(answer, predictions, scores, calibration.thresholds_for("teacher_fraction", 0.4)[0])
     assert -calibration.teacher_accuracy < -calibration.stage_accuracy[0]  # Teacher errs less
 
 

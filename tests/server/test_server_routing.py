@@ -11,7 +11,7 @@ import pytest
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr.core.calibration import CalibrationRecord, read_calibration
+from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import calibration_path
 from ebjr.ops.client import classify, connect, describe_router, infer
@@ -19,7 +19,7 @@ from ebjr.training import data
 
 
 @pytest.fixture(scope="module")
-def calibration(server) -> CalibrationRecord:
+def calibration(server) -> Calibration:
     return read_calibration(calibration_path(server.model_repository))
 
 
@@ -27,7 +27,7 @@ def calibration(server) -> CalibrationRecord:
 def served_score(server, calibration):
     """The routing score the router serves: the one its calibration file names."""
     router_dir = server.model_repository / "ebjr_router"
-    return routing_score(calibration.score, calibration.temperature, router_dir)
+    return routing_score(calibration.scores[0], calibration.temperature, router_dir)
 
 
 def direct(client, model: str, images: np.ndarray) -> np.ndarray:
@@ -78,7 +78,7 @@ def test_infinite_thresholds_route_every_row_to_one_model(client, test_images, t
 def test_plumbing_calibrated_default_threshold_applies_without_parameter(
     client, calibration, test_images, served_score
 ):
-    default = calibration.parity_threshold
+    default = calibration.parity_thresholds[0]
     answer = classify(client, test_images[0][:16])
     np.testing.assert_array_equal(answer.thresholds, np.float32(default))
     assert_routed_correctly(answer, test_images[0][:16], client, default, served_score)
@@ -91,11 +91,7 @@ def test_plumbing_calibrated_knobs_resolve_to_the_calibration_threshold(
     """Plumbing: the oracle is the project's own calibration record. The knobs' promises are
     checked independently below and in test_calibration.py."""
     value = 0.3 if knob == "teacher_fraction" else 0.9
-    expected = (
-        calibration.for_teacher_fraction(value)
-        if knob == "teacher_fraction"
-        else calibration.for_min_accuracy(value)
-    )
+    (expected,) = calibration.thresholds_for(knob, value)
     images = test_images[0][:32]
     answer = classify(client, images, **{knob: str(value)})
     np.testing.assert_array_equal(answer.thresholds, np.float32(expected))
@@ -187,7 +183,7 @@ def test_min_accuracy_knob_reaches_its_accuracy_on_the_validation_data(server, c
     """Served over gRPC on the validation split it was calibrated on, ``min_accuracy`` must
     reach what it promises (counted here from labels, not from the calibration file); the
     targets lie ``share`` of the way from the Student's accuracy to the Teacher's."""
-    low, high = calibration.student_accuracy, calibration.teacher_accuracy
+    low, high = calibration.stage_accuracy[0], calibration.teacher_accuracy
     target = round(low + share * (high - low), 4)
     assert low < target < high  # both models
     images, labels = data.load_split("val")
@@ -213,8 +209,8 @@ def test_only_the_requested_outputs_are_returned(client, test_images):
 def test_router_publishes_its_score_and_operating_points_to_clients(client, calibration):
     """Any client reads what a raw threshold means from the router's model config."""
     info = describe_router(client)
-    assert info.score == calibration.score != "calibrated"
-    assert float(info.default_threshold) == calibration.parity_threshold
+    assert info.score == calibration.scores[0] != "calibrated"
+    assert float(info.default_threshold) == calibration.parity_thresholds[0]
     parity = info.operating_points["parity"]
     assert parity["teacher_fraction"] == calibration.parity_teacher_fraction
     assert parity["accuracy"] == calibration.parity_accuracy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebjr.core.calibration import CalibrationRecord, read_calibration
+from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.layout import calibration_path
 from ebjr.core.scores import get_score
 from ebjr.ops.client import classify, infer
@@ -15,7 +15,7 @@ ROUTER = "ebjr_specialized"
 
 
 @pytest.fixture(scope="module")
-def record(server) -> CalibrationRecord:
+def record(server) -> Calibration:
     return read_calibration(calibration_path(server.model_repository, ROUTER))
 
 
@@ -26,7 +26,7 @@ def direct(client, model, images):
 def test_rows_follow_eqs_16_to_18_including_confident_other(client, record):
     images = data.load_split("test")[0][:1000]
     classes, other = np.array(record.popular), len(record.popular)
-    score = get_score(record.score, record.temperature)
+    score = get_score(record.scores[0], record.temperature)
     special = np.concatenate(
         [direct(client, "student_specialized", images[i : i + 64]) for i in range(0, 1000, 64)]
     )
@@ -67,7 +67,7 @@ def test_plumbing_calibrated_knob_reaches_the_specialized_router(client, record)
     images = data.load_split("test")[0][:16]
     answer = classify(client, images, model=ROUTER, teacher_fraction=0.5)
     np.testing.assert_array_equal(
-        answer.thresholds, np.float32(calibration.for_teacher_fraction(0.5))
+        answer.thresholds, np.float32(calibration.thresholds_for("teacher_fraction", 0.5)[0])
     )
     default = classify(client, images, model=ROUTER)
-    np.testing.assert_array_equal(default.thresholds, np.float32(calibration.parity_threshold))
+    np.testing.assert_array_equal(default.thresholds, np.float32(calibration.parity_thresholds[0]))

@@ -10,7 +10,7 @@ from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.bench.benchmark import THREE_STAGE, THREE_STAGE_MODELS
-from ebjr.core.cascade_calibration import CascadeCalibration, load_calibration
+from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import STUDENT, calibration_path, middle_stage
 from ebjr.ops.client import classify, infer
@@ -20,8 +20,8 @@ STAGES = (THREE_STAGE_MODELS[STUDENT], THREE_STAGE_MODELS[middle_stage(1)], "tea
 
 
 @pytest.fixture(scope="module")
-def calibration(server) -> CascadeCalibration:
-    return load_calibration(calibration_path(server.model_repository, ROUTER))
+def calibration(server) -> Calibration:
+    return read_calibration(calibration_path(server.model_repository, ROUTER))
 
 
 def stage_outputs(client, images, calibration, server):
@@ -68,7 +68,9 @@ def test_calibrated_default_and_min_accuracy_give_threshold_pairs(
     )
     target = float(calibration.table.accuracy[len(calibration.table.accuracy) // 2])
     answer = classify(client, images, model=ROUTER, min_accuracy=str(target))
-    assert_three_stage_rows(answer, logits, scores, *calibration.for_min_accuracy(target))
+    assert_three_stage_rows(
+        answer, logits, scores, *calibration.thresholds_for("min_accuracy", target)
+    )
 
 
 def test_each_later_stage_runs_once_on_only_the_rows_not_kept(

@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 
 from ebjr.core.calibration import (
-    PARITY_TOLERANCE,
+    METRICS,
     calibrate,
     cheapest_reaching,
     crossing_threshold,
     read_calibration,
+    resolve_thresholds,
     sweep,
     write_calibration,
 )
-from ebjr.core.cascade_calibration import resolve_thresholds
 from ebjr.core.routing import RequestError
+
+TOLERANCE = METRICS["accuracy"].tolerance
 
 
 def brute_force(scores, student_ok, teacher_ok, t, fs, ft):
@@ -31,9 +33,9 @@ def test_sweep_matches_a_brute_force_count(seed):
     scores = rng.integers(0, 6, size=23).astype(np.float32)  # many ties
     student_ok, teacher_ok = rng.random(23) < 0.6, rng.random(23) < 0.8
     result = sweep(scores, student_ok, teacher_ok, 2.0, 10.0)
-    assert result.thresholds[0] == -np.inf and result.thresholds[-1] == np.inf
-    assert len(result.thresholds) == len(np.unique(scores)) + 2
-    for i, t in enumerate(result.thresholds):
+    assert result.thresholds.shape == (len(np.unique(scores)) + 2, 1)  # one boundary
+    assert result.thresholds[0, 0] == -np.inf and result.thresholds[-1, 0] == np.inf
+    for i, t in enumerate(result.thresholds[:, 0]):
         acc, frac, flops = brute_force(scores, student_ok, teacher_ok, t, 2.0, 10.0)
         assert result.accuracy[i] == pytest.approx(acc)
         assert result.teacher_fraction[i] == pytest.approx(frac)
@@ -52,7 +54,7 @@ def test_cheapest_reaching_and_crossing_point():
     student_ok = scores >= 5  # the Student is right exactly on high scores
     result = sweep(scores, student_ok, np.ones(10, bool))
     i = cheapest_reaching(result.accuracy, result.teacher_fraction, 1.0)
-    assert result.thresholds[i] == 5.0 and result.teacher_fraction[i] == 0.5
+    assert result.thresholds[i, 0] == 5.0 and result.teacher_fraction[i] == 0.5
     assert cheapest_reaching(result.accuracy, result.teacher_fraction, 1.1) is None
     assert crossing_threshold(scores, student_ok, bins=10) == pytest.approx(4.5)
 
@@ -77,36 +79,36 @@ def test_parity_threshold_is_the_cheapest_reaching_teacher_accuracy():
     def accuracy(t):
         return np.where(scores < t, teacher_ok, student_ok).mean()
 
-    assert accuracy(cal.parity_threshold) >= teacher - PARITY_TOLERANCE
-    cheaper = np.sort(scores)[np.sort(scores) < cal.parity_threshold]
-    assert all(accuracy(t) < teacher - PARITY_TOLERANCE for t in cheaper)
-    assert cal.parity_teacher_fraction == pytest.approx((scores < cal.parity_threshold).mean())
+    assert accuracy(cal.parity_thresholds[0]) >= teacher - TOLERANCE
+    cheaper = np.sort(scores)[np.sort(scores) < cal.parity_thresholds[0]]
+    assert all(accuracy(t) < teacher - TOLERANCE for t in cheaper)
+    assert cal.parity_teacher_fraction == pytest.approx((scores < cal.parity_thresholds[0]).mean())
 
 
 def test_teacher_fraction_knob_sends_that_share():
     cal, scores, _, _ = make_calibration()
     for fraction in (0.1, 0.3, 0.5):
-        t = cal.for_teacher_fraction(fraction)
+        (t,) = cal.thresholds_for("teacher_fraction", fraction)
         assert abs((scores < t).mean() - fraction) <= 0.01
     with pytest.raises(RequestError, match="teacher_fraction must be in"):
-        cal.for_teacher_fraction(1.5)
+        cal.thresholds_for("teacher_fraction", 1.5)
 
 
 @pytest.mark.parametrize("target", [0.80, 0.85, 0.9, 0.93])
 def test_min_accuracy_knob_is_the_cheapest_threshold_reaching_it(target):
     """Checked against a brute-force count on the calibration data, not the table."""
     cal, scores, student_ok, teacher_ok = make_calibration()
-    t = cal.for_min_accuracy(target)
+    (t,) = cal.thresholds_for("min_accuracy", target)
 
     def accuracy(threshold):
         return np.where(scores < threshold, teacher_ok, student_ok).mean()
 
     assert accuracy(t) >= target
     # Every table threshold sending fewer rows to the Teacher falls short of the target.
-    cheaper = cal.table.thresholds[cal.table.thresholds < t]
+    cheaper = cal.table.thresholds[cal.table.thresholds < t]  # (K, 1): one boundary
     assert len(cheaper) > 0 and all(accuracy(c) < target for c in cheaper)
     with pytest.raises(RequestError, match="min_accuracy must be in"):
-        cal.for_min_accuracy(0.9999)
+        cal.thresholds_for("min_accuracy", 0.9999)
 
 
 def test_calibration_file_round_trips(tmp_path):
@@ -120,7 +122,7 @@ def test_calibration_file_round_trips(tmp_path):
     write_calibration(tmp_path / "calibration.json", cal)
     back = read_calibration(tmp_path / "calibration.json")
     np.testing.assert_array_equal(back.table.thresholds, cal.table.thresholds)
-    assert back.table.thresholds[-1] == math.inf and back.evidence == cal.evidence
+    assert back.table.thresholds[-1, 0] == math.inf and back.evidence == cal.evidence
     assert replace(back, table=cal.table) == replace(cal, table=cal.table)
 
 
@@ -131,9 +133,13 @@ def test_resolve_thresholds_knobs_and_errors():
     assert resolve_thresholds('{"threshold": "7.5", "other": 1}', (4.0,)) == (7.5,)
     assert resolve_thresholds('{"threshold": -Infinity}', (4.0,)) == (-math.inf,)
     assert resolve_thresholds('{"teacher_fraction": "0.3"}', (4.0,), cal) == (
-        cal.for_teacher_fraction(0.3),
+        cal.thresholds_for("teacher_fraction", 0.3)
     )
-    assert resolve_thresholds('{"min_accuracy": 0.9}', (4.0,), cal) == (cal.for_min_accuracy(0.9),)
+    assert resolve_thresholds('{"min_accuracy": 0.9}', (4.0,), cal) == (
+        cal.thresholds_for("min_accuracy", 0.9)
+    )
+    with pytest.raises(RequestError, match="max_error is not a knob of this router"):
+        resolve_thresholds('{"max_error": 1.0}', (4.0,), cal)
     # an N-stage router takes one threshold per stage boundary
     assert resolve_thresholds('{"threshold": "1,-inf"}', (4.0, 5.0)) == (1.0, -math.inf)
     with pytest.raises(RequestError, match="needs 2 comma-separated values"):
@@ -148,3 +154,20 @@ def test_resolve_thresholds_knobs_and_errors():
         resolve_thresholds('{"threshold": "NaN"}', (4.0,))
     with pytest.raises(RequestError, match="JSON"):
         resolve_thresholds("{not json", (4.0,))
+
+
+def test_an_older_calibration_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "calibration.json"
+    path.write_text('{"split": "val", "score": "energy", "table": {"threshold": []}}')
+    with pytest.raises(ValueError, match="rebuild the repository"):
+        read_calibration(path)
+
+
+def test_each_metric_says_what_reaching_the_teacher_means():
+    assert METRICS["accuracy"].parity_target(0.95) == pytest.approx(0.949)
+    assert METRICS["negative_mae"].parity_target(-1.2) == pytest.approx(-1.224)  # MAE + 2%
+    assert [METRICS[m].knob for m in ("accuracy", "map", "negative_mae")] == [
+        "min_accuracy",
+        "min_accuracy",
+        "max_error",
+    ]

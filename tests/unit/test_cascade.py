@@ -3,15 +3,17 @@ import itertools
 import numpy as np
 import pytest
 
-from ebjr.core.calibration import PARITY_TOLERANCE
+from ebjr.core.calibration import (
+    METRICS,
+    read_calibration,
+    resolve_thresholds,
+    write_calibration,
+)
 from ebjr.core.cascade_calibration import (
     Stages,
     calibrate_cascade,
     held_out_comparison,
     held_out_shortfall,
-    load_calibration,
-    resolve_thresholds,
-    write_cascade_calibration,
 )
 
 
@@ -41,7 +43,7 @@ def test_cascade_calibration_finds_the_brute_force_cheapest_pair_at_parity():
     scores, correct, flops = toy()
     record = calibrate_cascade(("a", "b", "c"), ("energy", "gate"), scores, correct, flops)
     candidates = [np.concatenate([[-np.inf], np.unique(s), [np.inf]]) for s in scores]
-    target = correct[2].mean() - PARITY_TOLERANCE
+    target = correct[2].mean() - METRICS["accuracy"].tolerance
     best = min(
         cost
         for t1, t2 in itertools.product(*candidates)
@@ -65,8 +67,8 @@ def test_cascade_calibration_finds_the_brute_force_cheapest_pair_at_parity():
 def test_cascade_calibration_round_trips_and_answers_the_knobs(tmp_path):
     scores, correct, flops = toy(200, seed=1)
     record = calibrate_cascade(("a", "b", "c"), ("energy", "entropy"), scores, correct, flops)
-    write_cascade_calibration(tmp_path / "calibration.json", record)
-    back = load_calibration(tmp_path / "calibration.json")
+    write_calibration(tmp_path / "calibration.json", record)
+    back = read_calibration(tmp_path / "calibration.json")
     assert back.parity_thresholds == record.parity_thresholds and back.scores == record.scores
     np.testing.assert_array_equal(back.table.thresholds, record.table.thresholds)
     target = float(record.table.accuracy[len(record.table.accuracy) // 2])

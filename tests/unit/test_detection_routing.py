@@ -11,7 +11,7 @@ import pytest
 from ebjr.build import model_config as mc
 from ebjr.build.onnx_info import describe_graph
 from ebjr.build.router_config import PUBLISHED
-from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
@@ -110,7 +110,7 @@ def test_the_builder_writes_both_detectors_and_a_calibrated_router(built, layout
 def test_calibration_serves_the_cheapest_score_reaching_97_percent_of_the_teachers_map(built, val):
     out, record = built
     scenes, student, teacher = val
-    stored = load_calibration(calibration_path(out, DETECTOR_ROUTER))
+    stored = read_calibration(calibration_path(out, DETECTOR_ROUTER))
     assert stored.parity_thresholds == record.parity_thresholds
     assert record.scores[0] in DETECTION_SCORES and record.parity_share == 0.97
     fs, ft = record.stage_flops

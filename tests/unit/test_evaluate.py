@@ -29,8 +29,8 @@ def test_eval_runs_on_a_users_own_pair_and_npz_data(tmp_path):
         images, labels = test["images"], test["labels"]
     s_logits, t_logits = OnnxClassifier(student)(images), OnnxClassifier(teacher)(images)
     calibration = read_calibration(calibration_path(tmp_path / "repo"))
-    scores = get_score(calibration.score, calibration.temperature)(s_logits)
-    to_teacher = scores < calibration.parity_threshold
+    scores = get_score(calibration.scores[0], calibration.temperature)(s_logits)
+    to_teacher = scores < calibration.parity_thresholds[0]
     routed = np.where(to_teacher, t_logits.argmax(1), s_logits.argmax(1))
     assert result.student_accuracy == (s_logits.argmax(1) == labels).mean()
     assert result.teacher_accuracy == (t_logits.argmax(1) == labels).mean()

@@ -8,7 +8,7 @@ from onnx_factory import builder_args, tiny_classifier
 
 from ebjr.build import model_config as mc
 from ebjr.build.router_config import RouterConfig
-from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.calibration import read_calibration
 from ebjr.core.policy import (
     POLICIES,
     GeneralPolicy,
@@ -77,12 +77,12 @@ def test_the_builder_serves_any_registered_policy_by_name_calibrated_under_it(tm
     main([*builder_args(model, model, out, tmp_path / "val.npz"), "--policy", "random"])
     parameters = mc.parameters(mc.read(out / "ebjr_router" / "config.pbtxt"))
     assert parameters["mode"] == "random"
-    calibration = load_calibration(out / "ebjr_router" / "calibration.json")
+    calibration = read_calibration(out / "ebjr_router" / "calibration.json")
     config = RouterConfig.from_parameters(parameters, calibration, 5)
     assert isinstance(config.policies[0], RandomPolicy)
     # calibrated under the random policy: every threshold of its table is a score in [0, 1]
     table = json.loads((out / "ebjr_router" / "calibration.json").read_text())["table"]
-    finite = [t for t in table["threshold"] if isinstance(t, float)]
+    finite = [t for (t,) in table["thresholds"] if isinstance(t, float)]
     assert len(finite) > 10 and all(0 <= t <= 1 for t in finite)
 
 

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from ebjr.core.cascade_calibration import resolve_thresholds
+from ebjr.core.calibration import resolve_thresholds
 from ebjr.core.packing import RowLayout
 from ebjr.core.routing import RequestError
 from ebjr.core.tensors import TensorSpec
-from ebjr.tasks.regression.repository import PARITY_TOLERANCE, calibrate_regressor
+from ebjr.tasks.regression.repository import METRIC, calibrate_regressor
 from ebjr.tasks.regression.scores import (
     SCORES,
     EnergyHead,
@@ -73,7 +73,7 @@ def test_calibration_reaches_the_teachers_error_within_the_tolerance(calibrated)
     }
     assert record.metric == "negative_mae" and record.scores[0] in SCORES
     teacher_mae = -record.teacher_accuracy
-    assert -record.parity_accuracy <= (1 + PARITY_TOLERANCE) * teacher_mae + 1e-9
+    assert -record.parity_accuracy <= (1 + METRIC.tolerance) * teacher_mae + 1e-9
     assert np.all(np.diff(record.table.flops) > 0) and np.all(np.diff(record.table.accuracy) > 0)
     with pytest.raises(ValueError, match="test split"):
         calibrate_regressor({}, {}, np.zeros(1), HEAD, (1.0, 2.0), ("s", "t"), "test")
@@ -82,12 +82,12 @@ def test_calibration_reaches_the_teachers_error_within_the_tolerance(calibrated)
 def test_max_error_is_the_regressors_knob_in_degrees(calibrated):
     record, _ = calibrated
     loose = float(-record.table.accuracy.min())  # the Student alone
-    assert record.for_max_error(loose) == (-np.inf,)
+    assert record.thresholds_for("max_error", loose) == (-np.inf,)
     tight = float(-record.table.accuracy.max())
     (t,) = resolve_thresholds(json.dumps({"max_error": tight}), (0.0,), record)
     i = int(np.flatnonzero(record.table.thresholds[:, 0] == t)[0])
     assert -record.table.accuracy[i] <= tight + 1e-9
     with pytest.raises(RequestError, match="max_error must be >="):
-        record.for_max_error(tight / 2)
+        record.thresholds_for("max_error", tight / 2)
     with pytest.raises(RequestError, match="give max_error"):
         resolve_thresholds('{"min_accuracy": 0.5}', (0.0,), record)

@@ -140,7 +140,8 @@ def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
     main([*builder_args(student, teacher, out, tmp_path / "val.npz"), "--score", "softmax"])
     record = json.loads((out / "ebjr_router" / "calibration.json").read_text())
     assert record["rows"] == 200 and record["split"] == "val"
-    assert record["score"] == "softmax" and record["chosen_by"] == "pinned"
+    assert record["scores"] == ["softmax"] and record["chosen_by"] == "pinned"
+    assert record["stages"] == ["student", "teacher"]
     assert set(record["evidence"]) == {"energy", "softmax", "entropy", "energy_of_softmax"}
     router = mc.read(out / "ebjr_router" / "config.pbtxt")
     assert mc.parameters(router)["default_threshold"] == "calibrated"

@@ -28,8 +28,8 @@ BASE = {
 }
 CALIBRATION = replace(
     calibrate(np.array([-1.0, 0.0]), np.array([True, False]), np.array([True, True]), 1, 2),
-    score="entropy",
-    parity_threshold=-0.25,
+    scores=("entropy",),
+    parity_thresholds=(-0.25,),
 )
 
 
@@ -105,7 +105,7 @@ def test_a_config_whose_published_calibration_is_stale_is_refused():
         ValueError, match="served_score, served_default_threshold, operating_points disagree"
     ):
         RouterConfig.from_parameters(
-            p, replace(CALIBRATION, score="softmax", parity_threshold=1.0), 10
+            p, replace(CALIBRATION, scores=("softmax",), parity_thresholds=(1.0,)), 10
         )
 
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from ebjr.build.onnx_info import describe
 from ebjr.core.calibration import (
-    PARITY_TOLERANCE,
-    CalibrationRecord,
+    METRICS,
+    Calibration,
     calibrate,
     cascade_flops,
     cheapest_reaching,
@@ -59,6 +59,7 @@ FRACTIONS = (0.1, 0.3, 0.5)
 BELOW_TEACHER = (0.005, 0.01)  # operating points this far under the Teacher's accuracy
 RANDOM_SEEDS = 10
 SHARES = (0.25, 0.5, 0.75, 0.9)
+TOLERANCE = METRICS["accuracy"].tolerance  # "reaches the Teacher": within 0.1 point
 CACHE = PROJECT_ROOT / "build" / "eval"
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def apply(stream: Stream, threshold: float, fs: float, ft: float) -> Point:
     return Point(threshold, accuracy, fraction, float(cascade_flops(fs, ft, fraction)))
 
 
-def _calibrated(stream: Stream, fs: float, ft: float, policy: RoutingPolicy) -> CalibrationRecord:
+def _calibrated(stream: Stream, fs: float, ft: float, policy: RoutingPolicy) -> Calibration:
     return calibrate(
         stream.scores,
         stream.student_ok,
@@ -169,7 +170,7 @@ def below_teacher(stream: Stream, gap: float) -> float:
     minus ``gap``."""
     s = sweep(stream.scores, stream.student_ok, stream.teacher_ok)
     target = float(stream.teacher_ok.mean()) - gap
-    return float(s.thresholds[cheapest_reaching(s.accuracy, s.teacher_fraction, target)])
+    return float(s.thresholds[cheapest_reaching(s.accuracy, s.teacher_fraction, target), 0])
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,7 @@ def ablation(
         v, s = Stream.of(policy, val), Stream.of(policy, test)
         record = _calibrated(v, fs, ft, policy)
         at_fraction = {f: apply(s, float(np.quantile(v.scores, f)), fs, ft) for f in FRACTIONS}
-        rows[label] = ScoreRow(apply(s, record.parity_threshold, fs, ft), at_fraction, s.scores)
+        rows[label] = ScoreRow(apply(s, record.parity_thresholds[0], fs, ft), at_fraction, s.scores)
     return rows
 
 
@@ -283,11 +284,11 @@ def random_routing(stream: Stream) -> dict[float, tuple[float, float]]:
 class SpecializedComparison:
     """Specialized vs general EBJR on skewed streams (paper Fig. 6)."""
 
-    record: CalibrationRecord
+    record: Calibration
     flops: float
     results: dict[float, dict[str, Point]]  # share -> general / specialized / same_cost
     teacher_accuracy: dict[float, float]  # share -> the Teacher's test-stream accuracy
-    curves: dict = field(default_factory=dict)  # kind -> test Sweep at 75% popular
+    curves: dict = field(default_factory=dict)  # kind -> test sweep at 75% popular
 
 
 def specialized(
@@ -301,7 +302,7 @@ def specialized(
     record = read_calibration(path)
     f_special = describe(onnx_path(repo, SPECIALIZED_STUDENT)).flops
     policy = SpecializedPolicy(
-        get_score(record.score, record.temperature),
+        get_score(record.scores[0], record.temperature),
         record.popular,
         len(record.popular),
         general["test"].teacher.shape[1],
@@ -324,7 +325,7 @@ def specialized(
         points, fractions = {}, {}
         for kind, (v, t, p, f_s) in streams.items():
             cal = _calibrated(v, f_s, ft, p)
-            points[kind] = apply(t, cal.parity_threshold, f_s, ft)
+            points[kind] = apply(t, cal.parity_thresholds[0], f_s, ft)
             fractions[kind] = cal.parity_teacher_fraction
             if share == 0.75:
                 curve = sweep(t.scores, t.student_ok, t.teacher_ok, f_s, ft)
@@ -357,7 +358,7 @@ class Evaluation:
     teacher_ms: float
     student_accuracy: float
     teacher_accuracy: float
-    calibration: CalibrationRecord
+    calibration: Calibration
     served: Point  # the router's calibrated default, on test
     below: dict[float, Point]  # cheapest val thresholds at this much under Teacher, on test
     crossing: Point  # the paper's Fig. 4 operating point, on test
@@ -388,7 +389,9 @@ def evaluate(
     images = data.load_labelled(val_data)[0]
     calibration = read_calibration(calibration_path(repo))
     router_dir = calibration_path(repo).parent
-    served = GeneralPolicy(routing_score(calibration.score, calibration.temperature, router_dir))
+    served = GeneralPolicy(
+        routing_score(calibration.scores[0], calibration.temperature, router_dir)
+    )
     stream = Stream.of(served, test)
     # The oracle defers every row the Student gets wrong; the oracle at parity only rows the
     # Student gets wrong and the Teacher right, each one a gain, just enough of them to reach
@@ -421,7 +424,7 @@ def evaluate(
         student_accuracy=float(stream.student_ok.mean()),
         teacher_accuracy=float(stream.teacher_ok.mean()),
         calibration=calibration,
-        served=apply(stream, calibration.parity_threshold, fs, ft),
+        served=apply(stream, calibration.parity_thresholds[0], fs, ft),
         below={gap: apply(stream, below_teacher(on_val, gap), fs, ft) for gap in BELOW_TEACHER},
         crossing=apply(stream, calibration.crossing_threshold, fs, ft),
         scores=ablation(val, test, fs, ft, temperature, gate_path(repo)),
@@ -468,10 +471,10 @@ def render(e: Evaluation, out: Path) -> str:
         f"| Student | {e.student_accuracy:.2%} | {fs / 1e6:.3f} | - | 0% | {e.student_ms:.3f} |",
         f"| Teacher | {e.teacher_accuracy:.2%} | {ft / 1e6:.3f} | 1.00x | 100% | "
         f"{e.teacher_ms:.3f} |",
-        cost_row(f"EBJR, {cal.score}, t={cal.parity_threshold:.3f} (val parity)", e.served),
+        cost_row(f"EBJR, {cal.scores[0]}, t={cal.parity_thresholds[0]:.3f} (val parity)", e.served),
         *(
             cost_row(
-                f"EBJR, {cal.score}, t={p.threshold:.3f} (val: Teacher - {gap * 100:.1f} pt)", p
+                f"EBJR, {cal.scores[0]}, t={p.threshold:.3f} (val: Teacher - {gap * 100:.1f} pt)", p
             )
             for gap, p in e.below.items()
         ),
@@ -492,7 +495,7 @@ def render(e: Evaluation, out: Path) -> str:
         "## Routing-score ablation (paper Fig. 3-right), test split",
         "",
         "Parity = the cheapest validation threshold within "
-        f"{PARITY_TOLERANCE:.1%} of the Teacher's validation accuracy, applied to test. "
+        f"{TOLERANCE:.1%} of the Teacher's validation accuracy, applied to test. "
         "Fixed fractions use the validation quantile of each score.",
         "",
         "| score | parity: test accuracy | parity: to Teacher | parity: FLOPs reduction | "
@@ -534,7 +537,7 @@ def render(e: Evaluation, out: Path) -> str:
         f"At validation-chosen parity thresholds, the test-split FLOPs reductions are: energy "
         f"{ft / energy_p.flops:.2f}x, softmax confidence {ft / soft_p.flops:.2f}x, negative "
         f"entropy {ft / ent_p.flops:.2f}x. The cheapest score at parity on this run is "
-        f"**{best}**. The router serves **{cal.score}** (calibration: {cal.chosen_by}, on "
+        f"**{best}**. The router serves **{cal.scores[0]}** (calibration: {cal.chosen_by}, on "
         "validation). Calibration evidence per score (validation): "
         + ", ".join(
             f"{n} {point['parity_teacher_fraction']:.1%} to Teacher"
@@ -664,7 +667,7 @@ def specialized_lines(s: SpecializedComparison, ft: float) -> list[str]:
         "",
         f"Specialized Student: popular classes {list(popular)} "
         f'({", ".join(data.CLASS_NAMES[c] for c in popular)}) + "other", '
-        f"{s.flops / 1e6:.3f} MFLOPs; routing score {s.record.score} over the top-C logits "
+        f"{s.flops / 1e6:.3f} MFLOPs; routing score {s.record.scores[0]} over the top-C logits "
         '(eq. 17), "other" always to the Teacher (eq. 16). Streams sampled with replacement '
         "from the validation split (thresholds chosen there) and the test split (reported), "
         "fixed seeds; general EBJR serves its own calibrated score.",
@@ -690,7 +693,7 @@ def specialized_lines(s: SpecializedComparison, ft: float) -> list[str]:
     better = [
         w
         for w, r in s.results.items()
-        if r["specialized"].accuracy > r["same_cost"].accuracy + PARITY_TOLERANCE
+        if r["specialized"].accuracy > r["same_cost"].accuracy + TOLERANCE
     ]
     return lines + [
         "",
@@ -698,7 +701,7 @@ def specialized_lines(s: SpecializedComparison, ft: float) -> list[str]:
         "at popular shares: "
         + (", ".join(f"{w:.0%}" for w in cheaper) or "none measured")
         + f"; at equal cost (its own Teacher fraction) it is more accurate than the general "
-        f"router, by more than {PARITY_TOLERANCE:.1%}, at: "
+        f"router, by more than {TOLERANCE:.1%}, at: "
         + (", ".join(f"{w:.0%}" for w in better) or "none measured")
         + ". Where neither holds, the specialized Student does not pay off.",
         "",
@@ -792,17 +795,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--temperature", type=float, default=2.0, help="also ablate energy at this temperature"
     )
-    parser.add_argument(
-        "--val-data",
-        default="fashion-mnist:val",
-        help="labelled data to choose thresholds on: fashion-mnist:val, "
-        "FILE.npz (images, labels) or IMAGES.idx,LABELS.idx",
-    )
-    parser.add_argument(
-        "--test-data",
-        default="fashion-mnist:test",
-        help="labelled data to report on (same formats)",
-    )
+    data.add_labelled_argument(parser, "--val-data", "to choose thresholds on", "fashion-mnist:val")
+    data.add_labelled_argument(parser, "--test-data", "to report on", "fashion-mnist:test")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     render(evaluate(args.repo, args.temperature, args.val_data, args.test_data), args.out)

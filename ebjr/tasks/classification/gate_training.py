@@ -114,10 +114,8 @@ def fit_gate(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the router's learned deferral gate.")
     parser.add_argument("--repo", type=Path, default=Path("model_repository"))
-    parser.add_argument(
-        "--data",
-        default="fashion-mnist:train",
-        help="labelled gate-training data, not the calibration split",
+    data.add_labelled_argument(
+        parser, "--data", "to train the gate on, not the calibration split", "fashion-mnist:train"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -32,12 +32,8 @@ from ebjr.build.router_config import (
     RouterSettings,
     stages_parameter,
 )
-from ebjr.core.calibration import CalibrationRecord, calibrate_scores, write_calibration
-from ebjr.core.cascade_calibration import (
-    CascadeCalibration,
-    calibrate_cascade,
-    write_cascade_calibration,
-)
+from ebjr.core.calibration import Calibration, calibrate_scores
+from ebjr.core.cascade_calibration import calibrate_cascade
 from ebjr.core.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.core.layout import (
     ROUTER,
@@ -45,7 +41,6 @@ from ebjr.core.layout import (
     SPECIALIZED_STUDENT,
     STUDENT,
     TEACHER,
-    calibration_path,
     config_path,
     gate_path,
     middle_stage,
@@ -63,7 +58,7 @@ from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreFn, energy
 from ebjr.core.tensors import ModelInfo, TensorSpec
 from ebjr.tasks.classification import specialized as spec
-from ebjr.training.data import load_labelled
+from ebjr.training.data import add_labelled_argument, load_labelled
 
 ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
 
@@ -171,7 +166,7 @@ def calibrate_router(
     pinned_score: str | None = None,
     temperature: float = 1.0,
     specialized: Specialized | None = None,
-) -> CalibrationRecord:
+) -> Calibration:
     """Run the repository's Student and Teacher on labelled validation data (never the test
     split) and write the router's ``calibration.json``; return its record. The specialized
     router is calibrated on a stream with ``specialized.share`` popular rows."""
@@ -196,10 +191,10 @@ def calibrate_router(
         pinned=pinned_score,
         temperature=temperature,
         extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
+        stages=(student_name, TEACHER),
     )
     if specialized is not None:
         record = replace(record, popular=specialized.popular, share=specialized.share)
-    write_calibration(calibration_path(out, router), record)
     publish(out, router, record)
     return record
 
@@ -211,7 +206,7 @@ def calibrate_cascade_router(
     middle: int,
     pinned_score: str | None = None,
     temperature: float = 1.0,
-) -> CascadeCalibration:
+) -> Calibration:
     """Calibrate the N-stage router (``middle`` middle stages) on labelled validation data:
     each boundary routes on the score that serves its own stage best against the Teacher
     (a gate where it measures cheaper), then the cheapest threshold tuple reaching the
@@ -234,12 +229,11 @@ def calibrate_cascade_router(
             temperature=temperature,
             extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
         )
-        names.append(record.score)
-        score = routing_score(record.score, temperature, out / ROUTER, k)
+        names.append(record.scores[0])
+        score = routing_score(record.scores[0], temperature, out / ROUTER, k)
         scores.append(GeneralPolicy(score).effective_scores(stage_logits))
     correct = [stage_logits.argmax(1) == labels for stage_logits in logits]
     cascade = calibrate_cascade(stages, tuple(names), scores, correct, flops)
-    write_cascade_calibration(calibration_path(out, ROUTER), cascade)
     publish(out, ROUTER, cascade)
     return cascade
 
@@ -257,7 +251,7 @@ def build_repository(
     middle: tuple[Path, ...] = (),
     gates: tuple[Path, ...] = (),
     policy: str = DEFAULT_MODE,
-) -> CalibrationRecord | CascadeCalibration | None:
+) -> Calibration | None:
     """Write ``out/{student,teacher,ebjr_router}`` for the given ONNX pair, and with
     ``specialized`` also ``out/{student_specialized,ebjr_specialized}``. ``policy`` names the
     general router's routing policy (a mode of ``POLICIES``; plain EBJR by default).
@@ -365,15 +359,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
-    parser.add_argument(
-        "--val-data",
-        help="labelled validation data to calibrate on: fashion-mnist:val, FILE.npz "
-        "(images, labels) or IMAGES.idx,LABELS.idx",
-    )
-    parser.add_argument(
+    add_labelled_argument(parser, "--val-data", "to calibrate on (validation)")
+    add_labelled_argument(
+        parser,
         "--gate-data",
-        help="labelled data to train a learned deferral gate on (not the --val-data rows), "
-        "same formats; calibration serves the gate only where it measures cheaper",
+        "to train a learned deferral gate on (not the --val-data rows; calibration serves the "
+        "gate only where it measures cheaper)",
     )
     parser.add_argument(
         "--gates",

@@ -288,12 +288,12 @@ def train_students(
             GeneralPolicy(energy),
             extra_scores={GATE_SCORE: GateScore(gate)},
         )
-        score = GateScore(gate) if record.score == GATE_SCORE else get_score(record.score)
+        score = GateScore(gate) if record.scores[0] == GATE_SCORE else get_score(record.scores[0])
         stages[name] = (score(logits), logits.argmax(1) == val_y, entry["flops"])
         candidates[name] = {
             **entry,
             "distilled": distilled,
-            "val_score": record.score,
+            "val_score": record.scores[0],
             "val_parity_teacher_fraction": record.parity_teacher_fraction,
             "val_fewer_flops_than_teacher_at_parity": teacher_flops
             / cascade_flops(entry["flops"], teacher_flops, record.parity_teacher_fraction),
@@ -377,7 +377,7 @@ def train_specialized(args: argparse.Namespace, metrics: dict) -> Specialized:
             ),
             "val_other_recall": float((logits[~on_popular].argmax(1) == c).mean()),
             "stream_share": args.share,
-            "stream_score": record.score,
+            "stream_score": record.scores[0],
             "stream_parity_teacher_fraction": record.parity_teacher_fraction,
             "flops": describe(path).flops,
         }

@@ -17,14 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.core.calibration import cascade_flops, cheapest_reaching
-from ebjr.core.cascade_calibration import (
-    CascadeCalibration,
-    Frontier,
-    pareto,
-    thinned,
-    threshold_grid,
-)
+from ebjr.core.calibration import Calibration, Frontier, cascade_flops, cheapest_reaching
+from ebjr.core.cascade_calibration import pareto, thinned, threshold_grid
 from ebjr.core.packing import RowLayout
 from ebjr.tasks.detection.data import Scenes
 from ebjr.tasks.detection.metrics import coco_map
@@ -103,7 +97,7 @@ def calibrate_detector(
     stages: tuple[str, str],
     split: str = "val",
     share: float = DEFAULT_SHARE,
-) -> CascadeCalibration:
+) -> Calibration:
     """The detector router's calibration on labelled ``scenes`` (never ``test``): every score
     the detectors support is swept; the one cheapest at ``share`` of the Teacher's mAP is
     served, and that point is the router's default. The knobs' table is its frontier, with
@@ -123,7 +117,7 @@ def calibrate_detector(
         if best is None or front.flops[i] < best[2].flops[best[1]]:
             best = (name, i, front)
     name, i, front = best
-    return CascadeCalibration(
+    return Calibration(
         split=split,
         rows=len(scenes.images),
         stages=stages,
@@ -137,4 +131,5 @@ def calibrate_detector(
         table=thinned(front),
         parity_share=share,
         metric="map",
+        chosen_by="lowest cost at parity",
     )

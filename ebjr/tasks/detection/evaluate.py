@@ -16,7 +16,7 @@ import onnx
 
 from ebjr.build.onnx_info import count_flops
 from ebjr.build.report import cost_plot, report_main
-from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import DEFAULT_REPOSITORY, DETECTOR_ROUTER, calibration_path
 from ebjr.tasks.detection.calibration import Point, choose, measure, sweep
 from ebjr.tasks.detection.data import Scenes, iou, make_scenes
@@ -59,7 +59,7 @@ def served(repo: Path) -> list[str]:
     path = calibration_path(repo, DETECTOR_ROUTER)
     if not path.exists():
         return []
-    record = load_calibration(path)
+    record = read_calibration(path)
     return [
         "",
         f"The served router `{DETECTOR_ROUTER}` (`{path.relative_to(repo.parent)}`) routes on "

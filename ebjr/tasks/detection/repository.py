@@ -14,22 +14,26 @@ detector without ``box_logits`` (a plain box head) is routed on the classificati
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import replace
 from pathlib import Path
 
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import DEVICES, ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import add_pair_arguments, publish, write_onnx_model, write_router
+from ebjr.build.repository import (
+    add_pair_arguments,
+    publish,
+    run_builder,
+    write_onnx_model,
+    write_router,
+)
 from ebjr.build.router_config import RouterSettings
-from ebjr.core.cascade_calibration import CascadeCalibration, write_cascade_calibration
+from ebjr.core.calibration import Calibration
 from ebjr.core.layout import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
     DETECTOR_STUDENT,
     DETECTOR_TEACHER,
-    calibration_path,
 )
 from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
 from ebjr.core.tensors import GraphInfo, TensorSpec
@@ -85,7 +89,7 @@ def build_detector_router(
     serving: ModelServing | None = None,
     bin_width: float = BIN_WIDTH,
     share: float = DEFAULT_SHARE,
-) -> CascadeCalibration | None:
+) -> Calibration | None:
     """Write ``out/{detector_student,detector_teacher,ebjr_detector}``; with ``validation``
     scenes, calibrate the router on them (its default: the cheapest point reaching ``share`` of
     the Teacher's mAP) and return the record. Without, ``settings`` must give a numeric
@@ -116,7 +120,6 @@ def build_detector_router(
         split="val",
         share=share,
     )
-    write_cascade_calibration(calibration_path(out, DETECTOR_ROUTER), record)
     publish(out, DETECTOR_ROUTER, record)
     return record
 
@@ -141,10 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--score", default="calibrated", help="pin a detection score")
     parser.add_argument("--default-threshold", default="calibrated")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        record = build_detector_router(
+
+    def build(args: argparse.Namespace) -> Calibration | None:
+        return build_detector_router(
             args.student,
             args.teacher,
             args.out,
@@ -154,9 +156,8 @@ def main(argv: list[str] | None = None) -> None:
             args.bin_width,
             args.share,
         )
-    except ValueError as err:
-        parser.exit(2, f"error: {err}\n")
-    print(f"Wrote {args.out}/{{{DETECTOR_STUDENT},{DETECTOR_TEACHER},{DETECTOR_ROUTER}}}")
+
+    record = run_builder(parser, argv, build, (DETECTOR_STUDENT, DETECTOR_TEACHER, DETECTOR_ROUTER))
     if record:
         print(
             f"Calibrated on {record.rows} validation scenes: score {record.scores[0]}, default "

@@ -17,8 +17,7 @@ import numpy as np
 from ebjr.build.model_config import parameters, read
 from ebjr.build.onnx_info import describe_graph
 from ebjr.build.report import cost_plot, report_main
-from ebjr.core.calibration import cascade_flops, cheapest_reaching
-from ebjr.core.cascade_calibration import load_calibration
+from ebjr.core.calibration import cascade_flops, cheapest_reaching, read_calibration
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
     REGRESSION_MODELS,
@@ -29,11 +28,11 @@ from ebjr.core.layout import (
     config_path,
 )
 from ebjr.tasks.regression.data import make_rotated
-from ebjr.tasks.regression.repository import PARITY_TOLERANCE, errors, frontier, outputs
+from ebjr.tasks.regression.repository import METRIC, errors, frontier, outputs
 from ebjr.tasks.regression.scores import BASELINES, PREDICTIONS, SCORES, EnergyHead, score
 
 log = logging.getLogger(__name__)
-TARGETS = {"parity": 1 + PARITY_TOLERANCE, "+10% MAE": 1.10}  # multiples of the Teacher's MAE
+TARGETS = {"parity": 1 + METRIC.tolerance, "+10% MAE": 1.10}  # multiples of the Teacher's MAE
 SHARES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
@@ -65,7 +64,7 @@ def evaluate(models: Path, out: Path, repo: Path = DEFAULT_REPOSITORY) -> str:
         f"Thresholds chosen on {len(data['val'].angles)} validation images, reported on "
         f"{len(data['test'].angles)} test images. Student {fs / 1e6:.2f} MFLOPs, Teacher "
         f"{ft / 1e6:.2f} MFLOPs per image. Parity: the cascade's validation MAE within "
-        f"{PARITY_TOLERANCE:.0%} of the Teacher's.",
+        f"{METRIC.tolerance:.0%} of the Teacher's.",
         "",
         "Test MAE (degrees) of every prediction form (each model answers in the form with its "
         f"lowest validation MAE: `{prediction[REGRESSOR_STUDENT]}` for the Student, "
@@ -139,7 +138,7 @@ def evaluate(models: Path, out: Path, repo: Path = DEFAULT_REPOSITORY) -> str:
 
 
 def served(repo: Path) -> list[str]:
-    record = load_calibration(calibration_path(repo, REGRESSOR_ROUTER))
+    record = read_calibration(calibration_path(repo, REGRESSOR_ROUTER))
     return [
         "",
         f"The served router `{REGRESSOR_ROUTER}` routes on `{record.scores[0]}`, the energy form "

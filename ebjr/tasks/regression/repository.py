@@ -6,9 +6,9 @@ Writes ``regressor_student/``, ``regressor_teacher/`` (Triton's native ONNX Runt
 and ``ebjr_regressor/``, calibrated on the rotated validation images
 (``ebjr.tasks.regression.data``): each model answers in its prediction form with the lowest
 validation error, and the energy form (binned or sampled) that reaches the Teacher's error (within
-``PARITY_TOLERANCE``) at the fewest FLOPs is the routing score; that point is the default
-threshold. The other models of ``--out`` are left alone. Regressors must share the outputs of
-``ebjr.tasks.regression.models.RegressorExport``.
+the ``negative_mae`` metric's tolerance) at the fewest FLOPs is the routing score; that point is
+the default threshold. The other models of ``--out`` are left alone. Regressors must share the
+outputs of ``ebjr.tasks.regression.models.RegressorExport``.
 """
 
 from __future__ import annotations
@@ -22,22 +22,27 @@ import numpy as np
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import add_pair_arguments, publish, write_onnx_model, write_router
-from ebjr.build.router_config import RouterSettings
-from ebjr.core.calibration import cheapest_reaching, sweep
-from ebjr.core.cascade_calibration import (
-    CascadeCalibration,
-    Frontier,
-    pareto,
-    thinned,
-    write_cascade_calibration,
+from ebjr.build.repository import (
+    add_pair_arguments,
+    publish,
+    run_builder,
+    write_onnx_model,
+    write_router,
 )
+from ebjr.build.router_config import RouterSettings
+from ebjr.core.calibration import (
+    METRICS,
+    Calibration,
+    Frontier,
+    cheapest_reaching,
+    sweep,
+)
+from ebjr.core.cascade_calibration import pareto, thinned
 from ebjr.core.layout import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
     REGRESSOR_STUDENT,
     REGRESSOR_TEACHER,
-    calibration_path,
 )
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.packing import joint_layout, stage_parameters
@@ -47,7 +52,7 @@ from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predic
 
 log = logging.getLogger(__name__)
 REGRESSOR_MODEL_PY = "from ebjr.serving.regressor import TritonPythonModel  # noqa: F401\n"
-PARITY_TOLERANCE = 0.02  # "at the Teacher's error": the cascade's MAE within 2% of it
+METRIC = METRICS["negative_mae"]  # "at the Teacher's error": the MAE within 2% of it
 
 
 def outputs(path: Path, images: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
@@ -65,7 +70,7 @@ def errors(found: dict, angles: np.ndarray, prediction: str, head: EnergyHead) -
 def frontier(scores: np.ndarray, student_error, teacher_error, flops) -> Frontier:
     """The cheapest-for-their-error thresholds of ``scores``; ``accuracy`` is minus the MAE."""
     s = sweep(scores, -student_error, -teacher_error, *flops)
-    return pareto(Frontier(s.thresholds[:, None], s.accuracy, s.teacher_fraction, s.flops))
+    return pareto(s)
 
 
 def calibrate_regressor(
@@ -76,7 +81,7 @@ def calibrate_regressor(
     flops: tuple[float, float],
     stages: tuple[str, str],
     split: str = "val",
-) -> tuple[CascadeCalibration, tuple[str, str]]:
+) -> tuple[Calibration, tuple[str, str]]:
     """The regressor router's calibration on labelled ``split`` (never ``test``), and the
     prediction form each stage answers with (the one with its lowest validation MAE)."""
     if split == "test":
@@ -88,7 +93,7 @@ def calibrate_regressor(
     err_s, err_t = (
         errors(f, angles, p, head) for f, p in zip((student, teacher), prediction, strict=True)
     )
-    target = -(1 + PARITY_TOLERANCE) * err_t.mean()
+    target = METRIC.parity_target(-err_t.mean())
     best = None
     for name in SCORES:
         front = frontier(score(name, student, head), err_s, err_t, flops)
@@ -99,7 +104,7 @@ def calibrate_regressor(
         if best is None or front.flops[i] < best[2].flops[best[1]]:
             best = (name, i, front)
     name, i, front = best
-    record = CascadeCalibration(
+    record = Calibration(
         split=split,
         rows=len(angles),
         stages=stages,
@@ -112,6 +117,7 @@ def calibrate_regressor(
         parity_flops=float(front.flops[i]),
         table=thinned(front),
         metric="negative_mae",
+        chosen_by="lowest cost at parity",
     )
     return record, prediction
 
@@ -124,7 +130,7 @@ def build_regressor_router(
     settings: RouterSettings | None = None,
     serving: ModelServing | None = None,
     head: EnergyHead | None = None,
-) -> CascadeCalibration:
+) -> Calibration:
     """Write ``out/{regressor_student,regressor_teacher,ebjr_regressor}``, calibrated on
     ``validation``; return the calibration record."""
     settings, serving, head = (
@@ -165,7 +171,6 @@ def build_regressor_router(
         values,
     )
     write_router(out, config, REGRESSOR_MODEL_PY)
-    write_cascade_calibration(calibration_path(out, REGRESSOR_ROUTER), record)
     publish(out, REGRESSOR_ROUTER, record)
     return record
 
@@ -173,19 +178,19 @@ def build_regressor_router(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_pair_arguments(parser, REGRESSION_MODELS, REGRESSOR_STUDENT, REGRESSOR_TEACHER)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        record = build_regressor_router(
+
+    def build(args: argparse.Namespace) -> Calibration:
+        return build_regressor_router(
             args.student,
             args.teacher,
             args.out,
             make_rotated("val"),
             serving=ModelServing(args.backend),
         )
-    except ValueError as err:
-        parser.exit(2, f"error: {err}\n")
-    print(f"Wrote {args.out}/{{{REGRESSOR_STUDENT},{REGRESSOR_TEACHER},{REGRESSOR_ROUTER}}}")
+
+    record = run_builder(
+        parser, argv, build, (REGRESSOR_STUDENT, REGRESSOR_TEACHER, REGRESSOR_ROUTER)
+    )
     print(
         f"Calibrated on {record.rows} validation images: score {record.scores[0]}, default "
         f"threshold {record.parity_thresholds[0]:.4g} sends {record.parity_teacher_fraction:.1%} "
