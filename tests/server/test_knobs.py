@@ -3,7 +3,8 @@ over the validation rows picks.
 
 The expectation never goes through the lookup under test (``Calibration.thresholds_for``):
 the validation rows are scored here, each table threshold's Teacher share and accuracy (or
-error) is counted row by row, and the point each knob promises is found by a plain loop. The served ``threshold`` must be that point's, bit for bit.
+error) is counted row by row, and the point each knob promises is found by a plain loop. The
+served ``threshold`` must be that point's, bit for bit.
 """
 
 from __future__ import annotations
