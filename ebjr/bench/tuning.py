@@ -18,10 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ebjr.bench.benchmark import ROUTER, Measurer, ideal_cascade
+from ebjr.bench.perf import Measurer, ideal_cascade
 from ebjr.build import model_config as mc
 from ebjr.core.calibration import read_calibration
-from ebjr.core.layout import calibration_path, config_path
+from ebjr.core.layout import ROUTER, calibration_path, config_path
 from ebjr.ops.server import PROJECT_ROOT, TritonServer
 
 # name -> {model: (parameter edits, field edits)}, each against the default repository

@@ -1,7 +1,7 @@
 """The server tests: one real ``tritonserver`` per test session, on free loopback ports.
 
 It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
-the router's floor model (``ebjr.bench.benchmark.bench_repository``), plus fault-injection models
+the router's floor model (``ebjr.bench.bench_repository``), plus fault-injection models
 (``tests/server/fault_models``) and router variants wired to them (``fault_routers``).
 """
 
@@ -18,7 +18,7 @@ import psutil
 import pytest
 from fault_routers import FAULT_MODELS, FAULT_ROUTERS
 
-from ebjr.bench.benchmark import bench_repository
+from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, config_path
 from ebjr.ops.client import connect

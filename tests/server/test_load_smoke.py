@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ebjr.bench.benchmark import (
-    CHEAP_ROUTER,
-    CHEAP_TEACHER,
-    FLOOR,
-    PAIRS,
-    ROUTER,
-    TEACHER_2T,
-    THREE_STAGE,
-    benchmark,
-    break_even_ms,
-    report,
-)
+from ebjr.bench.bench_repository import CHEAP_ROUTER, CHEAP_TEACHER, FLOOR, TEACHER_2T, THREE_STAGE
+from ebjr.bench.benchmark import PAIRS, benchmark
+from ebjr.bench.report import break_even_ms, report
+from ebjr.core.layout import ROUTER
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "load_tests"))
 import run as load_run  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 from server_stats import settled_counts
 from tritonclient.utils import InferenceServerException
 
-from ebjr.bench.benchmark import THREE_STAGE, THREE_STAGE_MODELS
+from ebjr.bench.bench_repository import THREE_STAGE, THREE_STAGE_MODELS
 from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import STUDENT, calibration_path, middle_stage

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ebjr.bench.benchmark import break_even_ms, ideal_cascade, over_best_teacher
+from ebjr.bench.perf import ideal_cascade
+from ebjr.bench.report import break_even_ms, over_best_teacher
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.5])

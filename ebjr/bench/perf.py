@@ -1,0 +1,183 @@
+"""Running Triton's ``perf_analyzer`` on the real server: its environment, one measurement, the
+router's routed rows from its metrics, and the ideal cascade the router is measured against."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ebjr.bench.bench_repository import CHEAP_ROUTER, THREE_STAGE
+from ebjr.core.layout import (
+    DETECTOR_ROUTER,
+    PROJECT_ROOT,
+    ROUTER,
+)
+from ebjr.core.tally import FLUSH_S
+from ebjr.ops import prometheus
+from ebjr.ops.server import TritonServer, pytriton_libs
+from ebjr.training import data
+
+log = logging.getLogger(__name__)
+
+
+PERF_LIBS = PROJECT_ROOT / "build" / "perf-libs"
+
+
+def perf_analyzer_env() -> dict[str, str]:
+    """Environment for ``perf_analyzer``: a ``libcudart.so.12`` it can load on a CPU machine."""
+    libs = pytriton_libs()
+    cudart = sorted(libs.glob("libcudart-*.so.12*"))
+    if not cudart:
+        raise RuntimeError(f"no libcudart in {libs}")
+    PERF_LIBS.mkdir(parents=True, exist_ok=True)
+    link = PERF_LIBS / "libcudart.so.12"
+    if not link.exists():
+        link.symlink_to(cudart[0])
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        filter(None, [str(PERF_LIBS), env.get("LD_LIBRARY_PATH")])
+    )
+    return env
+
+
+def perf_analyzer_binary() -> str:
+    found = shutil.which("perf_analyzer", path=str(Path(sys.executable).parent))
+    if not found:
+        raise RuntimeError("perf_analyzer not found: install tritonclient[all]==2.51.0 (make venv)")
+    return found
+
+
+def write_input_data(path: Path, images: np.ndarray) -> Path:
+    """``--input-data`` JSON: one request per image. images: (N, 1, H, W) float32."""
+    rows = [
+        {"image": {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
+        for img in images
+    ]
+    path.write_text(json.dumps({"data": rows}))
+    return path
+
+
+@dataclass(frozen=True)
+class Measurement:
+    throughput: float  # inferences per second
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+def run_perf_analyzer(
+    model: str,
+    grpc_url: str,
+    concurrency: int,
+    input_file: Path,
+    window_ms: int,
+    threshold: str | None = None,
+) -> Measurement:
+    """One ``perf_analyzer`` measurement at a fixed concurrency over gRPC."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.csv"
+        command = [
+            perf_analyzer_binary(),
+            "-m",
+            model,
+            "-u",
+            grpc_url,
+            "-i",
+            "grpc",
+            "--concurrency-range",
+            f"{concurrency}:{concurrency}",
+            "--input-data",
+            str(input_file),
+            "--measurement-interval",
+            str(window_ms),
+            "--stability-percentage",
+            "999",
+            "--max-trials",
+            "3",
+            "-f",
+            str(report),
+        ]
+        if threshold is not None:
+            command += ["--request-parameter", f"threshold:{threshold}:string"]
+        result = subprocess.run(command, env=perf_analyzer_env(), capture_output=True, text=True)
+        if result.returncode != 0 or not report.exists():
+            raise RuntimeError(f"perf_analyzer failed:\n{result.stdout[-2000:]}{result.stderr}")
+        row = next(csv.DictReader(report.open()))
+    return Measurement(
+        throughput=float(row["Inferences/Second"]),
+        p50_ms=float(row["p50 latency"]) / 1000,
+        p95_ms=float(row["p95 latency"]) / 1000,
+        p99_ms=float(row["p99 latency"]) / 1000,
+    )
+
+
+def routed_rows(metrics_url: str, model: str = ROUTER) -> dict[str, float]:
+    """The router's ``ebjr_rows_total`` counters by route."""
+    rows = prometheus.samples(prometheus.scrape(metrics_url), "ebjr_rows_total")
+    return {labels["route"]: v for labels, v in rows if labels.get("model") == model}
+
+
+def ideal_cascade(x_student: float, x_teacher: float, teacher_fraction: float) -> float:
+    """Throughput of a cascade that wastes nothing: every image pays the Student, a fraction
+    ``f`` also pays the Teacher: ``1 / (1/X_s + f/X_t)``."""
+    return 1.0 / (1.0 / x_student + teacher_fraction / x_teacher)
+
+
+class Measurer:
+    """``measure(model, threshold, concurrency) -> row``: one perf_analyzer run on ``server``
+    with real test images, plus the router's Teacher fraction from its own counters."""
+
+    def __init__(
+        self,
+        server: TritonServer,
+        window_ms: int,
+        images: int = 500,
+        inputs: np.ndarray | None = None,
+    ) -> None:
+        """``images`` Fashion-MNIST test images, or ``inputs: (N, ...)`` (e.g. scenes)."""
+        self.server, self.window_ms, self.images, self.inputs = server, window_ms, images, inputs
+
+    def __enter__(self) -> Measurer:
+        self._tmp = tempfile.TemporaryDirectory()
+        inputs = self.inputs
+        if inputs is None:
+            inputs = data.load_split("test")[0][: self.images]
+        self.input_file = write_input_data(Path(self._tmp.name) / "input.json", inputs)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tmp.cleanup()
+
+    def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
+        router = model in (ROUTER, THREE_STAGE, DETECTOR_ROUTER, CHEAP_ROUTER)
+        before = routed_rows(self.server.metrics_url, model) if router else {}
+        m = run_perf_analyzer(
+            model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
+        )
+        fraction = None
+        if router:
+            time.sleep(2 * FLUSH_S + 0.2)  # the router flushes its tally every FLUSH_S
+            after = routed_rows(self.server.metrics_url, model)
+            delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+            total = sum(delta.values())
+            fraction = delta.get("teacher", 0.0) / total if total else None
+        row = {
+            "model": model,
+            "threshold": threshold,
+            "concurrency": concurrency,
+            **m.__dict__,
+            "teacher_fraction": fraction,
+        }
+        log.info(json.dumps(row))
+        return row
