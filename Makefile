@@ -81,7 +81,7 @@ remote-repos: venv data
 		--remote-teacher $(REMOTE_TEACHER) --teacher-out build/remote/teacher
 
 eval: venv data
-	$(BIN)/python -m ebjr.tasks.classification.evaluate --repo $(REPO) --out evaluation
+	$(BIN)/python -m ebjr.tasks.classification.report --repo $(REPO) --out evaluation
 	$(BIN)/python -m ebjr.tasks.detection.evaluate --models detection_models --out evaluation/DETECTION.md
 	$(BIN)/python -m ebjr.tasks.regression.evaluate --models regression_models --out evaluation/REGRESSION.md
 

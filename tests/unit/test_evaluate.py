@@ -6,7 +6,8 @@ from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import DEFAULT_REPOSITORY, calibration_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.scores import get_score
-from ebjr.tasks.classification.evaluate import evaluate, render
+from ebjr.tasks.classification.evaluate import evaluate
+from ebjr.tasks.classification.report import render
 from ebjr.tasks.classification.repository import main as build
 
 
