@@ -53,6 +53,20 @@ class Frontier:
         t, a, f, c = self.thresholds, self.accuracy, self.teacher_fraction, self.flops
         return Frontier(t[rows], a[rows], f[rows], c[rows])
 
+    def rounded(self) -> Frontier:
+        """As the calibration file keeps it: metric and shares to 6 decimals, FLOPs to 1."""
+        return Frontier(
+            self.thresholds,
+            self.accuracy.round(6),
+            self.teacher_fraction.round(6),
+            self.flops.round(1),
+        )
+
+    def thinned(self, points: int = 201) -> Frontier:
+        """At most ``points`` of these, evenly spread along them, ``rounded``."""
+        keep = np.unique(np.linspace(0, len(self.flops) - 1, points).round().astype(int))
+        return self.take(keep).rounded()
+
     def without_minus_inf(self) -> Frontier:
         """The sweep without its ``-inf`` end point (for a specialized Student, eq. 16 never
         keeps "other" rows on the Student, whatever the threshold)."""
@@ -264,7 +278,6 @@ def calibrate(
     )
     found = parity is not None
     fraction = float(full.teacher_fraction[parity]) if found else 1.0
-    table = full.take(keep)
     return Calibration(
         split=split,
         rows=int(len(scores)),
@@ -276,14 +289,60 @@ def calibrate(
         parity_teacher_fraction=fraction,
         parity_accuracy=float(full.accuracy[parity]) if found else teacher_accuracy,
         parity_flops=float(cascade_flops(student_flops, teacher_flops, fraction)),
-        table=Frontier(
-            table.thresholds,
-            table.accuracy.round(6),
-            table.teacher_fraction.round(6),
-            table.flops.round(1),
-        ),
+        table=full.take(keep).rounded(),
         temperature=temperature,
         crossing_threshold=crossing_threshold(*_finite(scores, student_correct)),
+    )
+
+
+def cheapest_score(
+    fronts: dict[str, Frontier],
+    target: float,
+    split: str,
+    rows: int,
+    stages: tuple[str, str],
+    stage_accuracy: tuple[float, float],
+    stage_flops: tuple[float, float],
+    metric: str,
+    parity_share: float = 1.0,
+) -> Calibration:
+    """The two-stage calibration that serves, of each score's frontier on ``rows`` labelled
+    ``split`` rows (``fronts``: score name -> ``Frontier``), the one reaching ``target`` at the
+    fewest FLOPs (the first listed, on a tie; where a frontier never reaches it, its last point,
+    everything to the Teacher). Its cheapest point there is the router's default; ``evidence``
+    holds every score's."""
+    if split == "test":
+        raise ValueError("calibration must not use the test split")
+    points = {}
+    for name, front in fronts.items():
+        i = cheapest_reaching(front.accuracy, front.flops, target)
+        points[name] = len(front.flops) - 1 if i is None else i
+    name = min(fronts, key=lambda n: fronts[n].flops[points[n]])  # min keeps the first on ties
+    front, i = fronts[name], points[name]
+    return Calibration(
+        split=split,
+        rows=rows,
+        stages=stages,
+        scores=(name,),
+        stage_accuracy=tuple(float(a) for a in stage_accuracy),
+        stage_flops=tuple(float(f) for f in stage_flops),
+        parity_thresholds=(float(front.thresholds[i, 0]),),
+        parity_teacher_fraction=float(front.teacher_fraction[i]),
+        parity_accuracy=float(front.accuracy[i]),
+        parity_flops=float(front.flops[i]),
+        table=front.thinned(),
+        parity_share=parity_share,
+        metric=metric,
+        chosen_by="lowest cost at parity",
+        evidence={
+            n: {
+                "parity_threshold": float(fronts[n].thresholds[k, 0]),
+                "parity_teacher_fraction": float(fronts[n].teacher_fraction[k]),
+                "parity_accuracy": float(fronts[n].accuracy[k]),
+                "fewer_flops_than_teacher_at_parity": stage_flops[1] / float(fronts[n].flops[k]),
+            }
+            for n, k in points.items()
+        },
     )
 
 

@@ -196,17 +196,5 @@ def calibrate_cascade(
         parity_teacher_fraction=float(front.teacher_fraction[parity]),
         parity_accuracy=float(front.accuracy[parity]),
         parity_flops=float(front.flops[parity]),
-        table=thinned(front, points),
-    )
-
-
-def thinned(front: Frontier, points: int = 201) -> Frontier:
-    """At most ``points`` of ``front``, evenly spread along it, rounded for the calibration
-    file (metric and shares to 6 decimals, FLOPs to 1)."""
-    keep = np.unique(np.linspace(0, len(front.flops) - 1, points).round().astype(int))
-    return Frontier(
-        front.thresholds[keep],
-        front.accuracy[keep].round(6),
-        front.teacher_fraction[keep].round(6),
-        front.flops[keep].round(1),
+        table=front.thinned(points),
     )

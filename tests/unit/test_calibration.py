@@ -6,8 +6,10 @@ import pytest
 
 from ebjr.core.calibration import (
     METRICS,
+    Frontier,
     calibrate,
     cheapest_reaching,
+    cheapest_score,
     crossing_threshold,
     read_calibration,
     resolve_thresholds,
@@ -171,3 +173,37 @@ def test_each_metric_says_what_reaching_the_teacher_means():
         "min_accuracy",
         "max_error",
     ]
+
+
+def frontier_of(accuracy, flops):
+    k = len(accuracy)
+    return Frontier(
+        np.arange(k, dtype=np.float64)[:, None],
+        np.array(accuracy, dtype=np.float64),
+        np.linspace(0, 1, k),
+        np.array(flops, dtype=np.float64),
+    )
+
+
+def test_the_cheapest_score_at_the_target_is_served_and_every_scores_point_is_evidence():
+    fronts = {
+        "a": frontier_of([0.5, 0.8, 0.9], [1.0, 3.0, 5.0]),  # reaches 0.8 at 3 FLOPs
+        "b": frontier_of([0.5, 0.85, 0.9], [1.0, 2.0, 5.0]),  # reaches 0.8 at 2: served
+        "c": frontier_of([0.5, 0.6, 0.7], [1.0, 1.5, 2.0]),  # never: its last point
+    }
+    pair = (("s", "t"), (0.5, 0.9), (1.0, 4.0), "map")  # stages, figures, FLOPs, metric
+    record = cheapest_score(fronts, 0.8, "val", 10, *pair)
+    assert record.scores == ("b",) and record.parity_thresholds == (1.0,)
+    assert (record.parity_accuracy, record.parity_flops) == (0.85, 2.0)
+    assert {n: p["parity_threshold"] for n, p in record.evidence.items()} == {
+        "a": 1.0,
+        "b": 1.0,
+        "c": 2.0,
+    }
+    assert record.evidence["a"]["fewer_flops_than_teacher_at_parity"] == pytest.approx(4 / 3)
+    tie = {"x": fronts["b"], "y": fronts["b"]}
+    assert cheapest_score(
+        tie, 0.8, "val", 10, ("s", "t"), (0.5, 0.9), (1.0, 4.0), "map"
+    ).scores == ("x",)
+    with pytest.raises(ValueError, match="test split"):
+        cheapest_score(fronts, 0.8, "test", 10, *pair)

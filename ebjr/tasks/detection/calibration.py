@@ -17,8 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.core.calibration import Calibration, Frontier, cascade_flops, cheapest_reaching
-from ebjr.core.cascade_calibration import pareto, thinned, threshold_grid
+from ebjr.core.calibration import (
+    Calibration,
+    Frontier,
+    cascade_flops,
+    cheapest_reaching,
+    cheapest_score,
+)
+from ebjr.core.cascade_calibration import pareto, threshold_grid
 from ebjr.core.packing import RowLayout
 from ebjr.tasks.detection.data import Scenes
 from ebjr.tasks.detection.metrics import coco_map
@@ -107,29 +113,28 @@ def calibrate_detector(
     fs, ft = flops
     student_map, teacher_map = (coco_map(scenes, found)["map"] for found in (student, teacher))
     rows = layout.pack([student[name] for name in layout.names])
-    best = None
-    for name in available_scores(layout):
-        scores = detection_score(name, layout, bin_width)(rows)
-        front = frontier(sweep(scenes, student, teacher, scores, fs, ft))
-        i = cheapest_reaching(front.accuracy, front.flops, share * teacher_map)
-        i = len(front.flops) - 1 if i is None else i
-        log.info("%s: %.3f mAP at %.2fx fewer FLOPs", name, front.accuracy[i], ft / front.flops[i])
-        if best is None or front.flops[i] < best[2].flops[best[1]]:
-            best = (name, i, front)
-    name, i, front = best
-    return Calibration(
-        split=split,
-        rows=len(scenes.images),
-        stages=stages,
-        scores=(name,),
-        stage_accuracy=(student_map, teacher_map),
-        stage_flops=(float(fs), float(ft)),
-        parity_thresholds=(float(front.thresholds[i, 0]),),
-        parity_teacher_fraction=float(front.teacher_fraction[i]),
-        parity_accuracy=float(front.accuracy[i]),
-        parity_flops=float(front.flops[i]),
-        table=thinned(front),
-        parity_share=share,
+    fronts = {
+        name: frontier(
+            sweep(scenes, student, teacher, detection_score(name, layout, bin_width)(rows), fs, ft)
+        )
+        for name in available_scores(layout)
+    }
+    record = cheapest_score(
+        fronts,
+        share * teacher_map,
+        split,
+        len(scenes.images),
+        stages,
+        (student_map, teacher_map),
+        flops,
         metric="map",
-        chosen_by="lowest cost at parity",
+        parity_share=share,
     )
+    for name, point in record.evidence.items():
+        log.info(
+            "%s: %.3f mAP at %.2fx fewer FLOPs",
+            name,
+            point["parity_accuracy"],
+            point["fewer_flops_than_teacher_at_parity"],
+        )
+    return record

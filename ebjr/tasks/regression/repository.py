@@ -34,10 +34,10 @@ from ebjr.core.calibration import (
     METRICS,
     Calibration,
     Frontier,
-    cheapest_reaching,
+    cheapest_score,
     sweep,
 )
-from ebjr.core.cascade_calibration import pareto, thinned
+from ebjr.core.cascade_calibration import pareto
 from ebjr.core.layout import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
@@ -93,32 +93,24 @@ def calibrate_regressor(
     err_s, err_t = (
         errors(f, angles, p, head) for f, p in zip((student, teacher), prediction, strict=True)
     )
-    target = METRIC.parity_target(-err_t.mean())
-    best = None
-    for name in SCORES:
-        front = frontier(score(name, student, head), err_s, err_t, flops)
-        i = cheapest_reaching(front.accuracy, front.flops, target)
-        log.info(
-            "%s: MAE %.3f at %.2fx fewer FLOPs", name, -front.accuracy[i], flops[1] / front.flops[i]
-        )
-        if best is None or front.flops[i] < best[2].flops[best[1]]:
-            best = (name, i, front)
-    name, i, front = best
-    record = Calibration(
-        split=split,
-        rows=len(angles),
-        stages=stages,
-        scores=(name,),
-        stage_accuracy=(float(-err_s.mean()), float(-err_t.mean())),
-        stage_flops=tuple(float(f) for f in flops),
-        parity_thresholds=(float(front.thresholds[i, 0]),),
-        parity_teacher_fraction=float(front.teacher_fraction[i]),
-        parity_accuracy=float(front.accuracy[i]),
-        parity_flops=float(front.flops[i]),
-        table=thinned(front),
-        metric="negative_mae",
-        chosen_by="lowest cost at parity",
+    fronts = {name: frontier(score(name, student, head), err_s, err_t, flops) for name in SCORES}
+    record = cheapest_score(
+        fronts,
+        METRIC.parity_target(-err_t.mean()),
+        split,
+        len(angles),
+        stages,
+        (-err_s.mean(), -err_t.mean()),
+        flops,
+        metric=METRIC.name,
     )
+    for name, point in record.evidence.items():
+        log.info(
+            "%s: MAE %.3f at %.2fx fewer FLOPs",
+            name,
+            -point["parity_accuracy"],
+            point["fewer_flops_than_teacher_at_parity"],
+        )
     return record, prediction
 
 
