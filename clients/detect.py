@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from ebjr.core.layout import DETECTOR_ROUTER
 from ebjr.ops.client import (
     DEFAULT_URLS,
     ClientError,
@@ -35,6 +34,7 @@ from ebjr.ops.client import (
     open_client,
     run_cli,
 )
+from ebjr.tasks.detection import DETECTOR_ROUTER
 from ebjr.tasks.detection.data import CANVAS, make_scenes
 from ebjr.training.data import CLASS_NAMES
 

@@ -36,9 +36,6 @@ from ebjr.build.onnx_info import describe
 from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
-    DETECTOR_ROUTER,
-    DETECTOR_STUDENT,
-    DETECTOR_TEACHER,
     PROJECT_ROOT,
     ROUTER,
     TEACHER,
@@ -46,6 +43,7 @@ from ebjr.core.layout import (
     onnx_path,
 )
 from ebjr.ops.server import TritonServer
+from ebjr.tasks.detection import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER
 from ebjr.tasks.detection.data import make_scenes
 
 log = logging.getLogger(__name__)

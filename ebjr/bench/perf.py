@@ -18,14 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ebjr.bench.bench_repository import CHEAP_ROUTER, THREE_STAGE
-from ebjr.core.layout import (
-    DETECTOR_ROUTER,
-    PROJECT_ROOT,
-    ROUTER,
-)
+from ebjr.core.layout import PROJECT_ROOT, ROUTER
 from ebjr.core.tally import FLUSH_S
 from ebjr.ops import prometheus
 from ebjr.ops.server import TritonServer, pytriton_libs
+from ebjr.tasks.detection import DETECTOR_ROUTER
 from ebjr.training import data
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,8 @@ import numpy as np
 
 from ebjr.bench.bench_repository import CHEAP_TEACHER, FLOOR, PYTHON_WRAPPED, TEACHER_2T
 from ebjr.bench.perf import ideal_cascade
-from ebjr.core.layout import (
-    DETECTOR_ROUTER,
-    ROUTER,
-)
+from ebjr.core.layout import ROUTER
+from ebjr.tasks.detection import DETECTOR_ROUTER
 
 
 def _row(results: dict, model: str, threshold: str | None, concurrency: int) -> dict:

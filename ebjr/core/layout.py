@@ -17,18 +17,11 @@ VERSION = "1"
 # the Teacher recipes ``make teacher-study`` compared (``ebjr.tasks.classification.teacher_study``)
 TEACHER_STUDY = PROJECT_ROOT / "evaluation" / "teacher_study.json"
 
-# Model names in the default repository and in everything the builder writes.
+# Model names in the default repository and in everything the builders write (each task
+# names its own in its package: ``ebjr.tasks.detection``, ``ebjr.tasks.regression``).
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
-DETECTOR_ROUTER = "ebjr_detector"
-DETECTOR_STUDENT, DETECTOR_TEACHER = "detector_student", "detector_teacher"
-REGRESSOR_ROUTER = "ebjr_regressor"
-REGRESSOR_STUDENT, REGRESSOR_TEACHER = "regressor_student", "regressor_teacher"
 CALIBRATION_FILE = "calibration.json"
-# the detectors ``make models`` trains (``ebjr.tasks.detection.train``), with their metrics
-DETECTION_MODELS = PROJECT_ROOT / "detection_models"
-# the regressors ``make models`` trains (``ebjr.tasks.regression.train``), with their metrics
-REGRESSION_MODELS = PROJECT_ROOT / "regression_models"
 
 
 def middle_stage(k: int) -> str:

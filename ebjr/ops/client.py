@@ -19,7 +19,8 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import np_to_triton_dtype
 
-from ebjr.core.layout import DETECTOR_ROUTER, ROUTER
+from ebjr.core.layout import ROUTER
+from ebjr.tasks.detection import DETECTOR_ROUTER
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}

@@ -17,9 +17,6 @@ from ebjr.core.calibration import read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
-    REGRESSOR_ROUTER,
-    REGRESSOR_STUDENT,
-    REGRESSOR_TEACHER,
     ROUTER,
     STUDENT,
     TEACHER,
@@ -29,6 +26,7 @@ from ebjr.core.layout import (
 )
 from ebjr.core.onnx_runner import OnnxClassifier, OnnxModel
 from ebjr.ops.client import classify, infer
+from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
 from ebjr.tasks.regression.scores import EnergyHead, predict, score
 from ebjr.training import data

@@ -16,8 +16,9 @@ from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
 from ebjr.core.calibration import Calibration, read_calibration
-from ebjr.core.layout import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER, calibration_path
+from ebjr.core.layout import calibration_path
 from ebjr.ops.client import Detections, connect, detect, infer
+from ebjr.tasks.detection import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER
 from ebjr.tasks.detection.data import CANVAS, make_scenes
 from ebjr.tasks.detection.energy import detection_energy
 from ebjr.tasks.detection.scores import DETECTION_SCORES

@@ -13,13 +13,9 @@ from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
 from ebjr.core.calibration import Calibration, read_calibration
-from ebjr.core.layout import (
-    REGRESSOR_ROUTER,
-    REGRESSOR_STUDENT,
-    REGRESSOR_TEACHER,
-    calibration_path,
-)
+from ebjr.core.layout import calibration_path
 from ebjr.ops.client import infer
+from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
 from ebjr.tasks.regression.scores import EnergyHead, predict, score
 

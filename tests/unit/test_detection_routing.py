@@ -12,16 +12,15 @@ from ebjr.build import model_config as mc
 from ebjr.build.onnx_info import describe_graph
 from ebjr.build.router_config import PUBLISHED
 from ebjr.core.calibration import read_calibration
-from ebjr.core.layout import (
+from ebjr.core.layout import calibration_path, config_path
+from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.core.tensors import TensorSpec
+from ebjr.tasks.detection import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
     DETECTOR_STUDENT,
     DETECTOR_TEACHER,
-    calibration_path,
-    config_path,
 )
-from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
-from ebjr.core.tensors import TensorSpec
 from ebjr.tasks.detection.calibration import measure
 from ebjr.tasks.detection.data import make_scenes
 from ebjr.tasks.detection.energy import detection_energy

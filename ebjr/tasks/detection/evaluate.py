@@ -17,7 +17,8 @@ import onnx
 from ebjr.build.onnx_info import count_flops
 from ebjr.build.report import cost_plot, report_main
 from ebjr.core.calibration import read_calibration
-from ebjr.core.layout import DEFAULT_REPOSITORY, DETECTOR_ROUTER, calibration_path
+from ebjr.core.layout import DEFAULT_REPOSITORY, calibration_path
+from ebjr.tasks.detection import DETECTOR_ROUTER
 from ebjr.tasks.detection.calibration import Point, choose, measure, sweep
 from ebjr.tasks.detection.data import Scenes, iou, make_scenes
 from ebjr.tasks.detection.energy import detection_energy

@@ -29,14 +29,14 @@ from ebjr.build.repository import (
 )
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.calibration import Calibration
-from ebjr.core.layout import (
+from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
+from ebjr.core.tensors import GraphInfo, TensorSpec
+from ebjr.tasks.detection import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
     DETECTOR_STUDENT,
     DETECTOR_TEACHER,
 )
-from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
-from ebjr.core.tensors import GraphInfo, TensorSpec
 from ebjr.tasks.detection.calibration import DEFAULT_SHARE, calibrate_detector
 from ebjr.tasks.detection.data import Scenes, make_scenes
 from ebjr.tasks.detection.metrics import detections

@@ -18,14 +18,12 @@ from ebjr.build.model_config import parameters, read
 from ebjr.build.onnx_info import describe_graph
 from ebjr.build.report import cost_plot, report_main
 from ebjr.core.calibration import cascade_flops, cheapest_reaching, read_calibration
-from ebjr.core.layout import (
-    DEFAULT_REPOSITORY,
+from ebjr.core.layout import DEFAULT_REPOSITORY, calibration_path, config_path
+from ebjr.tasks.regression import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
     REGRESSOR_STUDENT,
     REGRESSOR_TEACHER,
-    calibration_path,
-    config_path,
 )
 from ebjr.tasks.regression.data import make_rotated
 from ebjr.tasks.regression.repository import METRIC, errors, frontier, outputs

@@ -38,15 +38,15 @@ from ebjr.core.calibration import (
     sweep,
 )
 from ebjr.core.cascade_calibration import pareto
-from ebjr.core.layout import (
+from ebjr.core.onnx_runner import OnnxModel
+from ebjr.core.packing import joint_layout, stage_parameters
+from ebjr.core.tensors import TensorSpec
+from ebjr.tasks.regression import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
     REGRESSOR_STUDENT,
     REGRESSOR_TEACHER,
 )
-from ebjr.core.onnx_runner import OnnxModel
-from ebjr.core.packing import joint_layout, stage_parameters
-from ebjr.core.tensors import TensorSpec
 from ebjr.tasks.regression.data import Rotated, make_rotated
 from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predict, score
 
