@@ -52,3 +52,12 @@ def builder_args(student: Path, teacher: Path, out: Path, val_data: object) -> l
         "--val-data",
         str(val_data),
     ]
+
+
+def labelled_npz(path: Path, rows: int, side: int = 4, classes: int = 5, seed: int = 0) -> Path:
+    """Random ``images: (rows, 1, side, side)`` and ``labels`` in ``[0, classes)`` as the
+    builder's ``--val-data`` file; returns ``path``."""
+    rng = np.random.default_rng(seed)
+    images = rng.random((rows, 1, side, side), dtype=np.float32)
+    np.savez(path, images=images, labels=rng.integers(0, classes, rows))
+    return path

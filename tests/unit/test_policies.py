@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from onnx_factory import builder_args, tiny_classifier
+from onnx_factory import builder_args, labelled_npz, tiny_classifier
 
 from ebjr.build import model_config as mc
 from ebjr.build.router_config import RouterConfig
@@ -70,11 +70,9 @@ def test_the_random_baseline_routes_the_same_row_the_same_way_whatever_its_batch
 
 def test_the_builder_serves_any_registered_policy_by_name_calibrated_under_it(tmp_path):
     model = tiny_classifier(tmp_path / "m.onnx", classes=5)
-    rng = np.random.default_rng(0)
-    images, labels = rng.random((400, 1, 4, 4), dtype=np.float32), rng.integers(0, 5, 400)
-    np.savez(tmp_path / "val.npz", images=images, labels=labels)
+    val = labelled_npz(tmp_path / "val.npz", 400)
     out = tmp_path / "repo"
-    main([*builder_args(model, model, out, tmp_path / "val.npz"), "--policy", "random"])
+    main([*builder_args(model, model, out, val), "--policy", "random"])
     parameters = mc.parameters(mc.read(out / "ebjr_router" / "config.pbtxt"))
     assert parameters["mode"] == "random"
     calibration = read_calibration(out / "ebjr_router" / "calibration.json")

@@ -1,5 +1,5 @@
 import pytest
-from onnx_factory import builder_args, tiny_classifier
+from onnx_factory import builder_args, labelled_npz, tiny_classifier
 
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
@@ -129,15 +129,11 @@ def test_input_shape_mismatch_is_a_clear_error(tmp_path):
 def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
     import json
 
-    import numpy as np
-
     student = tiny_classifier(tmp_path / "s.onnx", classes=5)
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5)
-    rng = np.random.default_rng(0)
-    images, labels = rng.random((200, 1, 4, 4), dtype=np.float32), rng.integers(0, 5, 200)
-    np.savez(tmp_path / "val.npz", images=images, labels=labels)
+    val = labelled_npz(tmp_path / "val.npz", 200)
     out = tmp_path / "repo"
-    main([*builder_args(student, teacher, out, tmp_path / "val.npz"), "--score", "softmax"])
+    main([*builder_args(student, teacher, out, val), "--score", "softmax"])
     record = json.loads((out / "ebjr_router" / "calibration.json").read_text())
     assert record["rows"] == 200 and record["split"] == "val"
     assert record["scores"] == ["softmax"] and record["chosen_by"] == "pinned"
