@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(
         f"Wrote {args.out} and {args.out / 'metrics.json'}; calibrated on val: score "
-        f"{record.scores}, default (parity) thresholds {record.parity_thresholds}"
+        f"{', '.join(record.scores)}, default (parity) thresholds {record.parity_thresholds}"
     )
 
 
