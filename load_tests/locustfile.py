@@ -32,6 +32,7 @@ from ebjr.core.layout import (
     onnx_path,
 )
 from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, connect
 from ebjr.training.data import load_split
 
@@ -51,7 +52,9 @@ class Reference:
         calibration = read_calibration(calibration_path(REPO))
         student = OnnxClassifier(onnx_path(REPO, STUDENT), threads=1).predict(images)
         teacher = OnnxClassifier(onnx_path(REPO, TEACHER), threads=1).predict(images)
-        score = routing_score(calibration.scores[0], calibration.temperature, REPO / ROUTER)
+        score = routing_score(
+            calibration.scores[0], ScoreContext(calibration.temperature, REPO / ROUTER)
+        )
         self.scores = score(student)
         self.student_class, self.teacher_class = student.argmax(1), teacher.argmax(1)
         self.thresholds = ["-inf", "inf", repr(calibration.parity_thresholds[0])] + [

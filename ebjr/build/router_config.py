@@ -5,18 +5,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ebjr.core.calibration import Calibration
-from ebjr.core.gate import routing_score
+from ebjr.core.gate import ROUTING_SCORES, routing_score
 from ebjr.core.policy import GeneralPolicy, RoutingPolicy, policy_from_parameters
 from ebjr.core.remote import TLS, check_url
 from ebjr.core.routing import parse_threshold
-from ebjr.core.scores import ScoreFn
+from ebjr.core.scores import ScoreContext, ScoreFactory
 
 ModelRef = tuple[str, str, str]  # (model name, input name, output name)
 STUDENT_EXECUTION = ("in_process", "bls")
@@ -120,12 +119,13 @@ class RouterConfig:
         calibration: Calibration | None,
         num_classes: int,
         model_dir: Path | None = None,
-        score_for: Callable[[str], ScoreFn] | None = None,
+        registry: dict[str, ScoreFactory] = ROUTING_SCORES,
     ) -> RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
         ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
-        router's folder, where learned gates (score ``gate``) live. ``score_for(name)`` makes
-        the routing scores when they are not classifier scores (a detector router's).
+        router's folder, where learned gates (score ``gate``) live. ``registry`` builds the
+        routing scores by name (a served router passes ``ebjr.serving.scores.SCORES``, which
+        also knows the detection and regression scores).
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """
@@ -158,7 +158,7 @@ class RouterConfig:
                 f"holds {len(calibration.parity_thresholds) if calibration else 0}"
             )
         scores = [
-            score_for(name) if score_for else routing_score(name, s.temperature, model_dir, k)
+            routing_score(name, ScoreContext(s.temperature, model_dir, k, p), registry)
             for k, name in enumerate(names)
         ]
         first = policy_from_parameters(p, scores[0], num_classes)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ebjr.core.layout import gate_file
 from ebjr.core.onnx_runner import OnnxClassifier
-from ebjr.core.scores import ScoreFn, get_score
+from ebjr.core.scores import SCORES, ScoreContext, ScoreFactory, ScoreFn, closed_form
 
 GATE_SCORE = "gate"
 
@@ -32,14 +32,27 @@ class GateScore:
         return self.model(np.ascontiguousarray(logits, dtype=np.float32))[:, 0]
 
 
+def gate_score(name: str, context: ScoreContext) -> GateScore:
+    """The ``ScoreFactory`` of the learned gate: ``gate_file(boundary)`` in the router's
+    folder."""
+    file = gate_file(context.boundary)
+    if context.model_dir is None or not (Path(context.model_dir) / file).exists():
+        raise ValueError(f"score {GATE_SCORE!r} needs a {file} next to the router")
+    return GateScore(Path(context.model_dir) / file)
+
+
+# a classifier router's scores: the closed-form ones and the learned gate
+ROUTING_SCORES: dict[str, ScoreFactory] = {
+    **dict.fromkeys(SCORES, closed_form),
+    GATE_SCORE: gate_score,
+}
+
+
 def routing_score(
-    name: str, temperature: float, model_dir: Path | None, boundary: int = 0
+    name: str, context: ScoreContext, registry: dict[str, ScoreFactory] = ROUTING_SCORES
 ) -> ScoreFn:
-    """The score called ``name``: the gate in ``model_dir`` (``gate_file(boundary)``), or one
-    of ``ebjr.core.scores``."""
-    if name == GATE_SCORE:
-        file = gate_file(boundary)
-        if model_dir is None or not (Path(model_dir) / file).exists():
-            raise ValueError(f"score {GATE_SCORE!r} needs a {file} next to the router")
-        return GateScore(Path(model_dir) / file)
-    return get_score(name, temperature)
+    """The score called ``name`` (a key of ``registry``), built for ``context``."""
+    if name not in registry:
+        known = ", ".join(sorted(registry))
+        raise ValueError(f"unknown routing score {name!r}; choose one of {known}")
+    return registry[name](name, context)

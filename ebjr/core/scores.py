@@ -3,15 +3,36 @@
 Every function takes ``logits: (N, C) float`` and returns ``(N,) float32``.
 The default EBJR score is the negative free energy of eq. 3 of the paper,
 ``s(x) = -F(x) = logsumexp_i S_i(x)``.
+
+A router builds its score from a name with a ``ScoreFactory`` (``(name, ScoreContext) ->
+ScoreFn``): ``ebjr.core.gate.ROUTING_SCORES`` holds a classifier's (these and the learned gate),
+each task module its own, and ``ebjr.serving.scores.SCORES`` all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ScoreContext:
+    """What building a routing score may need besides the rows it scores: the energy
+    ``temperature``; the router's folder and stage ``boundary`` (a learned gate's file); the
+    router's ``config.pbtxt`` ``parameters`` (a packed router's row layout, bin width, head)."""
+
+    temperature: float = 1.0
+    model_dir: Path | None = None
+    boundary: int = 0
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+ScoreFactory = Callable[[str, ScoreContext], ScoreFn]  # (score name, context) -> the score
 
 
 def logsumexp(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -60,6 +81,11 @@ SCORES: dict[str, ScoreFn] = {
     "entropy": negative_entropy,
     "energy_of_softmax": energy_of_softmax,
 }
+
+
+def closed_form(name: str, context: ScoreContext) -> ScoreFn:
+    """The ``ScoreFactory`` of ``SCORES``."""
+    return get_score(name, context.temperature)
 
 
 def get_score(name: str, temperature: float = 1.0) -> ScoreFn:

@@ -26,6 +26,7 @@ from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.policy import GeneralPolicy
 from ebjr.core.remote import HttpRemoteModel, RemoteModel
 from ebjr.core.routing import FALLBACK, ROUTE_NAMES, cascade, check_batch
+from ebjr.core.scores import ScoreContext
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class EdgeClient:
         self.student = OnnxClassifier(student)
         self.calibration, self.timeout_s = calibration, timeout_s
         self.policy = GeneralPolicy(
-            routing_score(calibration.scores[0], calibration.temperature, router_dir)
+            routing_score(calibration.scores[0], ScoreContext(calibration.temperature, router_dir))
         )
         remote = {"grpc": RemoteModel, "http": HttpRemoteModel}
         if protocol not in remote:

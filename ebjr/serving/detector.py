@@ -15,16 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from ebjr.core.routing import Routed
-from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
-from ebjr.tasks.detection.scores import detection_score
 
 
 class TritonPythonModel(PackedRouter):
-    def _score(self, name: str, parameters: dict[str, str]) -> ScoreFn:
-        return detection_score(name, self.layout, float(parameters.get("bin_width", "1")))
-
     def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
         found = self.layout.unpack(routed.logits)
         return {

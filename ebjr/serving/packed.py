@@ -1,7 +1,6 @@
 """A router whose stages answer several tensors per input (a detector, an energy-based
 regressor): the classification router (``ebjr.serving.router``) with each stage's outputs
-packed in one row per input (``ebjr.core.packing``). A subclass names the routing score for a
-score name and builds the response's columns.
+packed in one row per input (``ebjr.core.packing``). A subclass names the routing
 """
 
 from __future__ import annotations
@@ -14,23 +13,19 @@ import numpy as np
 from ebjr.build.router_config import ModelRef, RouterConfig
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
-from ebjr.core.scores import ScoreFn
 from ebjr.serving import router
+from ebjr.serving.scores import SCORES
 from ebjr.serving.triton import call_outputs
 
 
 class PackedRouter(router.TritonPythonModel):
-    def _score(self, name: str, parameters: dict[str, str]) -> ScoreFn:
-        """The routing score called ``name``, on packed rows ``(N, F) -> (N,)``."""
-        raise NotImplementedError
-
     def _read_config(self, args: dict, parameters: dict[str, str]) -> RouterConfig:
         self.layout = RowLayout.from_json(parameters.get(LAYOUT_PARAMETER, ""))
         config = RouterConfig.from_parameters(
             parameters,
             self.calibration,
             num_classes=0,  # no class labels to map: general EBJR only
-            score_for=lambda name: self._score(name, parameters),
+            registry=SCORES,
         )
         if config.teacher_url or len(config.stages) != 2:
             raise ValueError(f"{args['model_name']} has a Student and a local Teacher, no more")

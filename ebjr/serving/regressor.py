@@ -16,10 +16,9 @@ import numpy as np
 
 from ebjr.build.router_config import RouterConfig
 from ebjr.core.routing import TEACHER, Routed
-from ebjr.core.scores import ScoreFn
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
-from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict, regression_score
+from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict
 
 
 class TritonPythonModel(PackedRouter):
@@ -32,9 +31,6 @@ class TritonPythonModel(PackedRouter):
                 f"prediction needs two forms from {PREDICTIONS}, not {self.predictions}"
             )
         return super()._read_config(args, parameters)
-
-    def _score(self, name: str, parameters: dict[str, str]) -> ScoreFn:
-        return regression_score(name, self.layout, self.head)
 
     def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
         found = self.layout.unpack(routed.logits)

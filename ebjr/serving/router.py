@@ -38,6 +38,7 @@ from ebjr.core.routing import (
     request_slices,
 )
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
+from ebjr.serving.scores import SCORES
 from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
 
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
@@ -97,6 +98,7 @@ class TritonPythonModel:
             self.calibration,
             num_classes=logits["dims"][-1],
             model_dir=Path(args["model_repository"]),
+            registry=SCORES,
         )
 
     def _load_student(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:

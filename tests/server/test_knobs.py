@@ -25,6 +25,7 @@ from ebjr.core.layout import (
     onnx_path,
 )
 from ebjr.core.onnx_runner import OnnxClassifier, OnnxModel
+from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, infer
 from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
@@ -64,9 +65,9 @@ def classifier_table():
     student = logits[STUDENT].predict(images)
     teacher_right = logits[TEACHER].predict(images).argmax(1) == labels
     student_right = student.argmax(1) == labels
-    scores = routing_score(record.scores[0], record.temperature, DEFAULT_REPOSITORY / ROUTER)(
-        student
-    )
+    scores = routing_score(
+        record.scores[0], ScoreContext(record.temperature, DEFAULT_REPOSITORY / ROUTER)
+    )(student)
     shares, accuracy = [], []
     for t in record.table.thresholds:
         to_teacher = scores < t

@@ -14,6 +14,7 @@ from tritonclient.utils import InferenceServerException
 from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import calibration_path
+from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, connect, describe_router, infer
 from ebjr.training import data
 
@@ -27,7 +28,7 @@ def calibration(server) -> Calibration:
 def served_score(server, calibration):
     """The routing score the router serves: the one its calibration file names."""
     router_dir = server.model_repository / "ebjr_router"
-    return routing_score(calibration.scores[0], calibration.temperature, router_dir)
+    return routing_score(calibration.scores[0], ScoreContext(calibration.temperature, router_dir))
 
 
 def direct(client, model: str, images: np.ndarray) -> np.ndarray:

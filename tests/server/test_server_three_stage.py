@@ -13,6 +13,7 @@ from ebjr.bench.bench_repository import THREE_STAGE, THREE_STAGE_MODELS
 from ebjr.core.calibration import Calibration, read_calibration
 from ebjr.core.gate import routing_score
 from ebjr.core.layout import STUDENT, calibration_path, middle_stage
+from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, infer
 
 ROUTER = THREE_STAGE
@@ -29,7 +30,7 @@ def stage_outputs(client, images, calibration, server):
     logits = [infer(client, m, {"image": images}, ["logits"])["logits"] for m in STAGES]
     router_dir = server.model_repository / ROUTER
     scores = [
-        routing_score(name, 1.0, router_dir, k)(logits[k])
+        routing_score(name, ScoreContext(1.0, router_dir, k))(logits[k])
         for k, name in enumerate(calibration.scores)
     ]
     return logits, scores

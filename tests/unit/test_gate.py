@@ -10,6 +10,7 @@ import torch
 from onnx_factory import builder_args, tiny_classifier
 
 from ebjr.core.gate import GateScore, routing_score
+from ebjr.core.scores import ScoreContext
 from ebjr.tasks.classification.gate_training import export_gate, train_gate
 from ebjr.tasks.classification.repository import main as build
 
@@ -48,8 +49,8 @@ def test_gate_training_is_reproducible():
 
 def test_the_gate_score_needs_its_file(tmp_path):
     with pytest.raises(ValueError, match="needs a gate.onnx"):
-        routing_score("gate", 1.0, tmp_path)
-    assert routing_score("entropy", 1.0, None)(np.zeros((2, 3))).shape == (2,)
+        routing_score("gate", ScoreContext(1.0, tmp_path))
+    assert routing_score("entropy", ScoreContext(1.0, None))(np.zeros((2, 3))).shape == (2,)
 
 
 def test_the_builder_trains_a_gate_and_calibration_weighs_it(tmp_path):

@@ -46,7 +46,7 @@ from ebjr.core.layout import (
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.core.routing import to_student
-from ebjr.core.scores import SCORES, get_score
+from ebjr.core.scores import SCORES, ScoreContext, get_score
 from ebjr.tasks.classification import specialized as spec
 from ebjr.training import data
 
@@ -385,7 +385,7 @@ def evaluate(
     calibration = read_calibration(calibration_path(repo))
     router_dir = calibration_path(repo).parent
     served = GeneralPolicy(
-        routing_score(calibration.scores[0], calibration.temperature, router_dir)
+        routing_score(calibration.scores[0], ScoreContext(calibration.temperature, router_dir))
     )
     stream = Stream.of(served, test)
     # The oracle defers every row the Student gets wrong; the oracle at parity only rows the

@@ -55,7 +55,7 @@ from ebjr.core.policy import (
     policy_from_parameters,
 )
 from ebjr.core.remote import check_url
-from ebjr.core.scores import ScoreFn, energy
+from ebjr.core.scores import ScoreContext, ScoreFn, energy
 from ebjr.core.tensors import ModelInfo, TensorSpec
 from ebjr.tasks.classification import specialized as spec
 from ebjr.training.data import add_labelled_argument, load_labelled
@@ -230,7 +230,7 @@ def calibrate_cascade_router(
             extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
         )
         names.append(record.scores[0])
-        score = routing_score(record.scores[0], temperature, out / ROUTER, k)
+        score = routing_score(record.scores[0], ScoreContext(temperature, out / ROUTER, k))
         scores.append(GeneralPolicy(score).effective_scores(stage_logits))
     correct = [stage_logits.argmax(1) == labels for stage_logits in logits]
     cascade = calibrate_cascade(stages, tuple(names), scores, correct, flops)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.core.packing import RowLayout
+from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.core.scores import ScoreContext, ScoreFactory
 from ebjr.core.tensors import TensorSpec
 from ebjr.tasks.detection.energy import detection_energy
 
@@ -68,6 +69,16 @@ def detection_score(name: str, layout: RowLayout, bin_width: float) -> Detection
     if "box" in terms and BOX_LOGITS not in layout.names:
         raise ValueError(f"score {name!r} needs the detector's {BOX_LOGITS} output (a DFL head)")
     return DetectionScore(layout, bin_width, terms)
+
+
+def packed_detection_score(name: str, context: ScoreContext) -> DetectionScore:
+    """The ``ScoreFactory`` of ``DETECTION_SCORES``: on the rows of the router's
+    ``stage_layout``, with its ``bin_width``."""
+    layout = RowLayout.from_json(context.parameters.get(LAYOUT_PARAMETER, ""))
+    return detection_score(name, layout, float(context.parameters.get("bin_width", "1")))
+
+
+SCORE_FACTORIES: dict[str, ScoreFactory] = dict.fromkeys(DETECTION_SCORES, packed_detection_score)
 
 
 def available_scores(layout: RowLayout) -> list[str]:

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ebjr.core.packing import RowLayout
+from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
+from ebjr.core.scores import ScoreContext, ScoreFactory
 from ebjr.tasks.regression import energy as rs
 
 BINS = 48
@@ -104,3 +105,13 @@ def regression_score(name: str, layout: RowLayout, head: EnergyHead) -> Regressi
     if name not in SCORES:
         raise ValueError(f"a regressor router serves one of {SCORES}, not {name!r}")
     return RegressionScore(layout, head, name)
+
+
+def packed_regression_score(name: str, context: ScoreContext) -> RegressionScore:
+    """The ``ScoreFactory`` of ``SCORES``: on the rows of the router's ``stage_layout``, read
+    with the energy head its parameters describe."""
+    layout = RowLayout.from_json(context.parameters.get(LAYOUT_PARAMETER, ""))
+    return regression_score(name, layout, EnergyHead.from_parameters(context.parameters))
+
+
+SCORE_FACTORIES: dict[str, ScoreFactory] = dict.fromkeys(SCORES, packed_regression_score)
