@@ -12,7 +12,7 @@ from pathlib import Path
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe
-from ebjr.build.repository import write_onnx_model
+from ebjr.build.repository import model_py_source, write_onnx_model
 from ebjr.build.router_config import parse_stages, stages_parameter
 from ebjr.core.layout import (
     ROUTER,
@@ -62,9 +62,6 @@ THREE_STAGE_MODELS = {
 }
 
 
-FLOOR_MODEL_PY = "from ebjr.serving.floor import TritonPythonModel  # noqa: F401\n"
-
-
 def bench_repository(repo: Path, dest: Path) -> Path:
     """``repo`` plus the models measured beside it: the Python-wrapped Student and Teacher
     (same ONNX files, ``--backend python``), ``router_floor`` (the router's config served by
@@ -77,7 +74,7 @@ def bench_repository(repo: Path, dest: Path) -> Path:
         python = ModelServing(backend="python")
         write_onnx_model(dest, wrapped, onnx, describe(onnx), batch, python)
     (dest / FLOOR / VERSION).mkdir(parents=True)
-    (dest / FLOOR / VERSION / "model.py").write_text(FLOOR_MODEL_PY)
+    (dest / FLOOR / VERSION / "model.py").write_text(model_py_source("ebjr.serving.floor"))
     floor = mc.edited(mc.read(config_path(repo, ROUTER)), name=FLOOR)
     floor.ClearField("parameters")
     mc.write(config_path(dest, FLOOR), floor)

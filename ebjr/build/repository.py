@@ -17,7 +17,11 @@ from ebjr.core.calibration import Calibration, write_calibration
 from ebjr.core.layout import VERSION, calibration_path, config_path, onnx_path
 from ebjr.core.tensors import GraphInfo, ModelInfo
 
-ONNX_MODEL_PY = "from ebjr.serving.onnx_model import TritonPythonModel  # noqa: F401\n"
+
+def model_py_source(serving_module: str) -> str:
+    """A Python-backend model's whole ``1/model.py``: the ``TritonPythonModel`` of
+    ``serving_module`` (``ebjr.serving.router``, ``.detector``, ...), where its logic lives."""
+    return f"from {serving_module} import TritonPythonModel  # noqa: F401\n"
 
 
 def publish(out: Path, router: str, record: Calibration) -> None:
@@ -45,18 +49,18 @@ def write_onnx_model(
         shutil.copyfile(source, target)
     model_py = target.with_name("model.py")
     if serving.backend == "python":
-        model_py.write_text(ONNX_MODEL_PY)
+        model_py.write_text(model_py_source("ebjr.serving.onnx_model"))
     else:
         model_py.unlink(missing_ok=True)
     mc.write(config_path(out, name), mc.onnx_model(name, info, batch, serving))
 
 
-def write_router(out: Path, config: mc.ModelConfig, source: str) -> None:
-    """The router's folder (``source`` its ``1/model.py``), without the calibration and gates
-    of an earlier build."""
+def write_router(out: Path, config: mc.ModelConfig, serving_module: str) -> None:
+    """The router's folder (its ``1/model.py`` the ``TritonPythonModel`` of
+    ``serving_module``), without the calibration and gates of an earlier build."""
     model_py = out / config.name / VERSION / "model.py"
     model_py.parent.mkdir(parents=True, exist_ok=True)
-    model_py.write_text(source)
+    model_py.write_text(model_py_source(serving_module))
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
     for gate in (out / config.name).glob("gate*.onnx"):

@@ -60,7 +60,7 @@ from ebjr.core.tensors import ModelInfo, TensorSpec
 from ebjr.tasks.classification import specialized as spec
 from ebjr.training.data import add_labelled_argument, load_labelled
 
-ROUTER_MODEL_PY = "from ebjr.serving.router import TritonPythonModel  # noqa: F401\n"
+SERVING_MODULE = "ebjr.serving.router"  # the routers' TritonPythonModel
 
 
 @dataclass(frozen=True)
@@ -293,14 +293,14 @@ def build_repository(
     write_router(
         out,
         router_model_config(student, teacher, settings, middle=middles, policy=policy),
-        ROUTER_MODEL_PY,
+        SERVING_MODULE,
     )
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
         write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
         write_router(
-            out, router_model_config(special, teacher, settings, specialized), ROUTER_MODEL_PY
+            out, router_model_config(special, teacher, settings, specialized), SERVING_MODULE
         )
     if gates and (gate_data is not None or len(gates) != len(middle) + 1):
         raise ValueError("give one gate per stage boundary, or gate-training data, not both")

@@ -43,7 +43,7 @@ from ebjr.tasks.detection.metrics import detections
 from ebjr.tasks.detection.models import BIN_WIDTH
 from ebjr.tasks.detection.scores import detector_layout
 
-DETECTOR_MODEL_PY = "from ebjr.serving.detector import TritonPythonModel  # noqa: F401\n"
+SERVING_MODULE = "ebjr.serving.detector"  # the router's TritonPythonModel
 VAL_SCENES = 1000
 
 
@@ -104,9 +104,7 @@ def build_detector_router(
     batch = max(settings.max_batch_size, 1)
     write_onnx_model(out, DETECTOR_STUDENT, student_onnx, student, batch, serving)
     write_onnx_model(out, DETECTOR_TEACHER, teacher_onnx, teacher, batch, serving)
-    write_router(
-        out, detector_router_config(student, layout, settings, bin_width), DETECTOR_MODEL_PY
-    )
+    write_router(out, detector_router_config(student, layout, settings, bin_width), SERVING_MODULE)
     if validation is None:
         return None
     record = calibrate_detector(

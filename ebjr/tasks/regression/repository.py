@@ -51,7 +51,7 @@ from ebjr.tasks.regression.data import Rotated, make_rotated
 from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predict, score
 
 log = logging.getLogger(__name__)
-REGRESSOR_MODEL_PY = "from ebjr.serving.regressor import TritonPythonModel  # noqa: F401\n"
+SERVING_MODULE = "ebjr.serving.regressor"  # the router's TritonPythonModel
 METRIC = METRICS["negative_mae"]  # "at the Teacher's error": the MAE within 2% of it
 
 
@@ -162,7 +162,7 @@ def build_regressor_router(
         settings.max_queue_delay_us,
         values,
     )
-    write_router(out, config, REGRESSOR_MODEL_PY)
+    write_router(out, config, SERVING_MODULE)
     publish(out, REGRESSOR_ROUTER, record)
     return record
 
