@@ -295,6 +295,18 @@ def calibrate(
     )
 
 
+def parity_evidence(
+    threshold: float, teacher_fraction: float, accuracy: float, flops: float, teacher_flops: float
+) -> dict[str, float]:
+    """One candidate score's parity point, as a calibration's ``evidence`` records it."""
+    return {
+        "parity_threshold": threshold,
+        "parity_teacher_fraction": teacher_fraction,
+        "parity_accuracy": accuracy,
+        "fewer_flops_than_teacher_at_parity": teacher_flops / flops,
+    }
+
+
 def cheapest_score(
     fronts: dict[str, Frontier],
     target: float,
@@ -335,12 +347,13 @@ def cheapest_score(
         metric=metric,
         chosen_by="lowest cost at parity",
         evidence={
-            n: {
-                "parity_threshold": float(fronts[n].thresholds[k, 0]),
-                "parity_teacher_fraction": float(fronts[n].teacher_fraction[k]),
-                "parity_accuracy": float(fronts[n].accuracy[k]),
-                "fewer_flops_than_teacher_at_parity": stage_flops[1] / float(fronts[n].flops[k]),
-            }
+            n: parity_evidence(
+                float(fronts[n].thresholds[k, 0]),
+                float(fronts[n].teacher_fraction[k]),
+                float(fronts[n].accuracy[k]),
+                float(fronts[n].flops[k]),
+                stage_flops[1],
+            )
             for n, k in points.items()
         },
     )
@@ -391,13 +404,13 @@ def calibrate_scores(
             stages=stages,
         )
     evidence = {
-        name: {
-            "parity_threshold": r.parity_thresholds[0],
-            "parity_teacher_fraction": r.parity_teacher_fraction,
-            "parity_accuracy": r.parity_accuracy,
-            "fewer_flops_than_teacher_at_parity": teacher_flops
-            / cascade_flops(student_flops, teacher_flops, r.parity_teacher_fraction),
-        }
+        name: parity_evidence(
+            r.parity_thresholds[0],
+            r.parity_teacher_fraction,
+            r.parity_accuracy,
+            r.parity_flops,
+            teacher_flops,
+        )
         for name, r in records.items()
     }
     chosen = pinned or min(

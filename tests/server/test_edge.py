@@ -4,7 +4,6 @@ fallbacks, counted."""
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.routing import RequestError
 from ebjr.ops.client import connect, infer
 from ebjr.ops.edge import EdgeClient
+from ebjr.ops.server import free_ports
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "clients"))
 import edge as edge_cli  # noqa: E402
@@ -49,9 +49,8 @@ def test_only_rows_below_the_threshold_go_to_the_cloud_and_come_back_in_order(
 
 
 def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    """A loopback address nothing listens on."""
+    return f"127.0.0.1:{free_ports(1)[0]}"
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

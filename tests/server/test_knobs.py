@@ -24,11 +24,12 @@ from ebjr.core.layout import (
     config_path,
     onnx_path,
 )
-from ebjr.core.onnx_runner import OnnxClassifier, OnnxModel
+from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, infer
 from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
+from ebjr.tasks.regression.repository import outputs
 from ebjr.tasks.regression.scores import EnergyHead, predict, score
 from ebjr.training import data
 
@@ -110,12 +111,6 @@ def test_min_accuracy_serves_the_cheapest_point_whose_counted_accuracy_reaches_i
     assert served_threshold(client, min_accuracy=repr(target)) == np.float32(expected)
 
 
-def outputs(model: str, images: np.ndarray) -> dict[str, np.ndarray]:
-    onnx = OnnxModel(onnx_path(DEFAULT_REPOSITORY, model), threads=2)
-    chunks = [onnx(images[i : i + 1000]) for i in range(0, len(images), 1000)]
-    return {n: np.concatenate([c[k] for c in chunks]) for k, n in enumerate(onnx.output_names)}
-
-
 @pytest.fixture(scope="module")
 def regressor_table():
     """The regressor router's table thresholds and, counted on the validation images, each
@@ -124,7 +119,10 @@ def regressor_table():
     config = parameters(read(config_path(DEFAULT_REPOSITORY, REGRESSOR_ROUTER)))
     head = EnergyHead.from_parameters(config)
     rotated = make_rotated("val")
-    found = [outputs(m, rotated.images) for m in (REGRESSOR_STUDENT, REGRESSOR_TEACHER)]
+    found = [
+        outputs(onnx_path(DEFAULT_REPOSITORY, m), rotated.images)
+        for m in (REGRESSOR_STUDENT, REGRESSOR_TEACHER)
+    ]
     forms = config["prediction"].split(",")
     error = [
         np.abs(predict(form, f, head) - rotated.angles)

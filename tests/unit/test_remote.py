@@ -1,7 +1,6 @@
 """The remote-stage client (``ebjr.core.remote``) where no server answers; its calls to a real
 Teacher server are tested in ``tests/server/test_server_remote.py``."""
 
-import socket
 import time
 
 import numpy as np
@@ -9,12 +8,12 @@ import pytest
 
 from ebjr.core.remote import TLS, HttpRemoteModel, RemoteError, RemoteModel, check_url
 from ebjr.core.routing import StageError
+from ebjr.ops.server import free_ports
 
 
 def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    """A loopback address nothing listens on."""
+    return f"127.0.0.1:{free_ports(1)[0]}"
 
 
 @pytest.mark.parametrize("url", ["teacher:8001", "10.0.0.7:8001", "[::1]:8001", "a-b.c_d:1"])
