@@ -1,6 +1,7 @@
 """A router whose stages answer several tensors per input (a detector, an energy-based
 regressor): the classification router (``ebjr.serving.router``) with each stage's outputs
-packed in one row per input (``ebjr.core.packing``). A subclass names the routing
+packed in one row per input (``ebjr.core.packing``); its scores come from
+``ebjr.serving.scores``. A subclass builds the response's columns.
 """
 
 from __future__ import annotations
