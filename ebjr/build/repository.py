@@ -8,14 +8,18 @@ import argparse
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from ebjr.build import model_config as mc
+from ebjr.build.deadline import measured_deadline_ms
 from ebjr.build.model_config import BACKENDS, ModelServing
-from ebjr.build.router_config import published_parameters
+from ebjr.build.router_config import MEASURED, RouterSettings, published_parameters
 from ebjr.core.calibration import Calibration, write_calibration
 from ebjr.core.layout import VERSION, calibration_path, config_path, onnx_path
 from ebjr.core.tensors import GraphInfo, ModelInfo
+
+log = logging.getLogger(__name__)
 
 
 def model_py_source(serving_module: str) -> str:
@@ -31,6 +35,26 @@ def publish(out: Path, router: str, record: Calibration) -> None:
     write_calibration(calibration_path(out, router), record)
     path = config_path(out, router)
     mc.write(path, mc.edited(mc.read(path), published_parameters(record)))
+
+
+def router_settings(
+    settings: RouterSettings | None,
+    serving: ModelServing,
+    teacher_onnx: Path,
+    teacher: ModelInfo | GraphInfo,
+) -> RouterSettings:
+    """The router settings a builder writes: ``settings`` (default ``RouterSettings()``), the
+    Student over BLS on GPU (the router's process has no GPU session), and a Teacher deadline
+    measured on ``teacher_onnx`` where it is left ``MEASURED`` (``measured_deadline_ms``)."""
+    settings = settings or RouterSettings()
+    if serving.device == "gpu":
+        settings = replace(settings, student_execution="bls")
+    if settings.teacher_timeout_ms == MEASURED:
+        batch = max(settings.max_batch_size, 1)
+        deadline = measured_deadline_ms(teacher_onnx, teacher, batch)
+        settings = replace(settings, teacher_timeout_ms=deadline)
+        log.info("Teacher deadline %d ms, measured on %s (%d rows)", deadline, teacher_onnx, batch)
+    return settings
 
 
 def write_onnx_model(
@@ -71,11 +95,25 @@ def add_pair_arguments(
     parser: argparse.ArgumentParser, models: Path, student: str, teacher: str
 ) -> None:
     """The arguments a task's builder takes for its pair: ``--student`` and ``--teacher`` (ONNX
-    files, by default ``models/<name>.onnx``), the ``--out`` repository and the ``--backend``."""
+    files, by default ``models/<name>.onnx``), the ``--out`` repository, the ``--backend`` and
+    the Teacher deadline."""
     for flag, name in (("--student", student), ("--teacher", teacher)):
         parser.add_argument(flag, type=Path, default=models / f"{name}.onnx")
     parser.add_argument("--out", type=Path, required=True, help="repository folder to add to")
     parser.add_argument("--backend", choices=BACKENDS, default=ModelServing.backend)
+    add_deadline_argument(parser)
+
+
+def add_deadline_argument(parser: argparse.ArgumentParser) -> None:
+    """``--teacher-timeout-ms``: the router's deadline for its later stages (default measured,
+    ``router_settings``)."""
+    parser.add_argument(
+        "--teacher-timeout-ms",
+        type=int,
+        default=MEASURED,
+        help="how long the router waits for the Teacher, in ms (0: no deadline; default: 4x "
+        "its slowest call on a full batch, measured here, at least 100 ms)",
+    )
 
 
 def run_builder(

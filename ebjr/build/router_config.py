@@ -20,6 +20,8 @@ from ebjr.core.scores import ScoreContext, ScoreFactory
 ModelRef = tuple[str, str, str]  # (model name, input name, output name)
 STUDENT_EXECUTION = ("in_process", "bls")
 ON_TEACHER_ERROR = ("fallback", "fail")
+MEASURED = -1  # teacher_timeout_ms: the builder measures it (ebjr.build.deadline)
+UNMEASURED_TIMEOUT_MS = 1000  # the deadline of a config that leaves teacher_timeout_ms at -1
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,14 @@ class RouterSettings:
     student_execution: str = "in_process"
     metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
     on_teacher_error: str = "fallback"  # or "fail"
-    teacher_timeout_ms: int = 0  # 0 = no timeout
+    # How long the router waits for each later stage (local or remote), in ms; 0 = no deadline.
+    # MEASURED: the builder writes 4x the Teacher's slowest call on a full batch (at least
+    # 100 ms; ebjr.build.deadline); a served config still at -1 waits UNMEASURED_TIMEOUT_MS.
+    teacher_timeout_ms: int = MEASURED
+    # The circuit breaker of each later stage (ebjr.core.breaker): open after this many
+    # consecutive failed or timed-out calls (0 = no breaker), half-open after breaker_open_s
+    breaker_failures: int = 3
+    breaker_open_s: float = 5.0
     # Teacher capacity guard (ebjr.core.budget): at most this share of rows to the Teacher over the
     # last teacher_budget_window_s seconds, per router instance; 0 = off
     teacher_budget_share: float = 0.0
@@ -66,6 +75,17 @@ class RouterSettings:
             raise ValueError(
                 f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
+        if self.teacher_timeout_ms < MEASURED:
+            raise ValueError(
+                f"teacher_timeout_ms must be >= 0 (0 = no deadline) or -1 (measured), not "
+                f"{self.teacher_timeout_ms}"
+            )
+        if self.breaker_failures < 0:
+            raise ValueError(
+                f"breaker_failures must be >= 0 (0 = no breaker), not {self.breaker_failures}"
+            )
+        if not self.breaker_open_s > 0:
+            raise ValueError(f"breaker_open_s must be > 0, not {self.breaker_open_s}")
         if self.teacher_url:
             check_url(self.teacher_url)
         if self.teacher_tls not in ("on", "off"):
@@ -103,6 +123,8 @@ class RouterConfig:
     teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
     student_in_process: bool
     metrics: bool
+    breaker_failures: int = 3  # 0 = no circuit breaker
+    breaker_open_s: float = 5.0
     teacher_budget_share: float = 0.0  # 0 = no capacity guard
     teacher_budget_window_s: float = 10.0
     teacher_url: str = ""  # "" = the local Teacher over BLS
@@ -167,9 +189,14 @@ class RouterConfig:
             policies=(first, *(GeneralPolicy(score) for score in scores[1:])),
             default_thresholds=default,
             on_teacher_error=s.on_teacher_error,
-            teacher_timeout_s=s.teacher_timeout_ms / 1000,
+            teacher_timeout_s=(
+                UNMEASURED_TIMEOUT_MS if s.teacher_timeout_ms == MEASURED else s.teacher_timeout_ms
+            )
+            / 1000,
             student_in_process=s.student_execution == "in_process",
             metrics=s.metrics != "off",
+            breaker_failures=s.breaker_failures,
+            breaker_open_s=s.breaker_open_s,
             teacher_budget_share=s.teacher_budget_share,
             teacher_budget_window_s=s.teacher_budget_window_s,
             teacher_url=s.teacher_url,

@@ -97,14 +97,14 @@ def cascade(
     policies: list[Policy],
     run: Callable[[int, np.ndarray], np.ndarray],
     admit: Callable[[np.ndarray, int], np.ndarray] | None = None,
-) -> tuple[Routed, str | None]:
+) -> tuple[Routed, StageError | None]:
     """Route ``batch`` through ``len(policies) + 1`` stages, Student first, Teacher last.
 
     ``thresholds: (N, S - 1)``, one column per stage boundary. ``policies[k]`` decides for
     stage ``k`` (``ebjr.core.policy``). ``run(k, images) -> logits`` runs stage ``k``, once, on only
     the rows no earlier stage kept; a failure of a stage after the first raises ``StageError``.
     Then the rows waiting on it keep the last answer they have, marked ``FALLBACK``, no later
-    stage runs, and the error's message comes back with the answer. ``admit(scores, N)``, the
+    stage runs, and the error comes back with the answer. ``admit(scores, N)``, the
     capacity guard, picks which of the rows about to reach the Teacher (their ``scores``) may;
     the others keep the answer they have, marked ``BUDGET``.
     """
@@ -125,7 +125,7 @@ def cascade(
             logits = run(stage, batch[pending])
         except StageError as err:
             route[pending] = FALLBACK
-            return Routed(out, scores, route), str(err)
+            return Routed(out, scores, route), err
         expected = (len(pending), out.shape[1])
         if logits.shape != expected:
             raise ValueError(f"stage {stage} answered shape {logits.shape}, expected {expected}")

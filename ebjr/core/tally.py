@@ -23,7 +23,8 @@ class Counts:
     """What happened since the last ``Tally.take``.
 
     rows: (len(ROUTE_NAMES),) int64 rows per route; outcomes: (len(OUTCOMES),) int64 requests per
-    outcome; teacher_failures: failed or timed-out Teacher calls; buckets: (B + 1,) int64 finite
+    outcome; teacher_failures: failed or timed-out Teacher calls; short_circuited: rows a later
+    stage's open circuit breaker answered without a call; buckets: (B + 1,) int64 finite
     scores ``<=`` each of the B edges, cumulative, then all of them (``+Inf``); score_sum: their
     sum.
     """
@@ -31,12 +32,14 @@ class Counts:
     rows: np.ndarray
     outcomes: np.ndarray
     teacher_failures: int
+    short_circuited: int
     buckets: np.ndarray
     score_sum: float
 
 
 class Tally:
-    """Counts of routed rows, request outcomes, Teacher failures and a score histogram with
+    """Counts of routed rows, request outcomes, Teacher failures, short-circuited rows and a
+    score histogram with
     upper bucket edges ``edges: (B,)`` ascending (Prometheus ``le`` semantics)."""
 
     def __init__(self, edges: list[float]) -> None:
@@ -48,6 +51,7 @@ class Tally:
         self._rows = np.zeros(len(ROUTE_NAMES), dtype=np.int64)
         self._outcomes = np.zeros(len(OUTCOMES), dtype=np.int64)
         self._failures = 0
+        self._short_circuited = 0
         self._per_bucket = np.zeros(len(self.edges) + 1, dtype=np.int64)
         self._sum = 0.0
 
@@ -74,11 +78,20 @@ class Tally:
         with self._lock:
             self._failures += 1
 
+    def add_short_circuit(self, rows: int) -> None:
+        with self._lock:
+            self._short_circuited += rows
+
     def take(self) -> Counts:
         """The counts since the last call, and start again from zero."""
         with self._lock:
             counts = Counts(
-                self._rows, self._outcomes, self._failures, np.cumsum(self._per_bucket), self._sum
+                self._rows,
+                self._outcomes,
+                self._failures,
+                self._short_circuited,
+                np.cumsum(self._per_bucket),
+                self._sum,
             )
             self._reset()
         return counts

@@ -126,12 +126,12 @@ class EdgeClient:
             threshold=threshold,
             sent_rows=sent_rows,
             sent_bytes=sent_rows * int(batch[0].nbytes),
-            error=error,
+            error=None if error is None else str(error),
         )
         s = self.stats
         s.batches, s.rows, s.fallbacks = s.batches + 1, s.rows + len(batch), s.fallbacks + fallbacks
         s.sent_rows, s.sent_bytes = s.sent_rows + sent_rows, s.sent_bytes + answer.sent_bytes
-        s.last_error = error or s.last_error
+        s.last_error = answer.error or s.last_error
         return answer
 
     def close(self) -> None:

@@ -8,6 +8,11 @@ router's ``model`` name:
 - ``ebjr_rows_total{route}``: rows answered by ``student``, ``teacher`` or
   ``student_fallback`` (the Teacher failed and ``on_teacher_error`` is ``fallback``);
 - ``ebjr_teacher_failures_total``: Teacher calls that failed or timed out;
+- ``ebjr_breaker_state{stage, instance}``: each later stage's circuit breaker in each router
+  instance, 0 closed, 1 half-open, 2 open (``ebjr.core.breaker``);
+  ``ebjr_breaker_opens_total{stage, instance}``: how often it opened;
+  ``ebjr_short_circuited_rows_total``: rows answered without a call while a breaker was open
+  (they are also counted as ``student_fallback`` rows, or failed in ``fail`` mode);
 - ``ebjr_score_bucket{le}``, ``ebjr_score_count``, ``ebjr_score_sum``: the Student's routing
   score per row, as a Prometheus histogram's series (cumulative ``le`` buckets), so that
   ``histogram_quantile`` and heatmaps work on them.
@@ -41,6 +46,7 @@ class RouterMetrics:
         count = kind("ebjr_score_count", "Rows with a finite routing score", kind.COUNTER)
         total = kind("ebjr_score_sum", "Sum of the finite routing scores", kind.GAUGE)
         self._families = [requests, rows, failures, bucket, count, total]
+        self._kind, self._labels = kind, m
         self.requests = [requests.Metric(labels={**m, "outcome": o}) for o in OUTCOMES]
         self.rows = [rows.Metric(labels={**m, "route": name}) for name in ROUTE_NAMES]
         self.teacher_failures = failures.Metric(labels=m)
@@ -48,6 +54,14 @@ class RouterMetrics:
         self.buckets = [bucket.Metric(labels={**m, "le": le}) for le in les]
         self.score_count = count.Metric(labels=m)
         self.score_sum = total.Metric(labels=m)
+        shorted = kind(
+            "ebjr_short_circuited_rows_total",
+            "Rows answered without calling a later stage whose circuit breaker was open",
+            kind.COUNTER,
+        )
+        self._families.append(shorted)
+        self.short_circuited = shorted.Metric(labels=m)
+        self._breakers: list[list] = []  # [breaker, state gauge, opens counter, opens sent]
         self.tally = Tally(score_buckets)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
@@ -63,6 +77,26 @@ class RouterMetrics:
 
     def record_teacher_failure(self) -> None:
         self.tally.add_teacher_failure()
+
+    def record_short_circuit(self, rows: int) -> None:
+        self.tally.add_short_circuit(rows)
+
+    def watch_breakers(self, breakers: list, instance: str) -> None:
+        """Export each later stage's breaker (stage 1 first; None: that stage has none) of this
+        router ``instance`` (each has its own) as ``ebjr_breaker_state`` and
+        ``ebjr_breaker_opens_total``, read at every flush."""
+        kind = self._kind
+        state = kind("ebjr_breaker_state", "0 closed, 1 half-open, 2 open", kind.GAUGE)
+        opens = kind("ebjr_breaker_opens_total", "Times the breaker opened", kind.COUNTER)
+        self._families += [state, opens]
+        watched = []
+        for stage, breaker in enumerate(breakers, 1):
+            if breaker is not None:
+                labels = {**self._labels, "stage": str(stage), "instance": instance}
+                watched.append(
+                    [breaker, state.Metric(labels=labels), opens.Metric(labels=labels), 0]
+                )
+        self._breakers = watched  # one assignment: the flusher sees all of them or none
 
     def _flush_every(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
@@ -83,6 +117,14 @@ class RouterMetrics:
                 metric.increment(float(value))
         if counts.score_sum:
             self.score_sum.increment(counts.score_sum)
+        if counts.short_circuited:
+            self.short_circuited.increment(float(counts.short_circuited))
+        for entry in self._breakers:
+            breaker, state, opens, sent = entry
+            state.set(float(breaker.state))
+            entry[3] = breaker.opens
+            if breaker.opens > sent:
+                opens.increment(float(breaker.opens - sent))
 
     def close(self) -> None:
         """Stop the flusher and send the last counts."""
@@ -109,6 +151,12 @@ class NoMetrics:
         pass
 
     def record_teacher_failure(self) -> None:
+        pass
+
+    def record_short_circuit(self, rows: int) -> None:
+        pass
+
+    def watch_breakers(self, breakers: list, instance: str) -> None:
         pass
 
     def close(self) -> None:

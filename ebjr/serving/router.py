@@ -7,7 +7,10 @@ calibrated knob ``teacher_fraction`` / ``min_accuracy`` (resolved through ``cali
 next to the router), else the ``default_threshold`` of ``config.pbtxt`` (``calibrated`` takes
 the calibration's parity threshold). A bad request gets its own INVALID_ARG error; a Teacher
 failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
-``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Nothing
+``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Every later
+stage is waited for at most ``teacher_timeout_ms`` and has a circuit breaker
+(``ebjr.core.breaker``): once it opens, the rows that need that stage get the same fallback or
+error at once, without a call. Nothing
 escapes ``execute``, so one bad request never fails its batch-mates. What to route on and how
 answers map back is the routing policy's (``ebjr.core.policy``), named by ``config.pbtxt``.
 """
@@ -22,6 +25,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.build.router_config import ModelRef, RouterConfig
+from ebjr.core.breaker import STATE_NAMES, CircuitBreaker, CircuitOpen
 from ebjr.core.budget import TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
@@ -33,6 +37,7 @@ from ebjr.core.routing import (
     ROUTE_NAMES,
     RequestError,
     Routed,
+    StageError,
     cascade,
     check_batch,
     request_slices,
@@ -71,6 +76,14 @@ class TritonPythonModel:
             else NoMetrics()
         )
         self.fallback_log = RateLimited(interval_s=10.0)
+        self.breaker_log = RateLimited(interval_s=1.0)
+        self.breakers = [  # one per later stage
+            CircuitBreaker(self.config.breaker_failures, self.config.breaker_open_s)
+            if self.config.breaker_failures
+            else None
+            for _ in self.config.stages[1:]
+        ]
+        self.metrics.watch_breakers(self.breakers, args["model_instance_name"])
         self.remote = (  # one reused gRPC connection per router instance
             RemoteModel(self.config.teacher_url, *self.config.stages[-1], self.config.teacher_tls)
             if self.config.teacher_url
@@ -174,15 +187,18 @@ class TritonPythonModel:
             for i in accepted:
                 responses[i] = error_response(str(err))
             return
-        if later_error is not None:
-            self._teacher_failed(later_error, int((routed.route == FALLBACK).sum()))
+        fallbacks = int((routed.route == FALLBACK).sum())
+        if isinstance(later_error, CircuitOpen):
+            self.metrics.record_short_circuit(fallbacks)
+        elif later_error is not None:
+            self._teacher_failed(later_error, fallbacks)
 
         columns = self._columns(routed, row_thresholds)
         answered = np.ones(len(batch), dtype=bool)
         fail = later_error is not None and self.config.on_teacher_error == "fail"
         for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
             if fail and (routed.route[rows] == FALLBACK).any():
-                responses[i] = error_response(later_error)
+                responses[i] = error_response(str(later_error))
                 answered[rows] = False
                 continue
             # Only what the client asked for (every output tensor costs shared-memory work),
@@ -195,19 +211,54 @@ class TritonPythonModel:
 
     def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
         """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS
-        (``student_execution``), every later stage over BLS with ``teacher_timeout_ms`` (the
-        Teacher over gRPC when ``teacher_url`` names a remote one)."""
+        (``student_execution``), every later stage through its breaker (``_call_later``)."""
         if stage > 0:
-            timeout = self.config.teacher_timeout_s
-            if self.remote is not None and stage == len(self.config.stages) - 1:
-                return self.remote(images, timeout)
-            return self._call(self.config.stages[stage], images, timeout)
+            return self._call_later(stage, images)
         if self.student_local is None:
             return self._call(self.config.student, images, 0.0)
         try:
             return self.student_local(images)
         except Exception as err:  # onnxruntime's errors are plain Exceptions
             raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
+
+    def _call_later(self, stage: int, images: np.ndarray) -> np.ndarray:
+        """A later stage over BLS with ``teacher_timeout_ms`` (the Teacher over gRPC when
+        ``teacher_url`` names a remote one), unless its breaker is open: then ``CircuitOpen``
+        at once. Each answer or failure is the breaker's evidence."""
+        breaker = self.breakers[stage - 1]
+        if breaker is None:
+            return self._call_stage(stage, images)
+        allowed, change = breaker.allow()
+        self._breaker_changed(stage, change)
+        if not allowed:
+            raise CircuitOpen(
+                f"{self.config.stages[stage][0]} is not called: its circuit breaker is open "
+                f"after {breaker.failures} failed calls in a row"
+            )
+        try:
+            logits = self._call_stage(stage, images)
+        except StageError:
+            self._breaker_changed(stage, breaker.failed())
+            raise
+        self._breaker_changed(stage, breaker.succeeded())
+        return logits
+
+    def _call_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
+        timeout = self.config.teacher_timeout_s
+        if self.remote is not None and stage == len(self.config.stages) - 1:
+            return self.remote(images, timeout)
+        return self._call(self.config.stages[stage], images, timeout)
+
+    def _breaker_changed(self, stage: int, state: int | None) -> None:
+        """Log a breaker's change of state (at most one message a second)."""
+        if state is None:
+            return
+        held = self.breaker_log.take()
+        if held is not None:
+            self.log.log_warn(
+                f"{self.name}: circuit breaker of {self.config.stages[stage][0]} is now "
+                f"{STATE_NAMES[state]} ({held} more changes since the last message)"
+            )
 
     def _teacher_failed(self, cause: str, rows: int) -> None:
         """Count a Teacher failure and log its cause, at most once every 10 s."""

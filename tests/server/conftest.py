@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fault_routers import FAULT_MODELS, FAULT_ROUTERS
+from fault_routers import FAULT_MODELS, FAULT_ROUTERS, hang_flag
 
 from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
@@ -29,8 +29,10 @@ def build_test_repository(dest: Path) -> Path:
     """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
     router variants, written to ``dest``."""
     bench_repository(DEFAULT_REPOSITORY, dest)
-    for model in ("teacher_raises", "teacher_sleeps"):
+    for model in ("teacher_raises", "teacher_sleeps", "teacher_switch"):
         shutil.copytree(FAULT_MODELS / model, dest / model)
+    switch = config_path(dest, "teacher_switch")
+    mc.write(switch, mc.edited(mc.read(switch), {"hang_flag": str(hang_flag(dest))}))
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
     for name, overrides in FAULT_ROUTERS.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)

@@ -10,10 +10,24 @@ REMOTE_TEACHER_PORTS = free_ports(3)
 REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
 FAULT_MODELS = Path(__file__).parent / "fault_models"
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
+# (the fallback, fail and timeout variants have no breaker: each of their calls is a real one)
+NO_BREAKER = {"breaker_failures": "0"}
+# the breaker variants: open after 2 failures, half-open after 1 s
+BREAKER = {"teacher_timeout_ms": "300", "breaker_failures": "2", "breaker_open_s": "1"}
 FAULT_ROUTERS = {
-    "router_fallback": {"teacher_model": "teacher_raises", "on_teacher_error": "fallback"},
-    "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail"},
-    "router_timeout": {"teacher_model": "teacher_sleeps", "teacher_timeout_ms": "300"},
+    "router_fallback": {"teacher_model": "teacher_raises", **NO_BREAKER},
+    "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail", **NO_BREAKER},
+    "router_timeout": {
+        "teacher_model": "teacher_sleeps",
+        "teacher_timeout_ms": "300",
+        **NO_BREAKER,
+    },
+    "router_breaker": {"teacher_model": "teacher_switch", **BREAKER},
+    "router_breaker_fail": {
+        "teacher_model": "teacher_switch",
+        "on_teacher_error": "fail",
+        **BREAKER,
+    },
     "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
     "router_bls": {"student_execution": "bls"},
     "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
@@ -24,4 +38,10 @@ FAULT_ROUTERS = {
         "teacher_timeout_ms": "3000",
         "on_teacher_error": "fail",
     },
+    "router_remote_breaker": {"teacher_url": REMOTE_TEACHER_URL, **BREAKER},
 }
+
+
+def hang_flag(repository: Path) -> Path:
+    """While this file exists, ``teacher_switch`` in ``repository`` hangs."""
+    return repository / "teacher_switch" / "hang"

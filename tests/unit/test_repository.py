@@ -53,6 +53,7 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
         "teacher_input": "input.1",
         "teacher_output": "logits",
         **RouterSettings(default_threshold="3.5", score="energy").parameters(),
+        "teacher_timeout_ms": "100",  # measured: this Teacher is fast, so the floor
     }
     assert mc.parameters(router)["default_threshold"] == "3.5"
     assert mc.parameters(router)["teacher_url"] == ""  # the local Teacher over BLS

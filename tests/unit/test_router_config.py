@@ -37,9 +37,11 @@ def test_calibrated_settings_come_from_the_calibration_file():
     config = RouterConfig.from_parameters(BASE, CALIBRATION, 10)
     assert config.default_thresholds == (-0.25,)
     assert config.policies == (GeneralPolicy(negative_entropy),)
-    assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 0.0)
+    # A config without a (measured) deadline still has one, never an unbounded wait.
+    assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 1.0)
     # Missing parameters take RouterSettings' defaults, the same ones the builder writes.
     assert config.student_in_process and config.metrics
+    assert (config.breaker_failures, config.breaker_open_s) == (3, 5.0)
 
 
 def test_settings_round_trip_through_parameters_and_missing_keys_take_one_default():
@@ -50,6 +52,8 @@ def test_settings_round_trip_through_parameters_and_missing_keys_take_one_defaul
         student_execution="bls",
         metrics="off",
         teacher_timeout_ms=250,
+        breaker_failures=0,
+        breaker_open_s=1.5,
     )
     assert RouterSettings.from_parameters(settings.parameters()) == settings
     assert RouterSettings.from_parameters({}) == RouterSettings()
@@ -88,6 +92,18 @@ def test_explicit_settings_and_specialized_mode():
         (
             {"default_threshold": "1", "score": "energy", "student_execution": "gpu"},
             "student_execution",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "teacher_timeout_ms": "-5"},
+            "teacher_timeout_ms must be >= 0",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "breaker_failures": "-1"},
+            "breaker_failures must be >= 0",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "breaker_open_s": "0"},
+            "breaker_open_s must be > 0",
         ),
     ],
 )

@@ -27,7 +27,13 @@ import numpy as np
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.build.onnx_info import describe
-from ebjr.build.repository import publish, write_onnx_model, write_router
+from ebjr.build.repository import (
+    add_deadline_argument,
+    publish,
+    router_settings,
+    write_onnx_model,
+    write_router,
+)
 from ebjr.build.router_config import (
     RouterSettings,
     stages_parameter,
@@ -270,11 +276,10 @@ def build_repository(
     calibration record is returned. Without it, ``settings`` must give a numeric default
     threshold and a score name.
     """
-    settings, serving = settings or RouterSettings(), serving or ModelServing()
+    serving = serving or ModelServing()
     student, teacher = describe(student_onnx), describe(teacher_onnx)
     check_pair(student, teacher)
-    if serving.device == "gpu":  # the router's process has no GPU session: call the model
-        settings = replace(settings, student_execution="bls")
+    settings = router_settings(settings, serving, teacher_onnx, teacher)
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError(
             "without validation data give a numeric default threshold and a score name "
@@ -391,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
     parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
     parser.add_argument("--max-batch-size", type=int, default=RouterSettings.max_batch_size)
+    add_deadline_argument(parser)
     parser.add_argument(
         "--specialized-student", type=Path, help="also serve a top-C + 'other' Student"
     )
@@ -416,6 +422,7 @@ def main(argv: list[str] | None = None) -> None:
         score="calibrated" if args.val_data else (args.score or "energy"),
         temperature=args.temperature,
         max_batch_size=args.max_batch_size,
+        teacher_timeout_ms=args.teacher_timeout_ms,
     )
     try:
         validation = load_labelled(args.val_data) if args.val_data else None

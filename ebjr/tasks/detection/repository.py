@@ -14,7 +14,6 @@ detector without ``box_logits`` (a plain box head) is routed on the classificati
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from ebjr.build import model_config as mc
@@ -23,6 +22,7 @@ from ebjr.build.onnx_info import describe_graph
 from ebjr.build.repository import (
     add_pair_arguments,
     publish,
+    router_settings,
     run_builder,
     write_onnx_model,
     write_router,
@@ -94,11 +94,10 @@ def build_detector_router(
     scenes, calibrate the router on them (its default: the cheapest point reaching ``share`` of
     the Teacher's mAP) and return the record. Without, ``settings`` must give a numeric
     default threshold and a score name."""
-    settings, serving = settings or RouterSettings(), serving or ModelServing()
+    serving = serving or ModelServing()
     student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
     layout = check_detectors(student, teacher)
-    if serving.device == "gpu":
-        settings = replace(settings, student_execution="bls")
+    settings = router_settings(settings, serving, teacher_onnx, teacher)
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError("without validation scenes give a numeric default threshold and a score")
     batch = max(settings.max_batch_size, 1)
@@ -149,7 +148,11 @@ def main(argv: list[str] | None = None) -> None:
             args.teacher,
             args.out,
             make_scenes("val", args.val_scenes) if args.val_scenes else None,
-            RouterSettings(default_threshold=args.default_threshold, score=args.score),
+            RouterSettings(
+                default_threshold=args.default_threshold,
+                score=args.score,
+                teacher_timeout_ms=args.teacher_timeout_ms,
+            ),
             ModelServing(args.backend, args.device),
             args.bin_width,
             args.share,

@@ -25,6 +25,7 @@ from ebjr.build.onnx_info import describe_graph
 from ebjr.build.repository import (
     add_pair_arguments,
     publish,
+    router_settings,
     run_builder,
     write_onnx_model,
     write_router,
@@ -125,12 +126,9 @@ def build_regressor_router(
 ) -> Calibration:
     """Write ``out/{regressor_student,regressor_teacher,ebjr_regressor}``, calibrated on
     ``validation``; return the calibration record."""
-    settings, serving, head = (
-        settings or RouterSettings(),
-        serving or ModelServing(),
-        head or EnergyHead(),
-    )
+    serving, head = serving or ModelServing(), head or EnergyHead()
     student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
+    settings = router_settings(settings, serving, teacher_onnx, teacher)
     layout = joint_layout(student, teacher)
     found = {
         name: outputs(p, validation.images)
@@ -177,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
             args.teacher,
             args.out,
             make_rotated("val"),
-            serving=ModelServing(args.backend),
+            RouterSettings(teacher_timeout_ms=args.teacher_timeout_ms),
+            ModelServing(args.backend),
         )
 
     record = run_builder(
