@@ -13,7 +13,7 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench tune load soak test unit lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload tune load soak test unit lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -23,6 +23,7 @@ help:
 	@echo "make remote-repos  the edge/cloud layout: build/remote/{cascade,teacher}"
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
+	@echo "make overload  open-loop arrivals at 0.5-3x capacity, bounded vs unbounded queue -> OVERLOAD.md"
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
@@ -87,6 +88,9 @@ eval: venv data
 
 bench: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.benchmark --repo $(REPO)
+
+overload: venv backend data
+	$(BIN)/python -m ebjr.bench.overload --repo $(REPO)
 
 tune: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.tuning --repo $(REPO)

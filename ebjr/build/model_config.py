@@ -22,6 +22,27 @@ DEVICES = ("cpu", "gpu")
 
 
 @dataclass(frozen=True)
+class QueuePolicy:
+    """Admission control for one model's queue (Triton's ``default_queue_policy``): at most
+    ``max_queue_size`` requests wait (one more is refused at once), and one that has waited
+    ``timeout_ms`` is refused when it would start (``timeout_action: REJECT``); 0 leaves that
+    bound off. Refusals are HTTP 503 / gRPC UNAVAILABLE, never a wait without end."""
+
+    max_queue_size: int = 256
+    timeout_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_queue_size < 0 or self.timeout_ms < 0:
+            raise ValueError(
+                f"max_queue_size and queue timeout must be >= 0 (0 = off), not "
+                f"{self.max_queue_size} and {self.timeout_ms}"
+            )
+
+
+ROUTER_QUEUE = QueuePolicy(max_queue_size=256, timeout_ms=100)  # measured: OVERLOAD.md
+
+
+@dataclass(frozen=True)
 class ModelServing:
     """How one ONNX classifier is served.
 
@@ -37,6 +58,7 @@ class ModelServing:
     instances: int = 1
     intra_op_threads: int = 1
     max_queue_delay_us: int = 0  # batch what is queued; never wait for more
+    queue: QueuePolicy = QueuePolicy()  # bounded; no timeout: the router's deadline rules
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -88,6 +110,18 @@ def _tensor(container, spec: TensorSpec, name: str | None = None) -> None:
     )
 
 
+def set_batching(config: ModelConfig, max_queue_delay_us: int, queue: QueuePolicy) -> None:
+    """Give ``config`` dynamic batching with this queue delay and ``queue`` policy."""
+    batching = config.dynamic_batching
+    batching.SetInParent()
+    batching.max_queue_delay_microseconds = max_queue_delay_us
+    if queue.max_queue_size or queue.timeout_ms:
+        policy = batching.default_queue_policy
+        policy.max_queue_size = queue.max_queue_size
+        policy.default_timeout_microseconds = queue.timeout_ms * 1000
+        policy.timeout_action = pb.ModelQueuePolicy.REJECT
+
+
 def _kind(device: str) -> int:
     return pb.ModelInstanceGroup.KIND_GPU if device == "gpu" else pb.ModelInstanceGroup.KIND_CPU
 
@@ -108,8 +142,7 @@ def onnx_model(
     _tensor(config.input, info.input)
     for output in info.outputs:
         _tensor(config.output, output)
-    config.dynamic_batching.max_queue_delay_microseconds = serving.max_queue_delay_us
-    config.dynamic_batching.SetInParent()
+    set_batching(config, serving.max_queue_delay_us, serving.queue)
     config.instance_group.add(count=serving.instances, kind=_kind(serving.device))
     if serving.tensorrt:
         accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
@@ -132,11 +165,12 @@ def python_router(
     max_queue_delay_us: int,
     values: dict[str, object],
     boundaries: int = 1,
+    queue: QueuePolicy = ROUTER_QUEUE,
 ) -> ModelConfig:
     """A BLS router's config: input ``image``; per-row outputs ``answers`` (the task's own
     answer, as its repository builder declares it), then ``ROUTING_OUTPUTS``: the routing score,
     the threshold applied (one value per stage boundary) and the route; ``values`` as
-    parameters."""
+    parameters; its queue under ``queue``."""
     routing = [
         TensorSpec("score", (1,), "TYPE_FP32"),
         TensorSpec("threshold", (boundaries,), "TYPE_FP32"),
@@ -146,8 +180,7 @@ def python_router(
     _tensor(config.input, image, "image")
     for output in [*answers, *routing]:
         _tensor(config.output, output)
-    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
-    config.dynamic_batching.SetInParent()
+    set_batching(config, max_queue_delay_us, queue)
     config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.KIND_CPU)
     return set_parameters(config, values)
 

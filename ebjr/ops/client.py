@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -17,13 +18,19 @@ from types import ModuleType
 import numpy as np
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from tritonclient.utils import np_to_triton_dtype
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from ebjr.core.layout import ROUTER
 from ebjr.tasks.detection import DETECTOR_ROUTER
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+# Admission control's refusals (a full queue, or a request that waited past the queue's
+# timeout): HTTP 503/429, gRPC UNAVAILABLE / RESOURCE_EXHAUSTED, with Triton's words for them.
+# ``infer`` retries them RETRIES times, BACKOFF_S doubling each time.
+REFUSALS = ("503", "429", "StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED")
+REFUSAL_WORDS = ("maximum queue size", "timeout expired")
+RETRIES, BACKOFF_S = 3, 0.05
 
 
 @dataclass
@@ -89,6 +96,10 @@ def connect(url: str | None = None, protocol: str = "http", **kwargs):
 
 class ClientError(Exception):
     """What went wrong, and what to do, in one line (the CLIs print it and exit non-zero)."""
+
+
+class Overloaded(ClientError):
+    """The server kept refusing the request (its queue was full or too slow): retry later."""
 
 
 def run_cli(run: Callable[[list[str] | None], int], argv: list[str] | None) -> int:
@@ -179,7 +190,9 @@ def _module(client) -> ModuleType:
 def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str], **params):
     """Run ``model`` on named numpy ``inputs``; return ``{output name: array}``.
 
-    Keyword arguments become request parameters (e.g. ``threshold=8.0``).
+    Keyword arguments become request parameters (e.g. ``threshold=8.0``). A refusal
+    (``REFUSALS``: the server's admission control) is retried with backoff, then raises
+    ``Overloaded``; any other error is the server's ``InferenceServerException``.
     """
     module = _module(client)
     tensors = []
@@ -188,8 +201,26 @@ def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str],
         tensor.set_data_from_numpy(array)
         tensors.append(tensor)
     requested = [module.InferRequestedOutput(name) for name in outputs]
-    result = client.infer(model, tensors, outputs=requested, parameters=params or None)
+    for attempt in range(RETRIES + 1):
+        try:
+            result = client.infer(model, tensors, outputs=requested, parameters=params or None)
+            break
+        except InferenceServerException as err:
+            if not refused(err):
+                raise
+            if attempt == RETRIES:
+                raise Overloaded(
+                    f"{model} refused the request {RETRIES + 1} times, the last with "
+                    f"{err.status()} ({err.message()}): the server is overloaded, retry later"
+                ) from None
+            time.sleep(BACKOFF_S * 2**attempt)
     return {name: result.as_numpy(name) for name in outputs}
+
+
+def refused(err: InferenceServerException) -> bool:
+    """Whether ``err`` is the server's admission control turning a request away."""
+    text = (err.message() or "").lower()
+    return str(err.status()) in REFUSALS and any(w in text for w in REFUSAL_WORDS)
 
 
 def _per_row(thresholds: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fault_routers import FAULT_MODELS, FAULT_ROUTERS, hang_flag
+from fault_routers import FAULT_MODELS, FAULT_ROUTERS, SMALL_QUEUE, hang_flag
 
 from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
@@ -33,6 +33,11 @@ def build_test_repository(dest: Path) -> Path:
         shutil.copytree(FAULT_MODELS / model, dest / model)
     switch = config_path(dest, "teacher_switch")
     mc.write(switch, mc.edited(mc.read(switch), {"hang_flag": str(hang_flag(dest))}))
+    # teacher_sleeps with room for one waiting request: the admission-control tests
+    small = mc.edited(mc.read(config_path(dest, "teacher_sleeps")), name=SMALL_QUEUE)
+    mc.set_batching(small, 0, mc.QueuePolicy(max_queue_size=1))
+    shutil.copytree(dest / "teacher_sleeps", dest / SMALL_QUEUE)
+    mc.write(config_path(dest, SMALL_QUEUE), small)
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
     for name, overrides in FAULT_ROUTERS.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)

@@ -9,6 +9,7 @@ from ebjr.ops.server import free_ports
 REMOTE_TEACHER_PORTS = free_ports(3)
 REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
 FAULT_MODELS = Path(__file__).parent / "fault_models"
+SMALL_QUEUE = "teacher_queue_1"  # teacher_sleeps whose queue holds one request
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
 # (the fallback, fail and timeout variants have no breaker: each of their calls is a real one)
 NO_BREAKER = {"breaker_failures": "0"}

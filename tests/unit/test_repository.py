@@ -3,6 +3,7 @@ from onnx_factory import builder_args, labelled_npz, tiny_classifier
 
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
+from ebjr.build.onnx_info import describe
 from ebjr.build.router_config import RouterSettings
 from ebjr.tasks.classification.repository import build_repository, main
 
@@ -13,7 +14,8 @@ def expected_onnx_config(name, input_name, platform_or_backend, kind="KIND_CPU",
         f'name: "{name}" {platform_or_backend} max_batch_size: 64 '
         f'input {{ name: "{input_name}" data_type: TYPE_FP32 dims: [1, 4, 4] }} '
         'output { name: "logits" data_type: TYPE_FP32 dims: [5] } '
-        f"dynamic_batching {{}} instance_group {{ count: 1 kind: {kind} }} {extra}"
+        "dynamic_batching { default_queue_policy { max_queue_size: 256 } } "
+        f"instance_group {{ count: 1 kind: {kind} }} {extra}"
     )
 
 
@@ -45,6 +47,9 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     assert list(router.output[0].dims) == [5]
     assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
     assert router.HasField("dynamic_batching")
+    queue = router.dynamic_batching.default_queue_policy  # admission control
+    assert (queue.max_queue_size, queue.default_timeout_microseconds) == (256, 100_000)
+    assert queue.timeout_action == mc.pb.ModelQueuePolicy.REJECT
     assert mc.parameters(router) == {
         "student_model": "student",
         "student_input": "pixels",
@@ -107,6 +112,20 @@ def test_gpu_configs_use_kind_gpu_tensorrt_and_a_bls_student(tmp_path):
 def test_impossible_serving_choices_are_clear_errors(serving, message):
     with pytest.raises(ValueError, match=message):
         ModelServing(**serving)
+
+
+def test_a_negative_queue_bound_is_a_clear_error():
+    with pytest.raises(ValueError, match="max_queue_size and queue timeout must be >= 0"):
+        mc.QueuePolicy(max_queue_size=-1)
+
+
+def test_a_queue_policy_of_zeros_leaves_the_queue_unbounded(tmp_path):
+    teacher = tiny_classifier(tmp_path / "t.onnx", classes=5)
+    info = describe(teacher)
+    config = mc.onnx_model("teacher", info, 64, ModelServing(queue=mc.QueuePolicy(0, 0)))
+    assert not config.dynamic_batching.HasField("default_queue_policy")
+    bounded = mc.onnx_model("teacher", info, 64, ModelServing())
+    assert bounded.dynamic_batching.default_queue_policy.max_queue_size == 256
 
 
 def test_class_count_mismatch_is_a_clear_error(tmp_path, capsys):

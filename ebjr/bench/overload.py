@@ -1,0 +1,289 @@
+"""The router under overload, with open-loop arrivals (``make overload``).
+
+    python -m ebjr.bench.overload [--repo model_repository] [--seconds 20] \
+        [--loads 0.5 1 2 3] [--out OVERLOAD.md]
+
+Closed-loop load (perf_analyzer's concurrency, Locust's users) cannot overload a server: each
+client waits for its answer before it sends again, so arrivals slow down with the server.
+Real traffic does not wait. Here one asyncio gRPC client (``tritonclient.grpc.aio``) sends one
+real test image per request at fixed intervals, whatever the server does, at multiples of the
+router's capacity (measured first, closed-loop, 16 requests in flight), each for ``--seconds``.
+It records every request's outcome and latency, counting as:
+
+- **answered**, with its route: goodput is the answered requests within the SLO per second;
+- **refused**: Triton's admission control (the queue policy of the router's ``config.pbtxt``)
+  turned it away, gRPC UNAVAILABLE / RESOURCE_EXHAUSTED;
+- **timed out**: the client's own 10 s deadline passed first (the failure to avoid);
+- **failed**: any other error.
+
+It measures the router as built (bounded queue) and the same router with its queue policy
+removed (``unbounded``: what every model had before), on one server, and the server's memory
+(RSS of tritonserver and its stubs) and idle latency before and after each load. The client
+shares the machine's cores with the server; the offered rate it achieved is reported next to
+the one it aimed at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psutil
+import tritonclient.grpc as grpcclient
+import tritonclient.grpc.aio as grpcaio
+from tritonclient.utils import InferenceServerException
+
+from ebjr.build import model_config as mc
+from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, config_path
+from ebjr.ops.server import TritonServer
+from ebjr.training.data import load_split
+
+log = logging.getLogger(__name__)
+
+UNBOUNDED = "router_unbounded"  # the router without a queue policy
+SLO_MS = 250.0
+CLIENT_TIMEOUT_S = 10.0
+REFUSED = ("StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED")
+IDLE_PROBES = 20
+
+
+@dataclass
+class Outcome:
+    """What one request came to: ``kind`` answered / refused / timed_out / failed."""
+
+    kind: str
+    latency_ms: float
+    route: str = ""
+
+
+@dataclass
+class LoadResult:
+    model: str
+    load: float  # multiple of capacity aimed at
+    aimed_rps: float
+    offered_rps: float  # what the client managed to send
+    seconds: float
+    counts: dict[str, int]
+    routes: dict[str, int]
+    goodput_rps: float
+    goodput_share_of_capacity: float
+    p50_ms: float | None
+    p99_ms: float | None
+    refused_p99_ms: float | None
+    rss_before_mb: float
+    rss_after_mb: float
+    idle_p50_before_ms: float
+    idle_p50_after_ms: float
+    errors: list[str] = field(default_factory=list)
+
+
+def server_rss_mb(server: TritonServer) -> float:
+    """Resident memory of the server and every process under it (the Python-backend stubs)."""
+    root = psutil.Process(server.process.pid)
+    processes = [root, *root.children(recursive=True)]
+    return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
+
+
+def request(image: np.ndarray) -> tuple[list, list]:
+    tensor = grpcaio.InferInput("image", list(image.shape), "FP32")
+    tensor.set_data_from_numpy(image)
+    return [tensor], [grpcaio.InferRequestedOutput(n) for n in ("class", "route")]
+
+
+async def one(client, model: str, image: np.ndarray) -> Outcome:
+    inputs, outputs = request(image)
+    began = time.perf_counter()
+    try:
+        result = await client.infer(model, inputs, outputs=outputs, client_timeout=CLIENT_TIMEOUT_S)
+    except InferenceServerException as err:
+        ms = (time.perf_counter() - began) * 1000
+        status = str(err.status())
+        if status in REFUSED:
+            return Outcome("refused", ms)
+        if status == "StatusCode.DEADLINE_EXCEEDED":
+            return Outcome("timed_out", ms)
+        return Outcome("failed", ms, err.message()[:120])
+    ms = (time.perf_counter() - began) * 1000
+    return Outcome("answered", ms, result.as_numpy("route")[0, 0].decode())
+
+
+async def closed_loop(
+    url: str, model: str, images: np.ndarray, seconds: float, users: int
+) -> float:
+    """Requests per second with ``users`` requests always in flight (the capacity)."""
+    async with grpcaio.InferenceServerClient(url) as client:
+        done, stop = 0, time.perf_counter() + seconds
+
+        async def user(k: int) -> None:
+            nonlocal done
+            i = k
+            while time.perf_counter() < stop:
+                outcome = await one(client, model, images[i % len(images)][None])
+                done += outcome.kind == "answered"
+                i += users
+
+        began = time.perf_counter()
+        await asyncio.gather(*(user(k) for k in range(users)))
+        return done / (time.perf_counter() - began)
+
+
+async def open_loop(
+    url: str, model: str, images: np.ndarray, rate: float, seconds: float
+) -> tuple[list[Outcome], float]:
+    """Send at ``rate`` per second for ``seconds`` whatever the answers; every outcome, and
+    the rate actually sent."""
+    async with grpcaio.InferenceServerClient(url) as client:
+        tasks, began = [], time.perf_counter()
+        total = int(rate * seconds)
+        for i in range(total):
+            due = began + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(client, model, images[i % len(images)][None])))
+        sent_s = time.perf_counter() - began
+        outcomes = await asyncio.gather(*tasks)
+    return list(outcomes), total / sent_s
+
+
+def idle_p50(url: str, model: str, images: np.ndarray) -> float:
+    """p50 latency of ``IDLE_PROBES`` requests sent one at a time."""
+    client = grpcclient.InferenceServerClient(url)
+    times = []
+    for i in range(IDLE_PROBES):
+        tensor = grpcclient.InferInput("image", [1, *images.shape[1:]], "FP32")
+        tensor.set_data_from_numpy(images[i][None])
+        began = time.perf_counter()
+        client.infer(model, [tensor])
+        times.append((time.perf_counter() - began) * 1000)
+    client.close()
+    return float(np.median(times))
+
+
+def measure(
+    server: TritonServer,
+    model: str,
+    images: np.ndarray,
+    capacity: float,
+    load: float,
+    seconds: float,
+) -> LoadResult:
+    rss_before, idle_before = server_rss_mb(server), idle_p50(server.grpc_url, model, images)
+    outcomes, offered = asyncio.run(
+        open_loop(server.grpc_url, model, images, load * capacity, seconds)
+    )
+    rss_after = server_rss_mb(server)
+    time.sleep(1.0)  # "back to idle within 1 s after the load stops"
+    idle_after = idle_p50(server.grpc_url, model, images)
+    answered = [o.latency_ms for o in outcomes if o.kind == "answered"]
+    refused = [o.latency_ms for o in outcomes if o.kind == "refused"]
+    good = sum(ms <= SLO_MS for ms in answered)
+    span = len(outcomes) / offered
+    return LoadResult(
+        model=model,
+        load=load,
+        aimed_rps=load * capacity,
+        offered_rps=offered,
+        seconds=span,
+        counts=dict(Counter(o.kind for o in outcomes)),
+        routes=dict(Counter(o.route for o in outcomes if o.kind == "answered")),
+        goodput_rps=good / span,
+        goodput_share_of_capacity=good / span / capacity,
+        p50_ms=float(np.percentile(answered, 50)) if answered else None,
+        p99_ms=float(np.percentile(answered, 99)) if answered else None,
+        refused_p99_ms=float(np.percentile(refused, 99)) if refused else None,
+        rss_before_mb=rss_before,
+        rss_after_mb=rss_after,
+        idle_p50_before_ms=idle_before,
+        idle_p50_after_ms=idle_after,
+        errors=sorted({o.route for o in outcomes if o.kind == "failed"})[:5],
+    )
+
+
+def overload_repository(repo: Path, dest: Path) -> Path:
+    """``repo`` plus ``UNBOUNDED``, its router without a queue policy."""
+    import shutil
+
+    shutil.copytree(repo, dest)
+    config = mc.read(config_path(repo, ROUTER))
+    shutil.copytree(repo / ROUTER, dest / UNBOUNDED)
+    unbounded = mc.edited(config, name=UNBOUNDED)
+    unbounded.dynamic_batching.ClearField("default_queue_policy")
+    mc.write(config_path(dest, UNBOUNDED), unbounded)
+    return dest
+
+
+def run(repo: Path, loads: list[float], seconds: float) -> dict:
+    images = load_split("test")[0][:2000]
+    with tempfile.TemporaryDirectory() as tmp:
+        served = overload_repository(repo, Path(tmp) / "repo")
+        with TritonServer.on_free_ports(served, Path(tmp) / "server.log") as server:
+            capacity = asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16))
+            log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)
+            results = []
+            for model in (ROUTER, UNBOUNDED):
+                for load in loads:
+                    result = measure(server, model, images, capacity, load, seconds)
+                    log.info(json.dumps(asdict(result)))
+                    results.append(asdict(result))
+    return {"capacity_rps": capacity, "slo_ms": SLO_MS, "seconds": seconds, "results": results}
+
+
+def render(found: dict) -> str:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    lines = [
+        "# OVERLOAD (generated by `make overload`; do not edit)",
+        "",
+        "Open-loop arrivals, one Fashion-MNIST test image per gRPC request, "
+        f"{found['seconds']:.0f} s per load, against the router's capacity measured "
+        f"closed-loop first (16 in flight): **{found['capacity_rps']:.0f} requests/s**. "
+        f"Goodput: answered within {found['slo_ms']:.0f} ms, per second. `{ROUTER}` is the "
+        "router as built (its queue policy: `max_queue_size` and a queue timeout, "
+        f"`timeout_action: REJECT`); `{UNBOUNDED}` is the same router with the policy "
+        "removed. Client and server share the machine's 2 cores: 'offered' is the rate the "
+        "client achieved.",
+        "",
+        "| router | load | aimed / offered req/s | answered | refused | client timeouts | "
+        "goodput / capacity | p50 / p99 answered ms | p99 refused ms | RSS growth MB | "
+        "idle p50 before / 1 s after ms | routes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in found["results"]:
+        c = r["counts"]
+        routes = ", ".join(f"{k} {v}" for k, v in sorted(r["routes"].items()))
+        lines.append(
+            f"| {r['model']} | {r['load']:g}x | {r['aimed_rps']:.0f} / {r['offered_rps']:.0f} | "
+            f"{c.get('answered', 0)} | {c.get('refused', 0)} | {c.get('timed_out', 0)} | "
+            f"{r['goodput_share_of_capacity']:.2f} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} | "
+            f"{ms(r['refused_p99_ms'])} | {r['rss_after_mb'] - r['rss_before_mb']:+.0f} | "
+            f"{r['idle_p50_before_ms']:.1f} / {r['idle_p50_after_ms']:.1f} | {routes} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repo", type=Path, default=DEFAULT_REPOSITORY)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--loads", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0])
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "OVERLOAD.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    found = run(args.repo, args.loads, args.seconds)
+    args.out.with_suffix(".json").write_text(json.dumps(found, indent=2) + "\n")
+    args.out.write_text(render(found))
+    print(f"Wrote {args.out} and {args.out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()

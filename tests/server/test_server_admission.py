@@ -1,0 +1,55 @@
+"""Admission control on the real server: a model whose queue is full refuses the next request
+at once, over HTTP (503) and gRPC (UNAVAILABLE), and the shared client retries a refusal with
+backoff, then says in one line that the server is overloaded. ``teacher_queue_1`` sleeps 2 s
+per execution and holds one waiting request (``conftest.build_test_repository``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from fault_routers import SMALL_QUEUE
+from tritonclient.utils import InferenceServerException
+
+from ebjr.ops.client import PROTOCOLS, Overloaded, connect, infer, refused
+
+REFUSED = {"http": "503", "grpc": "StatusCode.UNAVAILABLE"}
+
+
+def busy(server, images, answered: list) -> threading.Thread:
+    """One request on its own connection, in the background (it takes 2 s)."""
+
+    def send() -> None:
+        client = connect(server.grpc_url, "grpc")
+        answered.append(infer(client, SMALL_QUEUE, {"image": images}, ["logits"])["logits"])
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_a_full_queue_refuses_at_once_and_the_client_backs_off_then_says_so(
+    server, test_images, protocol
+):
+    images = test_images[0][:1]
+    answered: list = []
+    running = busy(server, images, answered)  # executing
+    time.sleep(0.3)
+    waiting = busy(server, images, answered)  # the one request the queue holds
+    time.sleep(0.3)
+    client = connect(server.http_url if protocol == "http" else server.grpc_url, protocol)
+    tensor = PROTOCOLS[protocol].InferInput("image", list(images.shape), "FP32")
+    tensor.set_data_from_numpy(images)
+    began = time.perf_counter()
+    with pytest.raises(InferenceServerException) as err:
+        client.infer(SMALL_QUEUE, [tensor])
+    refused_in = time.perf_counter() - began
+    assert str(err.value.status()) == REFUSED[protocol] and refused(err.value), err.value
+    assert refused_in < 0.5, f"refused after {refused_in:.2f} s: it waited"
+    with pytest.raises(Overloaded, match="refused the request 4 times.*overloaded, retry later"):
+        infer(client, SMALL_QUEUE, {"image": images}, ["logits"])
+    running.join()
+    waiting.join()
+    assert len(answered) == 2  # both admitted requests were answered
