@@ -16,8 +16,10 @@ It records every request's outcome and latency, counting as:
 - **timed out**: the client's own 10 s deadline passed first (the failure to avoid);
 - **failed**: any other error.
 
-It measures the router as built (bounded queue) and the same router with its queue policy
-removed (``unbounded``: what every model had before), on one server, and the server's memory
+It measures the router as built (bounded queue), the same with load shedding on (``SHED``:
+past 32 requests per execution only 5% of the rows reach the Teacher) and with its queue policy
+removed (``unbounded``: what every model had before), on one server, with the accuracy of the
+answered requests against the test labels, and the server's memory
 (RSS of tritonserver and its stubs) and idle latency before and after each load. The client
 shares the machine's cores with the server; the offered rate it achieved is reported next to
 the one it aimed at.
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -49,6 +52,8 @@ from ebjr.training.data import load_split
 log = logging.getLogger(__name__)
 
 UNBOUNDED = "router_unbounded"  # the router without a queue policy
+SHEDDING = "router_shedding"  # the router with load shedding on
+SHED = {"shed_requests": "32", "shed_teacher_share": "0.05"}
 SLO_MS = 250.0
 CLIENT_TIMEOUT_S = 10.0
 REFUSED = ("StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED")
@@ -62,6 +67,7 @@ class Outcome:
     kind: str
     latency_ms: float
     route: str = ""
+    correct: bool = False
 
 
 @dataclass
@@ -73,6 +79,7 @@ class LoadResult:
     seconds: float
     counts: dict[str, int]
     routes: dict[str, int]
+    accuracy: float | None  # of the answered requests, against the test labels
     goodput_rps: float
     goodput_share_of_capacity: float
     p50_ms: float | None
@@ -98,7 +105,7 @@ def request(image: np.ndarray) -> tuple[list, list]:
     return [tensor], [grpcaio.InferRequestedOutput(n) for n in ("class", "route")]
 
 
-async def one(client, model: str, image: np.ndarray) -> Outcome:
+async def one(client, model: str, image: np.ndarray, label: int = -1) -> Outcome:
     inputs, outputs = request(image)
     began = time.perf_counter()
     try:
@@ -112,7 +119,8 @@ async def one(client, model: str, image: np.ndarray) -> Outcome:
             return Outcome("timed_out", ms)
         return Outcome("failed", ms, err.message()[:120])
     ms = (time.perf_counter() - began) * 1000
-    return Outcome("answered", ms, result.as_numpy("route")[0, 0].decode())
+    route = result.as_numpy("route")[0, 0].decode()
+    return Outcome("answered", ms, route, int(result.as_numpy("class")[0, 0]) == label)
 
 
 async def closed_loop(
@@ -136,7 +144,7 @@ async def closed_loop(
 
 
 async def open_loop(
-    url: str, model: str, images: np.ndarray, rate: float, seconds: float
+    url: str, model: str, images: np.ndarray, labels: np.ndarray, rate: float, seconds: float
 ) -> tuple[list[Outcome], float]:
     """Send at ``rate`` per second for ``seconds`` whatever the answers; every outcome, and
     the rate actually sent."""
@@ -148,7 +156,8 @@ async def open_loop(
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, model, images[i % len(images)][None])))
+            row = i % len(images)
+            tasks.append(asyncio.create_task(one(client, model, images[row][None], labels[row])))
         sent_s = time.perf_counter() - began
         outcomes = await asyncio.gather(*tasks)
     return list(outcomes), total / sent_s
@@ -172,18 +181,20 @@ def measure(
     server: TritonServer,
     model: str,
     images: np.ndarray,
+    labels: np.ndarray,
     capacity: float,
     load: float,
     seconds: float,
 ) -> LoadResult:
     rss_before, idle_before = server_rss_mb(server), idle_p50(server.grpc_url, model, images)
     outcomes, offered = asyncio.run(
-        open_loop(server.grpc_url, model, images, load * capacity, seconds)
+        open_loop(server.grpc_url, model, images, labels, load * capacity, seconds)
     )
     rss_after = server_rss_mb(server)
     time.sleep(1.0)  # "back to idle within 1 s after the load stops"
     idle_after = idle_p50(server.grpc_url, model, images)
     answered = [o.latency_ms for o in outcomes if o.kind == "answered"]
+    correct = [o.correct for o in outcomes if o.kind == "answered"]
     refused = [o.latency_ms for o in outcomes if o.kind == "refused"]
     good = sum(ms <= SLO_MS for ms in answered)
     span = len(outcomes) / offered
@@ -195,6 +206,7 @@ def measure(
         seconds=span,
         counts=dict(Counter(o.kind for o in outcomes)),
         routes=dict(Counter(o.route for o in outcomes if o.kind == "answered")),
+        accuracy=float(np.mean(correct)) if correct else None,
         goodput_rps=good / span,
         goodput_share_of_capacity=good / span / capacity,
         p50_ms=float(np.percentile(answered, 50)) if answered else None,
@@ -209,29 +221,29 @@ def measure(
 
 
 def overload_repository(repo: Path, dest: Path) -> Path:
-    """``repo`` plus ``UNBOUNDED``, its router without a queue policy."""
-    import shutil
-
+    """``repo`` plus ``UNBOUNDED``, its router without a queue policy, and ``SHEDDING``, its
+    router with load shedding (``SHED``)."""
     shutil.copytree(repo, dest)
     config = mc.read(config_path(repo, ROUTER))
-    shutil.copytree(repo / ROUTER, dest / UNBOUNDED)
     unbounded = mc.edited(config, name=UNBOUNDED)
     unbounded.dynamic_batching.ClearField("default_queue_policy")
-    mc.write(config_path(dest, UNBOUNDED), unbounded)
+    for variant in (unbounded, mc.edited(config, SHED, name=SHEDDING)):
+        shutil.copytree(repo / ROUTER, dest / variant.name)
+        mc.write(config_path(dest, variant.name), variant)
     return dest
 
 
 def run(repo: Path, loads: list[float], seconds: float) -> dict:
-    images = load_split("test")[0][:2000]
+    images, labels = (part[:2000] for part in load_split("test"))
     with tempfile.TemporaryDirectory() as tmp:
         served = overload_repository(repo, Path(tmp) / "repo")
         with TritonServer.on_free_ports(served, Path(tmp) / "server.log") as server:
             capacity = asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16))
             log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)
             results = []
-            for model in (ROUTER, UNBOUNDED):
+            for model in (ROUTER, SHEDDING, UNBOUNDED):
                 for load in loads:
-                    result = measure(server, model, images, capacity, load, seconds)
+                    result = measure(server, model, images, labels, capacity, load, seconds)
                     log.info(json.dumps(asdict(result)))
                     results.append(asdict(result))
     return {"capacity_rps": capacity, "slo_ms": SLO_MS, "seconds": seconds, "results": results}
@@ -249,23 +261,27 @@ def render(found: dict) -> str:
         f"closed-loop first (16 in flight): **{found['capacity_rps']:.0f} requests/s**. "
         f"Goodput: answered within {found['slo_ms']:.0f} ms, per second. `{ROUTER}` is the "
         "router as built (its queue policy: `max_queue_size` and a queue timeout, "
-        f"`timeout_action: REJECT`); `{UNBOUNDED}` is the same router with the policy "
-        "removed. Client and server share the machine's 2 cores: 'offered' is the rate the "
-        "client achieved.",
+        f"`timeout_action: REJECT`); `{SHEDDING}` adds load shedding (`shed_requests` "
+        f"{SHED['shed_requests']}, `shed_teacher_share` {SHED['shed_teacher_share']}); "
+        f"`{UNBOUNDED}` is the router with its queue policy removed. Accuracy is that of the "
+        "answered requests against the test labels. Client and server share the machine's "
+        "2 cores: 'offered' is the rate the client achieved.",
         "",
         "| router | load | aimed / offered req/s | answered | refused | client timeouts | "
-        "goodput / capacity | p50 / p99 answered ms | p99 refused ms | RSS growth MB | "
-        "idle p50 before / 1 s after ms | routes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "goodput / capacity | p50 / p99 answered ms | p99 refused ms | accuracy | "
+        "RSS growth MB | idle p50 before / 1 s after ms | routes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in found["results"]:
         c = r["counts"]
         routes = ", ".join(f"{k} {v}" for k, v in sorted(r["routes"].items()))
+        accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.2%}"
         lines.append(
             f"| {r['model']} | {r['load']:g}x | {r['aimed_rps']:.0f} / {r['offered_rps']:.0f} | "
             f"{c.get('answered', 0)} | {c.get('refused', 0)} | {c.get('timed_out', 0)} | "
             f"{r['goodput_share_of_capacity']:.2f} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} | "
-            f"{ms(r['refused_p99_ms'])} | {r['rss_after_mb'] - r['rss_before_mb']:+.0f} | "
+            f"{ms(r['refused_p99_ms'])} | {accuracy} | "
+            f"{r['rss_after_mb'] - r['rss_before_mb']:+.0f} | "
             f"{r['idle_p50_before_ms']:.1f} / {r['idle_p50_after_ms']:.1f} | {routes} |"
         )
     return "\n".join(lines) + "\n"

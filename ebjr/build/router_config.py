@@ -50,6 +50,11 @@ class RouterSettings:
     # last teacher_budget_window_s seconds, per router instance; 0 = off
     teacher_budget_share: float = 0.0
     teacher_budget_window_s: float = 10.0
+    # Load shedding (ebjr.core.budget.LoadShedder): while an execution holds at least
+    # shed_requests requests (a queue has built up; 0 = off), at most shed_teacher_share of its
+    # rows go to the Teacher, the rest keep the Student's answer (route student_overload)
+    shed_requests: int = 0
+    shed_teacher_share: float = 0.05
     # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
     # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
     # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
@@ -75,6 +80,10 @@ class RouterSettings:
             raise ValueError(
                 f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
+        if self.shed_requests < 0:
+            raise ValueError(f"shed_requests must be >= 0 (0 = off), not {self.shed_requests}")
+        if not 0.0 <= self.shed_teacher_share <= 1.0:
+            raise ValueError(f"shed_teacher_share must be in [0, 1], not {self.shed_teacher_share}")
         if self.teacher_timeout_ms < MEASURED:
             raise ValueError(
                 f"teacher_timeout_ms must be >= 0 (0 = no deadline) or -1 (measured), not "
@@ -127,6 +136,8 @@ class RouterConfig:
     breaker_open_s: float = 5.0
     teacher_budget_share: float = 0.0  # 0 = no capacity guard
     teacher_budget_window_s: float = 10.0
+    shed_requests: int = 0  # 0 = no load shedding
+    shed_teacher_share: float = 0.05
     teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
 
@@ -199,6 +210,8 @@ class RouterConfig:
             breaker_open_s=s.breaker_open_s,
             teacher_budget_share=s.teacher_budget_share,
             teacher_budget_window_s=s.teacher_budget_window_s,
+            shed_requests=s.shed_requests,
+            shed_teacher_share=s.shed_teacher_share,
             teacher_url=s.teacher_url,
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"

@@ -1,4 +1,12 @@
-"""The Teacher capacity guard: a cap on the Teacher's share of rows over a sliding window.
+"""The guards on the rows about to reach the Teacher: the capacity guard (``TeacherBudget``)
+and the load shedder (``LoadShedder``). Both pick, among the rows that want the Teacher, the
+least familiar ones (lowest score) first, as many as their cap allows; the others keep the
+Student's answer. The guard caps the Teacher's share over time, whatever the load (it protects a
+Teacher pool of fixed size from a shift in traffic); the shedder caps it only while the router
+is overloaded (it trades accuracy for latency). ``ebjr.core.routing.cascade`` applies them in
+that order.
+
+The capacity guard: a cap on the Teacher's share of rows over a sliding window.
 
 A shift in traffic (noisy or unfamiliar inputs) lowers every routing score at once and can send
 nearly every row to the Teacher, flooding the Teacher pool exactly when it helps least. With a
@@ -52,3 +60,34 @@ class TeacherBudget:
             self._rows += rows
             self._teacher += allowed
         return admitted
+
+
+class LoadShedder:
+    """Graceful degradation under overload (off unless a router's config sets
+    ``shed_requests``). An execution that holds at least ``requests`` requests means a queue
+    has built up in front of the router (at its own pace it sees a few); then at most
+    ``share`` of that batch's rows go to the Teacher, the lowest scores first, and the rest
+    keep the Student's answer (route ``student_overload``). Under a full load the Teacher's
+    rows cost most of the router's time (a Teacher row costs several Student rows), so
+    shedding them raises the router's capacity at once; accuracy drops only while it lasts."""
+
+    def __init__(self, requests: int, share: float) -> None:
+        if requests < 1:
+            raise ValueError(f"shed_requests must be >= 1 (0 = off), not {requests}")
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"shed_teacher_share must be in [0, 1], not {share}")
+        self.requests, self.share = requests, share
+
+    def guard(self, requests: int) -> Callable[[np.ndarray, int], np.ndarray]:
+        """The guard for one execution of ``requests`` requests: ``(scores (K,), rows) ->
+        admitted (K,)``."""
+
+        def admit(scores: np.ndarray, rows: int) -> np.ndarray:
+            if requests < self.requests:
+                return np.ones(len(scores), dtype=bool)
+            allowed = min(len(scores), math.floor(self.share * rows + 1e-9))
+            admitted = np.zeros(len(scores), dtype=bool)
+            admitted[np.argsort(scores, kind="stable")[:allowed]] = True
+            return admitted
+
+        return admit

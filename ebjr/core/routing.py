@@ -8,7 +8,7 @@ always-Student and ``t = +inf`` always-Teacher.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,9 +17,18 @@ import numpy as np
 # Route codes per row, and their names as the router returns them. ``middle``: a stage
 # between the Student and the Teacher answered (N-stage cascades,
 # ``ebjr.core.cascade_calibration``); ``student_budget``: the row wanted the Teacher, but the
-# capacity guard (``ebjr.core.budget``) kept the answer it had.
-STUDENT, TEACHER, FALLBACK, MIDDLE, BUDGET = 0, 1, 2, 3, 4
-ROUTE_NAMES = ("student", "teacher", "student_fallback", "middle", "student_budget")
+# capacity guard (``ebjr.core.budget``) kept the answer it had; ``student_overload``: the same,
+# by the load shedder, while the router was overloaded.
+STUDENT, TEACHER, FALLBACK, MIDDLE, BUDGET, OVERLOAD = 0, 1, 2, 3, 4, 5
+ROUTE_NAMES = (
+    "student",
+    "teacher",
+    "student_fallback",
+    "middle",
+    "student_budget",
+    "student_overload",
+)
+Guard = Callable[[np.ndarray, int], np.ndarray]  # (scores (K,), batch rows N) -> admitted (K,)
 
 
 class RequestError(ValueError):
@@ -96,7 +105,7 @@ def cascade(
     thresholds: np.ndarray,
     policies: list[Policy],
     run: Callable[[int, np.ndarray], np.ndarray],
-    admit: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    guards: Sequence[tuple[Guard, int]] = (),
 ) -> tuple[Routed, StageError | None]:
     """Route ``batch`` through ``len(policies) + 1`` stages, Student first, Teacher last.
 
@@ -104,9 +113,10 @@ def cascade(
     stage ``k`` (``ebjr.core.policy``). ``run(k, images) -> logits`` runs stage ``k``, once, on only
     the rows no earlier stage kept; a failure of a stage after the first raises ``StageError``.
     Then the rows waiting on it keep the last answer they have, marked ``FALLBACK``, no later
-    stage runs, and the error comes back with the answer. ``admit(scores, N)``, the
-    capacity guard, picks which of the rows about to reach the Teacher (their ``scores``) may;
-    the others keep the answer they have, marked ``BUDGET``.
+    stage runs, and the error comes back with the answer. Each of ``guards``, ``(admit,
+    route)`` in order (the capacity guard, the load shedder: ``ebjr.core.budget``), picks with
+    ``admit(scores, N)`` which of the rows about to reach the Teacher (their ``scores``) may;
+    the others keep the answer they have, marked ``route``.
     """
     logits = run(0, batch)
     scores, keep, answers = policies[0].decide(logits, thresholds[:, 0])
@@ -115,10 +125,11 @@ def cascade(
     route = np.where(keep, STUDENT, TEACHER).astype(np.int8)
     pending = np.flatnonzero(~keep)
     for stage in range(1, len(policies) + 1):
-        if stage == len(policies) and admit is not None and len(pending):
-            admitted = admit(scores[pending], len(batch))
-            route[pending[~admitted]] = BUDGET
-            pending = pending[admitted]
+        for admit, held in guards if stage == len(policies) else ():
+            if len(pending):
+                admitted = admit(scores[pending], len(batch))
+                route[pending[~admitted]] = held
+                pending = pending[admitted]
         if len(pending) == 0:
             break
         try:

@@ -41,7 +41,7 @@ class Answer:
     classes: np.ndarray  # (N,) int64
     scores: np.ndarray  # (N,) float32, the routing score of the last stage that scored the row
     thresholds: np.ndarray  # (N,) float32, the threshold applied; (N, S - 1) for S > 2 stages
-    routes: np.ndarray  # (N,) str: "student", "middle", "teacher" or "student_fallback"
+    routes: np.ndarray  # (N,) str: a route name of ebjr.core.routing.ROUTE_NAMES
 
 
 @dataclass

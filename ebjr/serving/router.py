@@ -26,14 +26,16 @@ import triton_python_backend_utils as pb_utils
 
 from ebjr.build.router_config import ModelRef, RouterConfig
 from ebjr.core.breaker import STATE_NAMES, CircuitBreaker, CircuitOpen
-from ebjr.core.budget import TeacherBudget
+from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.ratelimit import RateLimited
 from ebjr.core.remote import RemoteModel
 from ebjr.core.routing import (
+    BUDGET,
     FALLBACK,
+    OVERLOAD,
     ROUTE_NAMES,
     RequestError,
     Routed,
@@ -90,8 +92,11 @@ class TritonPythonModel:
             else None
         )
         share = self.config.teacher_budget_share
-        self.admit = (
-            TeacherBudget(share, self.config.teacher_budget_window_s).admit if share else None
+        self.budget = TeacherBudget(share, self.config.teacher_budget_window_s) if share else None
+        self.shedder = (
+            LoadShedder(self.config.shed_requests, self.config.shed_teacher_share)
+            if self.config.shed_requests
+            else None
         )
         self.log.log_info(
             f"{args['model_name']}: {len(self.config.stages)} stages "
@@ -181,7 +186,7 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts, axis=0)
         try:
             routed, later_error = cascade(
-                batch, row_thresholds, self.config.policies, self._run_stage, self.admit
+                batch, row_thresholds, self.config.policies, self._run_stage, self._guards(counts)
             )
         except ModelCallError as err:  # the Student failed: nothing to answer with
             for i in accepted:
@@ -208,6 +213,14 @@ class TritonPythonModel:
                 [pb_utils.Tensor(name, columns[name][rows]) for name in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
+
+    def _guards(self, counts: list[int]) -> list:
+        """The capacity guard and the load shedder, for an execution of ``counts`` rows per
+        request (``ebjr.core.budget``)."""
+        guards = [] if self.budget is None else [(self.budget.admit, BUDGET)]
+        if self.shedder is not None:
+            guards.append((self.shedder.guard(len(counts)), OVERLOAD))
+        return guards
 
     def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
         """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS

@@ -33,6 +33,8 @@ FAULT_ROUTERS = {
     "router_bls": {"student_execution": "bls"},
     "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
     "router_random": {"mode": "random"},  # the random-routing baseline (RandomPolicy)
+    # every execution counts as overloaded: a quarter of each batch's rows may reach the Teacher
+    "router_shed": {"shed_requests": "1", "shed_teacher_share": "0.25"},
     "router_remote": {"teacher_url": REMOTE_TEACHER_URL, "teacher_timeout_ms": "3000"},
     "router_remote_fail": {
         "teacher_url": REMOTE_TEACHER_URL,

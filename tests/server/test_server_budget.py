@@ -1,6 +1,6 @@
-"""The Teacher capacity guard on the real server: a flood of rows that want the Teacher (noisy
-images, asked at a 90% Teacher share) is held at the configured Teacher share, and every answer
-stays valid."""
+"""The Teacher capacity guard and the load shedder on the real server: a flood of rows that want
+the Teacher (noisy images, asked at a 90% Teacher share) is held at the configured Teacher
+share, and every answer stays valid; an overloaded router sends only its share on."""
 
 from __future__ import annotations
 
@@ -47,3 +47,20 @@ def test_guard_holds_the_teacher_share_at_its_cap_on_noisy_traffic(server):
         assert (answer.scores[held] < answer.thresholds[held]).all()
         if held.any() and to_teacher.any():
             assert answer.scores[to_teacher].max() <= answer.scores[held].min()
+
+
+def test_the_load_shedder_keeps_all_but_its_share_on_the_student_lowest_scores_first(server):
+    """``router_shed`` counts every execution as overloaded (``shed_requests: 1``): of a batch
+    of 8 rows that all want the Teacher, 2 (25%) reach it, the least familiar ones, and the
+    other 6 keep the Student's answer, marked ``student_overload``."""
+    client = connect(server.grpc_url, "grpc")
+    batch = data.load_split("test")[0][:8]
+    answer = classify(client, batch, model="router_shed", threshold="inf")
+    shed = answer.routes == "student_overload"
+    to_teacher = answer.routes == "teacher"
+    assert (to_teacher.sum(), shed.sum()) == (2, 6)
+    assert answer.scores[to_teacher].max() <= answer.scores[shed].min()
+    student = infer(client, "student", {"image": batch}, ["logits"])["logits"]
+    teacher = infer(client, "teacher", {"image": batch}, ["logits"])["logits"]
+    np.testing.assert_allclose(answer.logits[to_teacher], teacher[to_teacher], atol=1e-5)
+    np.testing.assert_allclose(answer.logits[shed], student[shed], atol=1e-5)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ebjr.core.budget import TeacherBudget
+from ebjr.core.budget import LoadShedder, TeacherBudget
 
 
 class Clock:
@@ -40,3 +40,21 @@ def test_budget_under_the_cap_admits_everyone_and_bad_settings_are_refused():
         TeacherBudget(0.0)
     with pytest.raises(ValueError, match="teacher_budget_window_s"):
         TeacherBudget(0.5, window_s=0)
+
+
+def test_the_shedder_lets_every_row_through_until_a_queue_builds_up():
+    admit = LoadShedder(requests=8, share=0.25).guard(requests=7)
+    assert admit(np.array([5.0, 1.0, 3.0]), rows=7).all()
+
+
+def test_under_overload_the_shedder_sends_its_share_lowest_scores_first():
+    admit = LoadShedder(requests=8, share=0.25).guard(requests=8)
+    admitted = admit(np.array([5.0, 1.0, 3.0, 2.0, 0.5]), rows=8)  # 5 of 8 want the Teacher
+    assert admitted.tolist() == [False, True, False, False, True]  # 2 = 25% of 8: 1.0, 0.5
+    assert not LoadShedder(requests=1, share=0.0).guard(9)(np.zeros(3), rows=9).any()
+
+
+@pytest.mark.parametrize(("requests", "share"), [(0, 0.1), (4, 1.5), (4, -0.1)])
+def test_bad_shedder_settings_are_refused(requests, share):
+    with pytest.raises(ValueError, match="shed_"):
+        LoadShedder(requests, share)

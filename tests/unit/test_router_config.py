@@ -54,6 +54,8 @@ def test_settings_round_trip_through_parameters_and_missing_keys_take_one_defaul
         teacher_timeout_ms=250,
         breaker_failures=0,
         breaker_open_s=1.5,
+        shed_requests=48,
+        shed_teacher_share=0.1,
     )
     assert RouterSettings.from_parameters(settings.parameters()) == settings
     assert RouterSettings.from_parameters({}) == RouterSettings()
@@ -104,6 +106,10 @@ def test_explicit_settings_and_specialized_mode():
         (
             {"default_threshold": "1", "score": "energy", "breaker_open_s": "0"},
             "breaker_open_s must be > 0",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "shed_teacher_share": "2"},
+            "shed_teacher_share must be in",
         ),
     ],
 )

@@ -8,6 +8,7 @@ from ebjr.core.routing import (
     BUDGET,
     FALLBACK,
     MIDDLE,
+    OVERLOAD,
     STUDENT,
     TEACHER,
     RequestError,
@@ -134,7 +135,27 @@ def test_cascade_guard_holds_back_rows_before_the_teacher_and_marks_them():
         return scores == scores.min()
 
     run = staged(answers, calls)
-    routed, _ = cascade(batch, np.full((4, 1), 2.0), [Above()], run, admit_lowest)
+    routed, _ = cascade(batch, np.full((4, 1), 2.0), [Above()], run, [(admit_lowest, BUDGET)])
     assert calls == [(0, [0, 1, 2, 3]), (1, [1, 3])]  # rows 1, 2, 3 wanted it; 1 and 3 score 0
     assert routed.route.tolist() == [STUDENT, TEACHER, BUDGET, TEACHER]
     np.testing.assert_array_equal(routed.logits[2], answers[0][2])
+
+
+def test_guards_apply_in_order_each_to_the_rows_the_one_before_let_through():
+    batch = np.arange(4, dtype=np.float32)[:, None]
+    answers = {
+        0: np.array([[5, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32),
+        1: np.full((4, 2), 9.0, dtype=np.float32),
+    }
+    calls = []
+    first = (lambda scores, rows: scores < 1, BUDGET)  # keeps rows 1 and 3 (score 0)
+    seen = []
+
+    def second(scores, rows):
+        seen.append(len(scores))
+        return np.arange(len(scores)) == 0
+
+    run = staged(answers, calls)
+    routed, _ = cascade(batch, np.full((4, 1), 2.0), [Above()], run, [first, (second, OVERLOAD)])
+    assert seen == [2] and calls == [(0, [0, 1, 2, 3]), (1, [1])]
+    assert routed.route.tolist() == [STUDENT, TEACHER, BUDGET, OVERLOAD]
