@@ -89,7 +89,7 @@ eval: venv data
 bench: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.benchmark --repo $(REPO)
 
-overload: venv backend data
+overload: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.overload --repo $(REPO)
 
 tune: venv backend data perf-deps

@@ -11,18 +11,19 @@ router's capacity (measured first, closed-loop, 16 requests in flight), each for
 It records every request's outcome and latency, counting as:
 
 - **answered**, with its route: goodput is the answered requests within the SLO per second;
-- **refused**: Triton's admission control (the queue policy of the router's ``config.pbtxt``)
+- **refused**: Triton's admission control (a queue policy in the router's ``config.pbtxt``)
   turned it away, gRPC UNAVAILABLE / RESOURCE_EXHAUSTED;
 - **timed out**: the client's own 10 s deadline passed first (the failure to avoid);
 - **failed**: any other error.
 
-It measures the router as built (bounded queue), the same with load shedding on (``SHED``:
-past 32 requests per execution only 5% of the rows reach the Teacher) and with its queue policy
-removed (``unbounded``: what every model had before), on one server, with the accuracy of the
-answered requests against the test labels, and the server's memory
-(RSS of tritonserver and its stubs) and idle latency before and after each load. The client
-shares the machine's cores with the server; the offered rate it achieved is reported next to
-the one it aimed at.
+It measures the router as built, the same with load shedding on (``SHED``: past 32 requests per
+execution only 5% of the rows reach the Teacher) and with a Triton queue policy (``BOUNDS``:
+256 waiting requests, a 100 ms queue timeout, REJECT), on one server, with the accuracy of the
+answered requests against the test labels, and the server's memory (RSS of tritonserver and
+its stubs) and idle latency before and after each load. First, perf_analyzer measures what
+the queue policy costs the Teacher when nothing is overloaded. The client shares the
+machine's cores with the server; the offered rate it achieved is reported next to the one it
+aimed at.
 """
 
 from __future__ import annotations
@@ -44,14 +45,17 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from ebjr.bench.perf import Measurer
 from ebjr.build import model_config as mc
-from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, config_path
+from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, TEACHER, config_path
 from ebjr.ops.server import TritonServer
 from ebjr.training.data import load_split
 
 log = logging.getLogger(__name__)
 
-UNBOUNDED = "router_unbounded"  # the router without a queue policy
+BOUNDED = "router_bounded"  # the router with a Triton queue policy (BOUNDS)
+BOUNDS = mc.QueuePolicy(max_queue_size=256, timeout_ms=100)
+TEACHER_BOUNDED = "teacher_bounded"  # the Teacher with the same queue policy
 SHEDDING = "router_shedding"  # the router with load shedding on
 SHED = {"shed_requests": "32", "shed_teacher_share": "0.05"}
 SLO_MS = 250.0
@@ -221,16 +225,34 @@ def measure(
 
 
 def overload_repository(repo: Path, dest: Path) -> Path:
-    """``repo`` plus ``UNBOUNDED``, its router without a queue policy, and ``SHEDDING``, its
-    router with load shedding (``SHED``)."""
+    """``repo`` plus ``SHEDDING``, its router with load shedding (``SHED``), and ``BOUNDED``,
+    its router with a Triton queue policy (``BOUNDS``)."""
     shutil.copytree(repo, dest)
     config = mc.read(config_path(repo, ROUTER))
-    unbounded = mc.edited(config, name=UNBOUNDED)
-    unbounded.dynamic_batching.ClearField("default_queue_policy")
-    for variant in (unbounded, mc.edited(config, SHED, name=SHEDDING)):
+    bounded = mc.edited(config, name=BOUNDED)
+    mc.set_batching(bounded, config.dynamic_batching.max_queue_delay_microseconds, BOUNDS)
+    for variant in (mc.edited(config, SHED, name=SHEDDING), bounded):
         shutil.copytree(repo / ROUTER, dest / variant.name)
         mc.write(config_path(dest, variant.name), variant)
+    teacher = mc.edited(mc.read(config_path(repo, TEACHER)), name=TEACHER_BOUNDED)
+    mc.set_batching(teacher, teacher.dynamic_batching.max_queue_delay_microseconds, BOUNDS)
+    shutil.copytree(repo / TEACHER, dest / TEACHER_BOUNDED)
+    mc.write(config_path(dest, TEACHER_BOUNDED), teacher)
     return dest
+
+
+def queue_policy_cost(server: TritonServer) -> list[dict]:
+    """perf_analyzer (closed loop) on the Teacher with and without ``BOUNDS``, twice each,
+    interleaved: what a queue policy costs the dynamic batcher when nothing is overloaded."""
+    rows = []
+    with Measurer(server, window_ms=3000) as measure:
+        for _ in range(2):
+            for model in (TEACHER, TEACHER_BOUNDED):
+                for concurrency in (1, 16):
+                    found = measure(model, None, concurrency)
+                    log.info(json.dumps(found))
+                    rows.append(found)
+    return rows
 
 
 def run(repo: Path, loads: list[float], seconds: float) -> dict:
@@ -238,15 +260,22 @@ def run(repo: Path, loads: list[float], seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         served = overload_repository(repo, Path(tmp) / "repo")
         with TritonServer.on_free_ports(served, Path(tmp) / "server.log") as server:
+            policy_cost = queue_policy_cost(server)
             capacity = asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16))
             log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)
             results = []
-            for model in (ROUTER, SHEDDING, UNBOUNDED):
+            for model in (ROUTER, SHEDDING, BOUNDED):
                 for load in loads:
                     result = measure(server, model, images, labels, capacity, load, seconds)
                     log.info(json.dumps(asdict(result)))
                     results.append(asdict(result))
-    return {"capacity_rps": capacity, "slo_ms": SLO_MS, "seconds": seconds, "results": results}
+    return {
+        "capacity_rps": capacity,
+        "slo_ms": SLO_MS,
+        "seconds": seconds,
+        "results": results,
+        "queue_policy_cost": policy_cost,
+    }
 
 
 def render(found: dict) -> str:
@@ -260,11 +289,11 @@ def render(found: dict) -> str:
         f"{found['seconds']:.0f} s per load, against the router's capacity measured "
         f"closed-loop first (16 in flight): **{found['capacity_rps']:.0f} requests/s**. "
         f"Goodput: answered within {found['slo_ms']:.0f} ms, per second. `{ROUTER}` is the "
-        "router as built (its queue policy: `max_queue_size` and a queue timeout, "
-        f"`timeout_action: REJECT`); `{SHEDDING}` adds load shedding (`shed_requests` "
+        f"router as built; `{SHEDDING}` adds load shedding (`shed_requests` "
         f"{SHED['shed_requests']}, `shed_teacher_share` {SHED['shed_teacher_share']}); "
-        f"`{UNBOUNDED}` is the router with its queue policy removed. Accuracy is that of the "
-        "answered requests against the test labels. Client and server share the machine's "
+        f"`{BOUNDED}` adds a Triton queue policy (`max_queue_size` {BOUNDS.max_queue_size}, "
+        f"a {BOUNDS.timeout_ms} ms queue timeout, `timeout_action: REJECT`). Accuracy is that "
+        "of the answered requests against the test labels. Client and server share the machine's "
         "2 cores: 'offered' is the rate the client achieved.",
         "",
         "| router | load | aimed / offered req/s | answered | refused | client timeouts | "
@@ -284,6 +313,21 @@ def render(found: dict) -> str:
             f"{r['rss_after_mb'] - r['rss_before_mb']:+.0f} | "
             f"{r['idle_p50_before_ms']:.1f} / {r['idle_p50_after_ms']:.1f} | {routes} |"
         )
+    lines += [
+        "",
+        "## What a queue policy costs when nothing is overloaded",
+        "",
+        f"perf_analyzer (closed loop, gRPC) on the Teacher as built and on `{TEACHER_BOUNDED}`, "
+        "the same model with the queue policy above, interleaved, two rounds:",
+        "",
+        "| model | concurrency | inferences/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['model']} | {r['concurrency']} | {r['throughput']:.0f} | {r['p50_ms']:.2f} | "
+            f"{r['p99_ms']:.2f} |"
+            for r in found["queue_policy_cost"]
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 

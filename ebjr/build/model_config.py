@@ -26,9 +26,14 @@ class QueuePolicy:
     """Admission control for one model's queue (Triton's ``default_queue_policy``): at most
     ``max_queue_size`` requests wait (one more is refused at once), and one that has waited
     ``timeout_ms`` is refused when it would start (``timeout_action: REJECT``); 0 leaves that
-    bound off. Refusals are HTTP 503 / gRPC UNAVAILABLE, never a wait without end."""
+    bound off. Refusals are HTTP 503 / gRPC UNAVAILABLE.
 
-    max_queue_size: int = 256
+    Off by default: on this Triton build (2.51) any ``default_queue_policy`` makes the dynamic
+    batcher hold some requests about 500 ms (measured by ``make overload``'s ``router_bounded``:
+    OVERLOAD.md), which costs far more than it saves. Set it for a Triton without that fault.
+    """
+
+    max_queue_size: int = 0
     timeout_ms: int = 0
 
     def __post_init__(self) -> None:
@@ -37,9 +42,6 @@ class QueuePolicy:
                 f"max_queue_size and queue timeout must be >= 0 (0 = off), not "
                 f"{self.max_queue_size} and {self.timeout_ms}"
             )
-
-
-ROUTER_QUEUE = QueuePolicy(max_queue_size=256, timeout_ms=100)  # measured: OVERLOAD.md
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class ModelServing:
     instances: int = 1
     intra_op_threads: int = 1
     max_queue_delay_us: int = 0  # batch what is queued; never wait for more
-    queue: QueuePolicy = QueuePolicy()  # bounded; no timeout: the router's deadline rules
+    queue: QueuePolicy = QueuePolicy()  # off: see QueuePolicy
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -165,7 +167,7 @@ def python_router(
     max_queue_delay_us: int,
     values: dict[str, object],
     boundaries: int = 1,
-    queue: QueuePolicy = ROUTER_QUEUE,
+    queue: QueuePolicy = QueuePolicy(),
 ) -> ModelConfig:
     """A BLS router's config: input ``image``; per-row outputs ``answers`` (the task's own
     answer, as its repository builder declares it), then ``ROUTING_OUTPUTS``: the routing score,

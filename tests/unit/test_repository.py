@@ -14,8 +14,7 @@ def expected_onnx_config(name, input_name, platform_or_backend, kind="KIND_CPU",
         f'name: "{name}" {platform_or_backend} max_batch_size: 64 '
         f'input {{ name: "{input_name}" data_type: TYPE_FP32 dims: [1, 4, 4] }} '
         'output { name: "logits" data_type: TYPE_FP32 dims: [5] } '
-        "dynamic_batching { default_queue_policy { max_queue_size: 256 } } "
-        f"instance_group {{ count: 1 kind: {kind} }} {extra}"
+        f"dynamic_batching {{}} instance_group {{ count: 1 kind: {kind} }} {extra}"
     )
 
 
@@ -47,9 +46,8 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     assert list(router.output[0].dims) == [5]
     assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
     assert router.HasField("dynamic_batching")
-    queue = router.dynamic_batching.default_queue_policy  # admission control
-    assert (queue.max_queue_size, queue.default_timeout_microseconds) == (256, 100_000)
-    assert queue.timeout_action == mc.pb.ModelQueuePolicy.REJECT
+    # no queue policy by default (it stalls this Triton's batcher: QueuePolicy)
+    assert not router.dynamic_batching.HasField("default_queue_policy")
     assert mc.parameters(router) == {
         "student_model": "student",
         "student_input": "pixels",
@@ -119,13 +117,15 @@ def test_a_negative_queue_bound_is_a_clear_error():
         mc.QueuePolicy(max_queue_size=-1)
 
 
-def test_a_queue_policy_of_zeros_leaves_the_queue_unbounded(tmp_path):
+def test_a_queue_policy_bounds_the_queue_and_rejects_what_waited_too_long(tmp_path):
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5)
     info = describe(teacher)
-    config = mc.onnx_model("teacher", info, 64, ModelServing(queue=mc.QueuePolicy(0, 0)))
-    assert not config.dynamic_batching.HasField("default_queue_policy")
-    bounded = mc.onnx_model("teacher", info, 64, ModelServing())
-    assert bounded.dynamic_batching.default_queue_policy.max_queue_size == 256
+    plain = mc.onnx_model("teacher", info, 64, ModelServing())
+    assert not plain.dynamic_batching.HasField("default_queue_policy")
+    serving = ModelServing(queue=mc.QueuePolicy(max_queue_size=8, timeout_ms=100))
+    queue = mc.onnx_model("teacher", info, 64, serving).dynamic_batching.default_queue_policy
+    assert (queue.max_queue_size, queue.default_timeout_microseconds) == (8, 100_000)
+    assert queue.timeout_action == mc.pb.ModelQueuePolicy.REJECT
 
 
 def test_class_count_mismatch_is_a_clear_error(tmp_path, capsys):
