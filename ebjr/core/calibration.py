@@ -249,49 +249,62 @@ def calibrate(
     teacher_flops: float,
     score_name: str = "energy",
     temperature: float = 1.0,
-    points: int = 201,
     split: str = "val",
     keeps_everything_at_minus_inf: bool = True,
     stages: tuple[str, str] = ("student", "teacher"),
 ) -> Calibration:
-    """The two-stage calibration for one score on one labelled split (never the test split).
+    """The two-stage classifier calibration for one score on one labelled split (never the
+    test split): ``calibrate_scored`` with that score alone."""
+    return calibrate_scored(
+        {score_name: scores},
+        student_correct,
+        teacher_correct,
+        student_flops,
+        teacher_flops,
+        {score_name: temperature},
+        split,
+        keeps_everything_at_minus_inf,
+        stages,
+    )
 
-    ``scores`` are a policy's ``effective_scores``. The table keeps ``points`` thresholds at
-    evenly spaced Teacher fractions. Without ``keeps_everything_at_minus_inf`` (a specialized
+
+def calibrate_scored(
+    scored: dict[str, np.ndarray],
+    student_correct: np.ndarray,
+    teacher_correct: np.ndarray,
+    student_flops: float,
+    teacher_flops: float,
+    temperatures: dict[str, float] | None = None,
+    split: str = "val",
+    keeps_everything_at_minus_inf: bool = True,
+    stages: tuple[str, str] = ("student", "teacher"),
+) -> Calibration:
+    """The two-stage classifier calibration: ``cheapest_score`` over each score's sweep, with
+    the chosen score's energy ``temperature`` (``temperatures``, default 1) and its Fig. 4
+    ``crossing_threshold``. ``scored``: score name -> a policy's ``effective_scores`` (N,),
+    the first listed winning a tie. Without ``keeps_everything_at_minus_inf`` (a specialized
     Student, whose "other" rows always go to the Teacher) the ``-inf`` end point is left out.
     """
-    if split == "test":
-        raise ValueError("calibration must not use the test split")
-    full = sweep(scores, student_correct, teacher_correct, student_flops, teacher_flops)
-    if not keeps_everything_at_minus_inf:
-        full = full.without_minus_inf()
-    keep = np.unique(
-        np.searchsorted(full.teacher_fraction, np.linspace(0, 1, points), side="left").clip(
-            0, len(full.thresholds) - 1
-        )
+    fronts = {}
+    for name, scores in scored.items():
+        front = sweep(scores, student_correct, teacher_correct, student_flops, teacher_flops)
+        fronts[name] = front if keeps_everything_at_minus_inf else front.without_minus_inf()
+    accuracy = (float(np.mean(student_correct)), float(np.mean(teacher_correct)))
+    record = cheapest_score(
+        fronts,
+        METRICS["accuracy"].parity_target(accuracy[1]),
+        split,
+        len(student_correct),
+        stages,
+        accuracy,
+        (student_flops, teacher_flops),
+        "accuracy",
     )
-    teacher_accuracy = float(np.mean(teacher_correct))
-    parity = cheapest_reaching(
-        full.accuracy,
-        full.teacher_fraction,
-        METRICS["accuracy"].parity_target(teacher_accuracy),
-    )
-    found = parity is not None
-    fraction = float(full.teacher_fraction[parity]) if found else 1.0
-    return Calibration(
-        split=split,
-        rows=int(len(scores)),
-        stages=tuple(stages),
-        scores=(score_name,),
-        stage_accuracy=(float(np.mean(student_correct)), teacher_accuracy),
-        stage_flops=(float(student_flops), float(teacher_flops)),
-        parity_thresholds=(float(full.thresholds[parity, 0]) if found else math.inf,),
-        parity_teacher_fraction=fraction,
-        parity_accuracy=float(full.accuracy[parity]) if found else teacher_accuracy,
-        parity_flops=float(cascade_flops(student_flops, teacher_flops, fraction)),
-        table=full.take(keep).rounded(),
-        temperature=temperature,
-        crossing_threshold=crossing_threshold(*_finite(scores, student_correct)),
+    chosen = record.scores[0]
+    return replace(
+        record,
+        temperature=(temperatures or {}).get(chosen, 1.0),
+        crossing_threshold=crossing_threshold(*_finite(scored[chosen], student_correct)),
     )
 
 
@@ -374,7 +387,8 @@ def calibrate_scores(
 ) -> Calibration:
     """Calibrate ``policy`` with every routing score (``SCORES`` and ``extra_scores``, e.g. a
     learned gate; ``policy``'s own score is replaced by each) and keep the score that reaches
-    Teacher accuracy cheapest (or ``pinned``). Ties go to ``energy``, the paper's score.
+    Teacher accuracy cheapest (or ``pinned``): ``calibrate_scored``. Ties go to ``energy``,
+    the paper's score, listed first.
 
     student_logits: (N, C_s); teacher_logits: (N, C_t); labels: (N,). The record's ``evidence``
     holds every score's parity point.
@@ -385,42 +399,25 @@ def calibrate_scores(
     candidates.update(extra_scores or {})
     if pinned is not None and pinned not in candidates:
         raise ValueError(f"unknown routing score {pinned!r}; choose one of {sorted(candidates)}")
-    teacher_ok = teacher_logits.argmax(axis=1) == labels
-    student_ok = policy.student_correct(student_logits, labels)
-    records = {}
-    for name, score in candidates.items():
-        t = temperature if name == "energy" else 1.0
-        scored = policy.with_score(score)
-        records[name] = calibrate(
-            scored.effective_scores(student_logits),
-            student_ok,
-            teacher_ok,
-            student_flops,
-            teacher_flops,
-            name,
-            t,
-            split=split,
-            keeps_everything_at_minus_inf=policy.keeps_everything_at_minus_inf,
-            stages=stages,
-        )
-    evidence = {
-        name: parity_evidence(
-            r.parity_thresholds[0],
-            r.parity_teacher_fraction,
-            r.parity_accuracy,
-            r.parity_flops,
-            teacher_flops,
-        )
-        for name, r in records.items()
+    scored = {
+        name: policy.with_score(score).effective_scores(student_logits)
+        for name, score in candidates.items()
     }
-    chosen = pinned or min(
-        records, key=lambda n: (records[n].parity_teacher_fraction, n != "energy")
+    facts = (
+        policy.student_correct(student_logits, labels),
+        teacher_logits.argmax(axis=1) == labels,
+        student_flops,
+        teacher_flops,
+        {"energy": temperature},
+        split,
+        policy.keeps_everything_at_minus_inf,
+        stages,
     )
-    return replace(
-        records[chosen],
-        chosen_by="pinned" if pinned else "lowest cost at parity",
-        evidence=evidence,
-    )
+    record = calibrate_scored(scored, *facts)
+    if pinned is None:
+        return record
+    alone = calibrate_scored({pinned: scored[pinned]}, *facts)
+    return replace(alone, chosen_by="pinned", evidence=record.evidence)
 
 
 def json_number(value: float) -> float | str:

@@ -69,6 +69,19 @@ class ResNet(nn.Module):
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Ensemble(nn.Module):
+    """The mean of several classifiers' logits (members trained from different seeds: the
+    classic accurate-but-slow model). ``images: (N, 1, H, W) -> (N, C)``."""
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.train(members[0].training)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(images) for member in self.members]).mean(0)
+
+
 class FlipAverage(nn.Module):
     """A classifier with test-time augmentation: the mean of its logits on the image and on
     the image flipped left to right (twice the FLOPs). ``images: (N, 1, H, W) -> (N, C)``."""

@@ -63,8 +63,9 @@ def test_the_checkpoint_key_changes_with_the_recipe_the_data_and_the_teacher():
         TEACHER_RECIPE.key("student_large", popular=None, teacher=None),
         TEACHER_RECIPE.key("teacher", popular=(0, 1), teacher=None),
         TEACHER_RECIPE.key("teacher", popular=None, teacher="abc"),
+        TEACHER_RECIPE.key("teacher", popular=None, teacher=None, seed=1),
     }
-    assert base not in others and len(others) == 4
+    assert base not in others and len(others) == 5
 
 
 class Counting:
@@ -102,6 +103,18 @@ def test_the_flip_view_averages_the_mirrored_logits_at_twice_the_flops(tmp_path)
         expected = (model(x) + model(x.flip(3))) / 2
         assert torch.allclose(models.FlipAverage(model)(x), expected)
     assert not models.FlipAverage(model).training  # export checks it in eval mode
+
+
+def test_an_ensemble_averages_its_members_logits_at_the_sum_of_their_flops(tmp_path):
+    torch.manual_seed(0)
+    a, b = models.build("student").eval(), models.build("student").eval()
+    export(a, tmp_path / "one.onnx")
+    export(models.Ensemble([a, b]), tmp_path / "two.onnx")
+    assert describe(tmp_path / "two.onnx").flops == 2 * describe(tmp_path / "one.onnx").flops
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(models.Ensemble([a, b])(x), (a(x) + b(x)) / 2)
+    assert not models.Ensemble([a, b]).training
 
 
 def test_the_most_accurate_candidate_on_val_wins_and_a_tie_goes_to_fewer_flops():

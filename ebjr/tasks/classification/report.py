@@ -165,10 +165,11 @@ def teacher_lines(views: dict | None, study_file: Path) -> list[str]:
         lines += [
             "## Teacher candidates (`make teacher-study`)",
             "",
-            "Each recipe trained on the training split with its seed, in each view: plain, and "
-            "with a test-time flip (the mean of the logits on the image and its mirror, twice the "
-            f"FLOPs). The most accurate on validation is **{name} ({view})**; `make models` "
-            "trains that recipe. Test is reported, never used.",
+            "Each recipe trained on the training split, one model per seed (an ensemble averages "
+            "its members' logits), in each view: plain, and with a test-time flip (the mean of "
+            "the logits on the image and its mirror, twice the FLOPs). The most accurate on "
+            f"validation is **{name} ({view})**; `make models` trains that recipe. Test is "
+            "reported, never used.",
             "",
             *_teacher_table(
                 {f"{n} ({v})": m for n, vs in study["candidates"].items() for v, m in vs.items()}
@@ -187,14 +188,16 @@ def teacher_lines(views: dict | None, study_file: Path) -> list[str]:
 
 def _teacher_table(rows: dict[str, dict]) -> list[str]:
     lines = [
-        "| candidate | architecture | epochs | MFLOPs | val acc. | test acc. | train minutes |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | architecture | members | epochs | MFLOPs | val acc. | test acc. "
+        "| train minutes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, m in rows.items():
         arch = m["architecture"]
         lines.append(
             f"| {name} | widths {tuple(arch['widths'])}, {arch['blocks']} blocks, stem stride "
-            f"{arch['stem_stride']} | {m['recipe']['epochs']} | {m['flops'] / 1e6:.1f} | "
+            f"{arch['stem_stride']} | {m['members']} | {m['recipe']['epochs']} | "
+            f"{m['flops'] / 1e6:.1f} | "
             f"{m['val_accuracy']:.2%} | {m['test_accuracy']:.2%} | {m['train_seconds'] / 60:.1f} |"
         )
     return [*lines, ""]

@@ -97,6 +97,7 @@ class Recipe:
 
 STUDENT_RECIPE = Recipe(epochs=6)
 TEACHER_RECIPE = Recipe(epochs=15, lr=0.1, nesterov=True, label_smoothing=0.1, channels_last=True)
+TEACHER_MEMBERS = 2  # the Teacher is an ensemble of this many seeds (``make teacher-study``)
 TEACHER_VIEWS = {"single": False, "flip_tta": True}  # Teacher candidates: test-time flip or not
 
 
@@ -107,6 +108,7 @@ def train(
     teacher: MemoTeacher | None = None,
     label: str | None = None,
     checkpoints: Path | None = None,
+    seed: int = SEED,
 ) -> tuple[nn.Module, float]:
     """Train architecture ``name`` on the ``train`` split by ``recipe``; return the model (in
     eval mode) and the seconds its training took (over every run, when resumed).
@@ -117,9 +119,10 @@ def train(
     names it in the checkpoint key, so a new Teacher retrains its Students). With
     ``checkpoints``, save the whole training state there after every epoch and resume from it:
     an interrupted run picks up where it stopped and ends with the same weights, bit for bit.
+    ``seed`` draws the initial weights and the batches (another seed: another ensemble member).
     """
-    torch.manual_seed(SEED)
-    generator = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     images, labels = data.load_split("train")
     if popular is not None:
         labels = spec.relabel(labels, popular)
@@ -135,7 +138,12 @@ def train(
         optimizer, max_lr=recipe.lr, total_steps=recipe.epochs * batches
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    key = recipe.key(name, popular=popular, teacher=teacher.key if teacher else None)
+    key = recipe.key(
+        name,
+        popular=popular,
+        teacher=teacher.key if teacher else None,
+        **({} if seed == SEED else {"seed": seed}),  # SEED's keys predate the argument
+    )
     state = Checkpoint(checkpoints, name, key, label or name)
     start, seconds = state.restore(model, optimizer, schedule, generator)
     model.train()
@@ -188,18 +196,40 @@ def describe_parameters(path: Path) -> int:
 
 
 def export_views(
-    architecture: str, recipe: Recipe, out: Path, checkpoints: Path, label: str
+    architecture: str,
+    recipe: Recipe,
+    out: Path,
+    checkpoints: Path,
+    label: str,
+    members: int = 1,
 ) -> dict[str, dict]:
-    """Train ``architecture`` by ``recipe`` (checkpointed in ``checkpoints``) and export it in
-    every view of ``TEACHER_VIEWS`` as ``out/teacher_{view}.onnx``; return each view's
-    ``model_metrics`` (plus ``test_time_flip``)."""
+    """Train ``members`` models of ``architecture`` by ``recipe``, one per seed from ``SEED``
+    on (checkpointed in ``checkpoints``), and export their ensemble (``members == 1``: the
+    model itself) in every view of ``TEACHER_VIEWS`` as ``out/teacher_{view}.onnx``; return
+    each view's ``model_metrics`` (plus ``members`` and ``test_time_flip``; ``train_seconds``
+    over every member)."""
     out.mkdir(parents=True, exist_ok=True)
-    model, seconds = train(architecture, recipe, label=label, checkpoints=checkpoints)
+    trained = [
+        train(
+            architecture,
+            recipe,
+            label=label if seed == SEED else f"{label} seed {seed}",
+            checkpoints=checkpoints,
+            seed=seed,
+        )
+        for seed in range(SEED, SEED + members)
+    ]
+    model = trained[0][0] if members == 1 else models.Ensemble([m for m, _ in trained])
+    seconds = sum(s for _, s in trained)
     views = {}
     for view, flip in TEACHER_VIEWS.items():
         path = out / f"teacher_{view}.onnx"
         export(models.FlipAverage(model) if flip else model, path)
-        views[view] = {"test_time_flip": flip, **model_metrics(path, architecture, recipe, seconds)}
+        views[view] = {
+            "members": members,
+            "test_time_flip": flip,
+            **model_metrics(path, architecture, recipe, seconds),
+        }
         log.info(json.dumps({f"{label} {view}": views[view]}))
     return views
 
@@ -211,10 +241,12 @@ def most_accurate(candidates: dict) -> object:
 
 
 def train_teacher(work: Path, metrics: dict) -> dict:
-    """Train the Teacher by ``TEACHER_RECIPE`` and keep, as ``work/teacher.onnx``, its most
-    accurate view on ``val`` (the cheaper one on a tie). Records every view under
-    ``teacher_candidates``; returns the chosen Teacher's metrics."""
-    views = export_views("teacher", TEACHER_RECIPE, work, work / "checkpoints", "teacher")
+    """Train the Teacher (``TEACHER_MEMBERS`` seeds by ``TEACHER_RECIPE``) and keep, as
+    ``work/teacher.onnx``, its most accurate view on ``val`` (the cheaper one on a tie).
+    Records every view under ``teacher_candidates``; returns the chosen Teacher's metrics."""
+    views = export_views(
+        "teacher", TEACHER_RECIPE, work, work / "checkpoints", "teacher", TEACHER_MEMBERS
+    )
     chosen = most_accurate(views)
     shutil.copyfile(work / f"teacher_{chosen}.onnx", work / "teacher.onnx")
     metrics["teacher_candidates"] = {"chosen": chosen, "by": "val_accuracy", "candidates": views}
