@@ -11,8 +11,8 @@ router's capacity (measured first, closed-loop, 16 requests in flight), each for
 It records every request's outcome and latency, counting as:
 
 - **answered**, with its route: goodput is the answered requests within the SLO per second;
-- **refused**: Triton's admission control (a queue policy in the router's ``config.pbtxt``)
-  turned it away, gRPC UNAVAILABLE / RESOURCE_EXHAUSTED;
+- **refused**: admission control turned it away (the router's ``admit_requests``, or a Triton
+  queue policy): ``ebjr.ops.client.refused``;
 - **timed out**: the client's own 10 s deadline passed first (the failure to avoid);
 - **failed**: any other error.
 
@@ -48,6 +48,7 @@ from tritonclient.utils import InferenceServerException
 from ebjr.bench.perf import Measurer
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, TEACHER, config_path
+from ebjr.ops.client import refused
 from ebjr.ops.server import TritonServer
 from ebjr.training.data import load_split
 
@@ -55,12 +56,13 @@ log = logging.getLogger(__name__)
 
 BOUNDED = "router_bounded"  # the router with a Triton queue policy (BOUNDS)
 BOUNDS = mc.QueuePolicy(max_queue_size=256, timeout_ms=100)
-TEACHER_BOUNDED = "teacher_bounded"  # the Teacher with the same queue policy
+# the Teacher and the router with a bounded queue and no timeout (see queue_policy_cost)
+TEACHER_BOUNDED, ROUTER_QUEUED = "teacher_bounded", "router_queued"
+QUEUE_ONLY = mc.QueuePolicy(max_queue_size=256)
 SHEDDING = "router_shedding"  # the router with load shedding on
 SHED = {"shed_requests": "32", "shed_teacher_share": "0.05"}
 SLO_MS = 250.0
 CLIENT_TIMEOUT_S = 10.0
-REFUSED = ("StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED")
 IDLE_PROBES = 20
 
 
@@ -116,10 +118,9 @@ async def one(client, model: str, image: np.ndarray, label: int = -1) -> Outcome
         result = await client.infer(model, inputs, outputs=outputs, client_timeout=CLIENT_TIMEOUT_S)
     except InferenceServerException as err:
         ms = (time.perf_counter() - began) * 1000
-        status = str(err.status())
-        if status in REFUSED:
+        if refused(err):
             return Outcome("refused", ms)
-        if status == "StatusCode.DEADLINE_EXCEEDED":
+        if str(err.status()) == "StatusCode.DEADLINE_EXCEEDED":
             return Outcome("timed_out", ms)
         return Outcome("failed", ms, err.message()[:120])
     ms = (time.perf_counter() - began) * 1000
@@ -234,20 +235,24 @@ def overload_repository(repo: Path, dest: Path) -> Path:
     for variant in (mc.edited(config, SHED, name=SHEDDING), bounded):
         shutil.copytree(repo / ROUTER, dest / variant.name)
         mc.write(config_path(dest, variant.name), variant)
-    teacher = mc.edited(mc.read(config_path(repo, TEACHER)), name=TEACHER_BOUNDED)
-    mc.set_batching(teacher, teacher.dynamic_batching.max_queue_delay_microseconds, BOUNDS)
-    shutil.copytree(repo / TEACHER, dest / TEACHER_BOUNDED)
-    mc.write(config_path(dest, TEACHER_BOUNDED), teacher)
+    for model, name in ((TEACHER, TEACHER_BOUNDED), (ROUTER, ROUTER_QUEUED)):
+        queued = mc.edited(mc.read(config_path(repo, model)), name=name)
+        mc.set_batching(queued, queued.dynamic_batching.max_queue_delay_microseconds, QUEUE_ONLY)
+        shutil.copytree(repo / model, dest / name)
+        mc.write(config_path(dest, name), queued)
     return dest
 
 
 def queue_policy_cost(server: TritonServer) -> list[dict]:
-    """perf_analyzer (closed loop) on the Teacher with and without ``BOUNDS``, twice each,
-    interleaved: what a queue policy costs the dynamic batcher when nothing is overloaded."""
+    """perf_analyzer (closed loop) on the Teacher (native backend) and the router (Python
+    backend, at its default threshold) with and without ``QUEUE_ONLY``, twice each,
+    interleaved: what a queue policy costs the dynamic batcher when nothing is overloaded.
+    (Not ``BOUNDS``: its queue timeout turns held requests into refusals, which stop
+    perf_analyzer.)"""
     rows = []
     with Measurer(server, window_ms=3000) as measure:
         for _ in range(2):
-            for model in (TEACHER, TEACHER_BOUNDED):
+            for model in (TEACHER, TEACHER_BOUNDED, ROUTER, ROUTER_QUEUED):
                 for concurrency in (1, 16):
                     found = measure(model, None, concurrency)
                     log.info(json.dumps(found))
@@ -317,8 +322,11 @@ def render(found: dict) -> str:
         "",
         "## What a queue policy costs when nothing is overloaded",
         "",
-        f"perf_analyzer (closed loop, gRPC) on the Teacher as built and on `{TEACHER_BOUNDED}`, "
-        "the same model with the queue policy above, interleaved, two rounds:",
+        "perf_analyzer (closed loop, gRPC) on the Teacher (native backend) and the router "
+        f"(Python backend) as built, and on `{TEACHER_BOUNDED}` / `{ROUTER_QUEUED}`, the same "
+        f"models with `max_queue_size` {QUEUE_ONLY.max_queue_size} and no queue timeout (with "
+        "one, held requests come back as refusals, which stop perf_analyzer), interleaved, two "
+        "rounds:",
         "",
         "| model | concurrency | inferences/s | p50 ms | p99 ms |",
         "|---|---|---|---|---|",

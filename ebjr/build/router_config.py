@@ -55,6 +55,11 @@ class RouterSettings:
     # rows go to the Teacher, the rest keep the Student's answer (route student_overload)
     shed_requests: int = 0
     shed_teacher_share: float = 0.05
+    # Admission control: one execution serves at most admit_requests requests, the newest, and
+    # refuses the older ones at once (HTTP 503 / gRPC UNAVAILABLE; 0 = serve them all). At its
+    # own pace an instance sees a few requests per execution; 32 bounds what an admitted
+    # request waits to about two executions (OVERLOAD.md)
+    admit_requests: int = 32
     # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
     # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
     # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
@@ -80,6 +85,8 @@ class RouterSettings:
             raise ValueError(
                 f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
+        if self.admit_requests < 0:
+            raise ValueError(f"admit_requests must be >= 0 (0 = off), not {self.admit_requests}")
         if self.shed_requests < 0:
             raise ValueError(f"shed_requests must be >= 0 (0 = off), not {self.shed_requests}")
         if not 0.0 <= self.shed_teacher_share <= 1.0:
@@ -138,6 +145,7 @@ class RouterConfig:
     teacher_budget_window_s: float = 10.0
     shed_requests: int = 0  # 0 = no load shedding
     shed_teacher_share: float = 0.05
+    admit_requests: int = 32  # 0 = no admission control
     teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
 
@@ -212,6 +220,7 @@ class RouterConfig:
             teacher_budget_window_s=s.teacher_budget_window_s,
             shed_requests=s.shed_requests,
             shed_teacher_share=s.shed_teacher_share,
+            admit_requests=s.admit_requests,
             teacher_url=s.teacher_url,
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"

@@ -14,7 +14,7 @@ import numpy as np
 
 from ebjr.core.routing import ROUTE_NAMES
 
-OUTCOMES = ("ok", "invalid", "error")  # indexed by outcome code
+OUTCOMES = ("ok", "invalid", "error", "refused")  # indexed by outcome code
 FLUSH_S = 0.5  # how often the router sends its tally to Triton's metrics
 
 

@@ -25,11 +25,12 @@ from ebjr.tasks.detection import DETECTOR_ROUTER
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
-# Admission control's refusals (a full queue, or a request that waited past the queue's
-# timeout): HTTP 503/429, gRPC UNAVAILABLE / RESOURCE_EXHAUSTED, with Triton's words for them.
-# ``infer`` retries them RETRIES times, BACKOFF_S doubling each time.
-REFUSALS = ("503", "429", "StatusCode.UNAVAILABLE", "StatusCode.RESOURCE_EXHAUSTED")
-REFUSAL_WORDS = ("maximum queue size", "timeout expired")
+# Admission control's refusals, with their words: a full Triton queue or a request that waited
+# past its queue's timeout (HTTP 503, gRPC UNAVAILABLE), or the router's admit_requests ("is
+# overloaded": HTTP 500, gRPC INTERNAL; see ebjr.serving.triton.refusal_response). ``infer``
+# retries them RETRIES times, BACKOFF_S doubling each time.
+REFUSALS = ("500", "503", "429", "StatusCode.INTERNAL", "StatusCode.UNAVAILABLE")
+REFUSAL_WORDS = ("maximum queue size", "timeout expired", "is overloaded")
 RETRIES, BACKOFF_S = 3, 0.05
 
 

@@ -3,8 +3,8 @@
 Served on Triton's metrics port next to Triton's own ``nv_*`` metrics, each labelled with the
 router's ``model`` name:
 
-- ``ebjr_requests_total{outcome}``: requests answered ``ok``, rejected as ``invalid`` or
-  failed with an ``error``;
+- ``ebjr_requests_total{outcome}``: requests answered ``ok``, rejected as ``invalid``,
+  failed with an ``error`` or ``refused`` by admission control (``admit_requests``);
 - ``ebjr_rows_total{route}``: rows answered by ``student``, ``teacher`` or
   ``student_fallback`` (the Teacher failed and ``on_teacher_error`` is ``fallback``);
 - ``ebjr_teacher_failures_total``: Teacher calls that failed or timed out;
@@ -31,6 +31,7 @@ import triton_python_backend_utils as pb_utils
 
 from ebjr.core.routing import ROUTE_NAMES
 from ebjr.core.tally import FLUSH_S, OUTCOMES, Tally
+from ebjr.serving.triton import OVERLOADED
 
 
 class RouterMetrics:
@@ -134,11 +135,13 @@ class RouterMetrics:
 
 
 def _outcome(response) -> str:
-    """``ok``, ``invalid`` (a rejected request) or ``error``."""
+    """``ok``, ``invalid`` (a rejected request), ``refused`` (admission control) or
+    ``error``."""
     if not response.has_error():
         return "ok"
-    invalid = response.error().code() == pb_utils.TritonError.INVALID_ARG
-    return "invalid" if invalid else "error"
+    if response.error().code() == pb_utils.TritonError.INVALID_ARG:
+        return "invalid"
+    return "refused" if OVERLOADED in response.error().message() else "error"
 
 
 class NoMetrics:

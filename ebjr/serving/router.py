@@ -46,7 +46,13 @@ from ebjr.core.routing import (
 )
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
 from ebjr.serving.scores import SCORES
-from ebjr.serving.triton import ModelCallError, call_model, error_response, model_parameters
+from ebjr.serving.triton import (
+    ModelCallError,
+    call_model,
+    error_response,
+    model_parameters,
+    refusal_response,
+)
 
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
 
@@ -149,6 +155,7 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         responses: list = [None] * len(requests)
+        self._refuse_excess(responses)
         try:
             self._route(requests, responses)
         except Exception as err:  # never let one failure hang or fail the whole batch silently
@@ -159,10 +166,23 @@ class TritonPythonModel:
         self.metrics.record_responses(responses)
         return responses
 
+    def _refuse_excess(self, responses: list) -> None:
+        """Admission control: an execution answers at most ``admit_requests`` requests, the
+        newest (Triton hands them over oldest first); the older ones waited longest, likely
+        past any deadline already, and are refused at once."""
+        admit = self.config.admit_requests
+        excess = len(responses) - admit if admit else 0
+        for i in range(max(excess, 0)):
+            reason = f"{len(responses)} requests waiting in one batch, at most {admit} served"
+            responses[i] = refusal_response(self.name, reason)
+
     def _accept(self, requests: list, responses: list) -> tuple[list, list, list]:
-        """Each valid request's index, images and threshold; invalid ones get their error."""
+        """Each valid request's index, images and threshold; invalid ones get their error
+        (refused ones already have their response)."""
         accepted, images, thresholds = [], [], []
         for i, request in enumerate(requests):
+            if responses[i] is not None:
+                continue
             try:
                 batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
                 check_batch(batch)

@@ -24,6 +24,18 @@ def error_response(message: str, invalid_argument: bool = False) -> pb_utils.Inf
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 
 
+OVERLOADED = "is overloaded"  # the words of every refusal (clients and metrics look for them)
+
+
+def refusal_response(model: str, reason: str) -> pb_utils.InferenceResponse:
+    """A request turned away under load, for the client to retry later. Its code is INTERNAL
+    (HTTP 500 / gRPC INTERNAL), not UNAVAILABLE: this Triton puts a request whose Python-backend
+    response is UNAVAILABLE back in the queue (tests/server/test_server_admission.py saw the
+    refused requests executed again), which would make a refusal a wait."""
+    message = f"{model} {OVERLOADED} ({reason}): refused, retry later"
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+
+
 class ModelCallError(StageError):
     """A BLS call to another model returned an error or timed out."""
 

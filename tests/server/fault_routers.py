@@ -24,6 +24,13 @@ FAULT_ROUTERS = {
         **NO_BREAKER,
     },
     "router_breaker": {"teacher_model": "teacher_switch", **BREAKER},
+    # serves at most 2 requests per execution: the admission test keeps both instances busy
+    "router_admit": {
+        "teacher_model": "teacher_sleeps",
+        "teacher_timeout_ms": "5000",
+        "admit_requests": "2",
+        **NO_BREAKER,
+    },
     "router_breaker_fail": {
         "teacher_model": "teacher_switch",
         "on_teacher_error": "fail",

@@ -1,10 +1,13 @@
-"""Admission control on the real server: a model whose queue is full refuses the next request
-at once, over HTTP (503) and gRPC (UNAVAILABLE), and the shared client retries a refusal with
-backoff, then says in one line that the server is overloaded. ``teacher_queue_1`` sleeps 2 s
-per execution and holds one waiting request (``conftest.build_test_repository``)."""
+"""Admission control on the real server. The router serves at most ``admit_requests``
+requests per execution, the newest, and refuses the older ones at once, never executing them
+(``router_admit``: 2, its Teacher sleeping 2 s). A Triton queue policy refuses what a full
+queue cannot hold, over HTTP (503) and gRPC (UNAVAILABLE), and the shared client retries a
+refusal with backoff, then says in one line that the server is overloaded (``teacher_queue_1``
+sleeps 2 s per execution and holds one waiting request; ``conftest.build_test_repository``)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 
@@ -53,3 +56,36 @@ def test_a_full_queue_refuses_at_once_and_the_client_backs_off_then_says_so(
     running.join()
     waiting.join()
     assert len(answered) == 2  # both admitted requests were answered
+
+
+def test_an_overloaded_router_serves_the_newest_requests_and_refuses_the_rest_at_once(
+    server, test_images
+):
+    images = test_images[0][:1]
+
+    def ask(threshold: str):
+        """One try, no retry: the raw client, not ``infer``."""
+        client = connect(server.grpc_url, "grpc")
+        tensor = PROTOCOLS["grpc"].InferInput("image", list(images.shape), "FP32")
+        tensor.set_data_from_numpy(images)
+        try:
+            result = client.infer("router_admit", [tensor], parameters={"threshold": threshold})
+        except InferenceServerException as err:
+            return err
+        return result.as_numpy("route")[:, 0].astype(str)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        busy = [pool.submit(ask, "inf")]  # instance 1 waits on the 2 s Teacher
+        time.sleep(0.2)
+        busy.append(pool.submit(ask, "inf"))  # instance 2 waits behind it
+        time.sleep(0.3)
+        waiting = [pool.submit(ask, "-inf") for _ in range(6)]  # queued: one batch of 6 later
+        answers = [f.result() for f in waiting]
+        for f in busy:
+            f.result()
+    refusals = [a for a in answers if isinstance(a, InferenceServerException)]
+    served = [a for a in answers if not isinstance(a, InferenceServerException)]
+    assert len(refusals) == 4 and len(served) == 2, answers
+    assert all(str(r.status()) == "StatusCode.INTERNAL" and refused(r) for r in refusals)
+    assert "is overloaded" in refusals[0].message() and "retry later" in refusals[0].message()
+    assert all(a.tolist() == ["student"] for a in served)

@@ -31,11 +31,15 @@ def test_infinite_scores_are_rows_but_not_histogram_samples():
 def test_take_returns_what_happened_since_the_last_take():
     tally = Tally([0.0])
     tally.add_outcomes([OUTCOMES.index("ok"), OUTCOMES.index("invalid"), 0])
+    tally.add_outcomes([OUTCOMES.index("refused")])
     tally.add_teacher_failure()
+    tally.add_short_circuit(3)
     first = tally.take()
-    assert first.outcomes.tolist() == [2, 1, 0] and first.teacher_failures == 1
+    assert first.outcomes.tolist() == [2, 1, 0, 1] and first.teacher_failures == 1
+    assert first.short_circuited == 3
     second = tally.take()
     assert second.outcomes.sum() == 0 and second.teacher_failures == 0 and second.rows.sum() == 0
+    assert second.short_circuited == 0
 
 
 def test_concurrent_adds_lose_nothing():
