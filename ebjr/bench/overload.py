@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 
 BOUNDED = "router_bounded"  # the router with a Triton queue policy (BOUNDS)
 BOUNDS = mc.QueuePolicy(max_queue_size=256, timeout_ms=100)
-# the Teacher and the router with a bounded queue and no timeout (see queue_policy_cost)
+# the Teacher (one and two intra-op threads) and the router, with a bounded queue and no
+# timeout (see queue_policy_cost)
+TEACHER_2T, TEACHER_2T_BOUNDED = "teacher_2threads", "teacher_2threads_bounded"
 TEACHER_BOUNDED, ROUTER_QUEUED = "teacher_bounded", "router_queued"
 QUEUE_ONLY = mc.QueuePolicy(max_queue_size=256)
 SHEDDING = "router_shedding"  # the router with load shedding on
@@ -235,24 +237,38 @@ def overload_repository(repo: Path, dest: Path) -> Path:
     for variant in (mc.edited(config, SHED, name=SHEDDING), bounded):
         shutil.copytree(repo / ROUTER, dest / variant.name)
         mc.write(config_path(dest, variant.name), variant)
-    for model, name in ((TEACHER, TEACHER_BOUNDED), (ROUTER, ROUTER_QUEUED)):
-        queued = mc.edited(mc.read(config_path(repo, model)), name=name)
-        mc.set_batching(queued, queued.dynamic_batching.max_queue_delay_microseconds, QUEUE_ONLY)
+    two = {"intra_op_thread_count": 2}
+    for model, name, edits, queue in (
+        (TEACHER, TEACHER_BOUNDED, {}, QUEUE_ONLY),
+        (TEACHER, TEACHER_2T, two, mc.QueuePolicy()),
+        (TEACHER, TEACHER_2T_BOUNDED, two, QUEUE_ONLY),
+        (ROUTER, ROUTER_QUEUED, {}, QUEUE_ONLY),
+    ):
+        config = mc.edited(mc.read(config_path(repo, model)), edits, name=name)
+        mc.set_batching(config, config.dynamic_batching.max_queue_delay_microseconds, queue)
         shutil.copytree(repo / model, dest / name)
-        mc.write(config_path(dest, name), queued)
+        mc.write(config_path(dest, name), config)
     return dest
 
 
 def queue_policy_cost(server: TritonServer) -> list[dict]:
-    """perf_analyzer (closed loop) on the Teacher (native backend) and the router (Python
-    backend, at its default threshold) with and without ``QUEUE_ONLY``, twice each,
+    """perf_analyzer (closed loop) on the Teacher (native backend, one and two intra-op
+    threads) and the router (Python backend, at its default threshold) with and without
+    ``QUEUE_ONLY``, twice each,
     interleaved: what a queue policy costs the dynamic batcher when nothing is overloaded.
     (Not ``BOUNDS``: its queue timeout turns held requests into refusals, which stop
     perf_analyzer.)"""
     rows = []
     with Measurer(server, window_ms=3000) as measure:
         for _ in range(2):
-            for model in (TEACHER, TEACHER_BOUNDED, ROUTER, ROUTER_QUEUED):
+            for model in (
+                TEACHER,
+                TEACHER_BOUNDED,
+                TEACHER_2T,
+                TEACHER_2T_BOUNDED,
+                ROUTER,
+                ROUTER_QUEUED,
+            ):
                 for concurrency in (1, 16):
                     found = measure(model, None, concurrency)
                     log.info(json.dumps(found))
@@ -322,9 +338,10 @@ def render(found: dict) -> str:
         "",
         "## What a queue policy costs when nothing is overloaded",
         "",
-        "perf_analyzer (closed loop, gRPC) on the Teacher (native backend) and the router "
-        f"(Python backend) as built, and on `{TEACHER_BOUNDED}` / `{ROUTER_QUEUED}`, the same "
-        f"models with `max_queue_size` {QUEUE_ONLY.max_queue_size} and no queue timeout (with "
+        "perf_analyzer (closed loop, gRPC) on the Teacher (native backend; one intra-op "
+        f"thread as built, and `{TEACHER_2T}` with two) and the router (Python backend) as "
+        f"built, and on `{TEACHER_BOUNDED}`, `{TEACHER_2T_BOUNDED}` and `{ROUTER_QUEUED}`, the "
+        f"same models with `max_queue_size` {QUEUE_ONLY.max_queue_size} and no queue timeout (with "
         "one, held requests come back as refusals, which stop perf_analyzer), interleaved, two "
         "rounds:",
         "",
