@@ -22,6 +22,9 @@ class Metric:
     def increment(self, value: float) -> None:
         self.increments.append(value)
 
+    def set(self, value: float) -> None:
+        self.value = value
+
 
 class MetricFamily:
     COUNTER, GAUGE = "counter", "gauge"
@@ -36,14 +39,14 @@ class MetricFamily:
 
 
 class Response:
-    def __init__(self, code: int | None) -> None:
-        self.code = code
+    def __init__(self, code: int | None, message: str = "") -> None:
+        self.code, self.message = code, message
 
     def has_error(self) -> bool:
         return self.code is not None
 
     def error(self):
-        return types.SimpleNamespace(code=lambda: self.code)
+        return types.SimpleNamespace(code=lambda: self.code, message=lambda: self.message)
 
 
 INVALID_ARG, INTERNAL = 3, 13
@@ -77,17 +80,44 @@ def test_a_flush_sends_each_series_what_was_tallied_labelled_with_the_router(met
     try:
         routes = np.array([ROUTE_NAMES.index(r) for r in ("student", "teacher", "teacher")])
         metrics.record_rows(routes, np.array([-0.5, 0.5, 3.0], dtype=np.float32))
-        metrics.record_responses([Response(None), Response(INVALID_ARG), Response(INTERNAL)])
+        refusal = Response(INTERNAL, "my_router is overloaded (40 requests ...): refused")
+        metrics.record_responses(
+            [Response(None), Response(INVALID_ARG), Response(INTERNAL, "boom"), refusal]
+        )
         metrics.record_teacher_failure()
+        metrics.record_short_circuit(5)
         metrics.flush()
         assert sent(metrics, "ebjr_rows_total", model="my_router", route="student") == 1
         assert sent(metrics, "ebjr_rows_total", route="teacher") == 2
-        assert [sent(metrics, "ebjr_requests_total", outcome=o) for o in OUTCOMES] == [1, 1, 1]
+        assert [sent(metrics, "ebjr_requests_total", outcome=o) for o in OUTCOMES] == [1, 1, 1, 1]
         assert sent(metrics, "ebjr_teacher_failures_total") == 1
+        assert sent(metrics, "ebjr_short_circuited_rows_total") == 5
         le = {edge: sent(metrics, "ebjr_score_bucket", le=edge) for edge in ("0.0", "1.0", "+Inf")}
         assert le == {"0.0": 1, "1.0": 2, "+Inf": 3}  # cumulative, as Prometheus reads them
         assert sent(metrics, "ebjr_score_count") == 3
         assert sent(metrics, "ebjr_score_sum") == pytest.approx(3.0)
+    finally:
+        metrics.close()
+
+
+def test_each_breaker_is_exported_with_its_state_and_only_its_new_opens(metrics_module):
+    from ebjr.core.breaker import OPEN, CircuitBreaker
+
+    metrics = metrics_module.RouterMetrics("r", [0.0], flush_s=3600)
+    breaker = CircuitBreaker(failures=1)
+    try:
+        metrics.watch_breakers([breaker, None], instance="r_0_0")  # stage 2: no breaker
+        metrics.flush()
+        breaker.failed()
+        metrics.flush()
+        metrics.flush()
+        state = [
+            m for f in metrics._families for m in f.metrics if m.family == "ebjr_breaker_state"
+        ]
+        assert [(m.labels["stage"], m.labels["instance"], m.value) for m in state] == [
+            ("1", "r_0_0", OPEN)
+        ]
+        assert sent(metrics, "ebjr_breaker_opens_total", stage="1") == 1
     finally:
         metrics.close()
 
