@@ -29,6 +29,7 @@ import threading
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from ebjr.core.breaker import CLOSED
 from ebjr.core.routing import ROUTE_NAMES
 from ebjr.core.tally import FLUSH_S, OUTCOMES, Tally
 from ebjr.serving.triton import OVERLOADED
@@ -62,7 +63,8 @@ class RouterMetrics:
         )
         self._families.append(shorted)
         self.short_circuited = shorted.Metric(labels=m)
-        self._breakers: list[list] = []  # [breaker, state gauge, opens counter, opens sent]
+        # [breaker, state gauge, opens counter, state sent, opens sent]
+        self._breakers: list[list] = []
         self.tally = Tally(score_buckets)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
@@ -95,7 +97,7 @@ class RouterMetrics:
             if breaker is not None:
                 labels = {**self._labels, "stage": str(stage), "instance": instance}
                 watched.append(
-                    [breaker, state.Metric(labels=labels), opens.Metric(labels=labels), 0]
+                    [breaker, state.Metric(labels=labels), opens.Metric(labels=labels), CLOSED, 0]
                 )
         self._breakers = watched  # one assignment: the flusher sees all of them or none
 
@@ -120,12 +122,13 @@ class RouterMetrics:
             self.score_sum.increment(counts.score_sum)
         if counts.short_circuited:
             self.short_circuited.increment(float(counts.short_circuited))
-        for entry in self._breakers:
-            breaker, state, opens, sent = entry
-            state.set(float(breaker.state))
-            entry[3] = breaker.opens
-            if breaker.opens > sent:
-                opens.increment(float(breaker.opens - sent))
+        for entry in self._breakers:  # only what changed: an idle flush makes no round trip
+            breaker, state, opens, sent_state, sent_opens = entry
+            entry[3:] = breaker.state, breaker.opens
+            if breaker.state != sent_state:
+                state.set(float(breaker.state))
+            if breaker.opens > sent_opens:
+                opens.increment(float(breaker.opens - sent_opens))
 
     def close(self) -> None:
         """Stop the flusher and send the last counts."""

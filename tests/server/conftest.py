@@ -71,11 +71,13 @@ def no_server_outlives_the_session():
 
     while (alive := leftovers()) and time.monotonic() < deadline:
         time.sleep(0.5)
+    found = []
     for proc in alive:
         with contextlib.suppress(psutil.Error):
+            found.append((proc.pid, proc.name(), " ".join(proc.cmdline()[-4:])))
             proc.kill()
     if alive:
-        pytest.fail(f"server processes outlived the test session: {[p.pid for p in alive]}")
+        pytest.fail(f"server processes outlived the test session: {found}")
 
 
 @pytest.fixture(scope="session")
