@@ -41,14 +41,13 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
 from ebjr.bench.perf import Measurer
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, TEACHER, config_path
-from ebjr.ops.client import refused
+from ebjr.ops.client import connect, infer, refused
 from ebjr.ops.server import TritonServer
 from ebjr.training.data import load_split
 
@@ -172,13 +171,11 @@ async def open_loop(
 
 def idle_p50(url: str, model: str, images: np.ndarray) -> float:
     """p50 latency of ``IDLE_PROBES`` requests sent one at a time."""
-    client = grpcclient.InferenceServerClient(url)
+    client = connect(url, "grpc")
     times = []
     for i in range(IDLE_PROBES):
-        tensor = grpcclient.InferInput("image", [1, *images.shape[1:]], "FP32")
-        tensor.set_data_from_numpy(images[i][None])
         began = time.perf_counter()
-        client.infer(model, [tensor])
+        infer(client, model, {"image": images[i][None]}, ["class"])
         times.append((time.perf_counter() - began) * 1000)
     client.close()
     return float(np.median(times))

@@ -27,6 +27,14 @@ from collections.abc import Callable
 import numpy as np
 
 
+def lowest_first(scores: np.ndarray, allowed: int) -> np.ndarray:
+    """Which of the rows that want the Teacher (``scores: (K,)``) may go when only ``allowed``
+    may: the least familiar (lowest score) first, ties in row order. ``-> (K,) bool``."""
+    admitted = np.zeros(len(scores), dtype=bool)
+    admitted[np.argsort(scores, kind="stable")[: max(allowed, 0)]] = True
+    return admitted
+
+
 class TeacherBudget:
     """``admit(scores) -> (K,) bool`` for the ``K`` rows of one batch that want the Teacher,
     given ``rows``, the batch's size. Thread-safe; one per router instance."""
@@ -54,8 +62,7 @@ class TeacherBudget:
                 self._teacher -= k
             room = math.floor(self.share * (self._rows + rows) + 1e-9) - self._teacher
             allowed = int(np.clip(room, 0, len(scores)))
-            admitted = np.zeros(len(scores), dtype=bool)
-            admitted[np.argsort(scores, kind="stable")[:allowed]] = True
+            admitted = lowest_first(scores, allowed)
             self._batches.append((now, rows, allowed))
             self._rows += rows
             self._teacher += allowed
@@ -85,9 +92,6 @@ class LoadShedder:
         def admit(scores: np.ndarray, rows: int) -> np.ndarray:
             if requests < self.requests:
                 return np.ones(len(scores), dtype=bool)
-            allowed = min(len(scores), math.floor(self.share * rows + 1e-9))
-            admitted = np.zeros(len(scores), dtype=bool)
-            admitted[np.argsort(scores, kind="stable")[:allowed]] = True
-            return admitted
+            return lowest_first(scores, math.floor(self.share * rows + 1e-9))
 
         return admit

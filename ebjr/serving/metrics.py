@@ -25,14 +25,26 @@ tallies counts in its own process (``ebjr.core.tally``) and a background thread 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.core.breaker import CLOSED
+from ebjr.core.breaker import CLOSED, CircuitBreaker
 from ebjr.core.routing import ROUTE_NAMES
 from ebjr.core.tally import FLUSH_S, OUTCOMES, Tally
 from ebjr.serving.triton import OVERLOADED
+
+
+@dataclass
+class _Watched:
+    """One exported breaker: its gauge and counter, and what was last sent of each."""
+
+    breaker: CircuitBreaker
+    state: object  # the ebjr_breaker_state gauge
+    opens: object  # the ebjr_breaker_opens_total counter
+    sent_state: int = CLOSED
+    sent_opens: int = 0
 
 
 class RouterMetrics:
@@ -63,8 +75,7 @@ class RouterMetrics:
         )
         self._families.append(shorted)
         self.short_circuited = shorted.Metric(labels=m)
-        # [breaker, state gauge, opens counter, state sent, opens sent]
-        self._breakers: list[list] = []
+        self._breakers: list[_Watched] = []
         self.tally = Tally(score_buckets)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
@@ -97,7 +108,7 @@ class RouterMetrics:
             if breaker is not None:
                 labels = {**self._labels, "stage": str(stage), "instance": instance}
                 watched.append(
-                    [breaker, state.Metric(labels=labels), opens.Metric(labels=labels), CLOSED, 0]
+                    _Watched(breaker, state.Metric(labels=labels), opens.Metric(labels=labels))
                 )
         self._breakers = watched  # one assignment: the flusher sees all of them or none
 
@@ -122,13 +133,13 @@ class RouterMetrics:
             self.score_sum.increment(counts.score_sum)
         if counts.short_circuited:
             self.short_circuited.increment(float(counts.short_circuited))
-        for entry in self._breakers:  # only what changed: an idle flush makes no round trip
-            breaker, state, opens, sent_state, sent_opens = entry
-            entry[3:] = breaker.state, breaker.opens
-            if breaker.state != sent_state:
-                state.set(float(breaker.state))
-            if breaker.opens > sent_opens:
-                opens.increment(float(breaker.opens - sent_opens))
+        for watched in self._breakers:  # only what changed: an idle flush makes no round trip
+            state, opens = watched.breaker.state, watched.breaker.opens
+            if state != watched.sent_state:
+                watched.state.set(float(state))
+            if opens > watched.sent_opens:
+                watched.opens.increment(float(opens - watched.sent_opens))
+            watched.sent_state, watched.sent_opens = state, opens
 
     def close(self) -> None:
         """Stop the flusher and send the last counts."""
