@@ -13,7 +13,7 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload tune load soak test unit lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload faults tune load soak test unit lint format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -24,6 +24,7 @@ help:
 	@echo "make eval    offline evaluation + plots -> evaluation/EVALUATION.md"
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
 	@echo "make overload  open-loop arrivals at 0.5-3x capacity, bounded vs unbounded queue -> OVERLOAD.md"
+	@echo "make faults    a local and a remote Teacher stopped mid-load: deadline, breaker -> FAULTS.md"
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
@@ -91,6 +92,9 @@ bench: venv backend data perf-deps
 
 overload: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.overload --repo $(REPO)
+
+faults: venv backend data
+	$(BIN)/python -m ebjr.bench.faults --repo $(REPO)
 
 tune: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.tuning --repo $(REPO)

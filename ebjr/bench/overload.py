@@ -112,11 +112,21 @@ def request(image: np.ndarray) -> tuple[list, list]:
     return [tensor], [grpcaio.InferRequestedOutput(n) for n in ("class", "route")]
 
 
-async def one(client, model: str, image: np.ndarray, label: int = -1) -> Outcome:
+async def one(
+    client, model: str, image: np.ndarray, label: int = -1, parameters: dict | None = None
+) -> Outcome:
+    """One request of ``image`` (1, 1, 28, 28) with its request ``parameters``; ``correct``
+    says whether the answered class is ``label``."""
     inputs, outputs = request(image)
     began = time.perf_counter()
     try:
-        result = await client.infer(model, inputs, outputs=outputs, client_timeout=CLIENT_TIMEOUT_S)
+        result = await client.infer(
+            model,
+            inputs,
+            outputs=outputs,
+            client_timeout=CLIENT_TIMEOUT_S,
+            parameters=parameters or None,
+        )
     except InferenceServerException as err:
         ms = (time.perf_counter() - began) * 1000
         if refused(err):
@@ -296,6 +306,11 @@ def run(repo: Path, loads: list[float], seconds: float) -> dict:
     }
 
 
+def route_mix(routes: dict[str, int]) -> str:
+    """``{"student": 9, "teacher": 1}`` as ``student 9, teacher 1``."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(routes.items()))
+
+
 def render(found: dict) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f}"
@@ -321,7 +336,7 @@ def render(found: dict) -> str:
     ]
     for r in found["results"]:
         c = r["counts"]
-        routes = ", ".join(f"{k} {v}" for k, v in sorted(r["routes"].items()))
+        routes = route_mix(r["routes"])
         accuracy = "-" if r["accuracy"] is None else f"{r['accuracy']:.2%}"
         lines.append(
             f"| {r['model']} | {r['load']:g}x | {r['aimed_rps']:.0f} / {r['offered_rps']:.0f} | "
