@@ -56,7 +56,8 @@ perf-deps:
 
 serve: venv backend
 	$(BIN)/python -m ebjr.ops.server --model-repository $(REPO) --host $(HOST) \
-		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+		$(if $(UNRESTRICTED),--unrestricted)
 
 # The server on HTTP_PORT (one pid file per server in .run/); ALL=1: every server from here.
 stop: venv

@@ -42,6 +42,7 @@ from ebjr.core.layout import (
     calibration_path,
     onnx_path,
 )
+from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
 from ebjr.tasks.detection import DETECTOR_ROUTER, DETECTOR_STUDENT, DETECTOR_TEACHER
 from ebjr.tasks.detection.data import make_scenes
@@ -65,7 +66,9 @@ def benchmark(
     if server is None:
         with tempfile.TemporaryDirectory() as tmp:
             bench_repo = bench_repository(repo, Path(tmp) / "repo")
-            with TritonServer.on_free_ports(bench_repo, Path(tmp) / "server.log") as started:
+            with TritonServer.on_free_ports(
+                bench_repo, Path(tmp) / "server.log", restricted_apis=FOR_PERF_ANALYZER
+            ) as started:
                 return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
     calibration = read_calibration(calibration_path(repo))
     parity = repr(calibration.parity_thresholds[0])

@@ -48,6 +48,7 @@ from ebjr.bench.perf import Measurer
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, TEACHER, config_path
 from ebjr.ops.client import connect, infer, refused
+from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
 from ebjr.training.data import load_split
 
@@ -287,7 +288,9 @@ def run(repo: Path, loads: list[float], seconds: float) -> dict:
     images, labels = (part[:2000] for part in load_split("test"))
     with tempfile.TemporaryDirectory() as tmp:
         served = overload_repository(repo, Path(tmp) / "repo")
-        with TritonServer.on_free_ports(served, Path(tmp) / "server.log") as server:
+        with TritonServer.on_free_ports(
+            served, Path(tmp) / "server.log", restricted_apis=FOR_PERF_ANALYZER
+        ) as server:
             policy_cost = queue_policy_cost(server)
             capacity = asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16))
             log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)

@@ -22,6 +22,7 @@ from ebjr.bench.perf import Measurer, ideal_cascade
 from ebjr.build import model_config as mc
 from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import ROUTER, calibration_path, config_path
+from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import PROJECT_ROOT, TritonServer
 
 # name -> {model: (parameter edits, field edits)}, each against the default repository
@@ -54,7 +55,9 @@ def variant_repository(repo: Path, dest: Path, edits: dict[str, tuple[dict, dict
 def measure_variant(repo: Path, parity: str, window_ms: int, high: int) -> dict:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        TritonServer.on_free_ports(repo, Path(tmp) / "server.log") as server,
+        TritonServer.on_free_ports(
+            repo, Path(tmp) / "server.log", restricted_apis=FOR_PERF_ANALYZER
+        ) as server,
         Measurer(server, window_ms) as measure,
     ):
         return {

@@ -21,6 +21,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from ebjr.core.layout import ROUTER
+from ebjr.ops.restricted import admin_headers
 from ebjr.tasks.detection import DETECTOR_ROUTER
 
 PROTOCOLS: dict[str, ModuleType] = {"http": httpclient, "grpc": grpcclient}
@@ -157,20 +158,26 @@ def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float =
     if not ready:
         raise ClientError(f"the server at {url} is not ready yet (loading models?); retry soon")
     if not model_ready:
-        models = sorted(
-            m["name"] if isinstance(m, dict) else m.name
-            for m in _index(client)
-            if (m.get("state") if isinstance(m, dict) else m.state) == "READY"
-        )
-        raise ClientError(
-            f"model {model!r} is not ready at {url}; ready models: {', '.join(models) or 'none'}"
-        )
+        raise ClientError(f"model {model!r} is not ready at {url}; {ready_models(client)}")
     return client
 
 
-def _index(client) -> list:
-    index = client.get_model_repository_index()
-    return index if isinstance(index, list) else list(index.models)
+def ready_models(client) -> str:
+    """ "ready models: a, b" from the repository index, which is a restricted endpoint: read
+    with the admin token when one is configured (``ebjr.ops.restricted``), else a pointer to
+    the model's metadata."""
+    protocol = "grpc" if isinstance(client, grpcclient.InferenceServerClient) else "http"
+    try:
+        index = client.get_model_repository_index(headers=admin_headers(protocol))
+    except InferenceServerException:
+        return "the list of models needs the admin token (EBJR_ADMIN_TOKEN, SECURITY.md)"
+    entries = index if isinstance(index, list) else list(index.models)
+    models = sorted(
+        m["name"] if isinstance(m, dict) else m.name
+        for m in entries
+        if (m.get("state") if isinstance(m, dict) else m.state) == "READY"
+    )
+    return f"ready models: {', '.join(models) or 'none'}"
 
 
 def unreachable(err: Exception) -> str:

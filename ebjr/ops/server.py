@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 
 from ebjr.core.layout import PROJECT_ROOT
-from ebjr.ops import native_backend
+from ebjr.ops import native_backend, restricted, shm
 from ebjr.ops.pidfile import RUN_DIR, ServerRecord, claim
 
 BACKEND_DIR = PROJECT_ROOT / "python_backend" / "backends"
@@ -80,9 +80,12 @@ def server_command(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     extra: list[str] | None = None,
+    admin_token: str | None = None,
+    restricted_apis: tuple[str, ...] = restricted.RESTRICTED,
 ) -> list[str]:
     """The ``tritonserver`` command line for ``model_repository`` (``TritonServer.start``
-    assembles the backends it names)."""
+    assembles the backends it names), with ``restricted_apis`` behind ``admin_token`` unless
+    it is None."""
     return [
         str(pytriton_server_dir() / "bin" / "tritonserver"),
         f"--model-repository={Path(model_repository).resolve()}",
@@ -97,6 +100,7 @@ def server_command(
         "--allow-gpu-metrics=false",
         "--metrics-config=summary_latencies=true",  # p50/p95 per model for the dashboard
         "--exit-timeout-secs=10",
+        *(restricted.server_flags(admin_token, restricted_apis) if admin_token else []),
         *(extra or []),
     ]
 
@@ -125,8 +129,26 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def wait_for_group(pgid: int, timeout: float = 5.0) -> None:
+    """Wait until no process of group ``pgid`` is left (stubs still exiting still map their
+    shared memory)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 class TritonServer:
-    """A running ``tritonserver`` process: ``start()``, ``wait_ready()``, ``stop()``."""
+    """A running ``tritonserver`` process: ``start()``, ``wait_ready()``, ``stop()``.
+
+    Its ``restricted_apis`` (by default shared memory, repository, statistics, trace and
+    logging) need the admin token (``ebjr.ops.restricted``); none do when it is empty.
+    Python-backend shared memory it leaves behind when it dies is removed by ``stop()`` and
+    ``remove_orphans()``.
+    """
 
     def __init__(
         self,
@@ -137,10 +159,22 @@ class TritonServer:
         metrics_port: int = 8002,
         log_file: Path | None = None,
         extra: list[str] | None = None,
+        restricted_apis: tuple[str, ...] = restricted.RESTRICTED,
+        admin_token: str | None = None,
     ) -> None:
         self.model_repository = Path(model_repository)
+        self.admin_token = (
+            (admin_token or restricted.ensure_token()[0]) if restricted_apis else None
+        )
         self.command = server_command(
-            model_repository, host, http_port, grpc_port, metrics_port, extra
+            model_repository,
+            host,
+            http_port,
+            grpc_port,
+            metrics_port,
+            extra,
+            self.admin_token,
+            restricted_apis,
         )
         self.host = "127.0.0.1" if host in ("0.0.0.0", "localhost") else host
         self.http_url = f"{self.host}:{http_port}"
@@ -148,15 +182,20 @@ class TritonServer:
         self.metrics_url = f"http://{self.host}:{metrics_port}/metrics"
         self.log_file = log_file
         self.process: subprocess.Popen | None = None
+        self._regions_before: set[str] = set()
 
     @classmethod
-    def on_free_ports(cls, model_repository: Path, log_file: Path | None = None) -> TritonServer:
-        """A server for ``model_repository`` on loopback, on three free ports."""
+    def on_free_ports(
+        cls, model_repository: Path, log_file: Path | None = None, **kwargs
+    ) -> TritonServer:
+        """A server for ``model_repository`` on loopback, on three free ports (``kwargs`` as
+        for ``TritonServer``)."""
         http, grpc, metrics = free_ports(3)
-        return cls(model_repository, "127.0.0.1", http, grpc, metrics, log_file=log_file)
+        return cls(model_repository, "127.0.0.1", http, grpc, metrics, log_file=log_file, **kwargs)
 
     def start(self) -> TritonServer:
         assemble_backend()
+        self._regions_before = shm.region_names()
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         self.process = subprocess.Popen(
             self.command,
@@ -198,6 +237,13 @@ class TritonServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the server or stubs still there
         self.process.wait()
+        wait_for_group(self.process.pid)
+        self.remove_orphans()
+
+    def remove_orphans(self) -> int:
+        """Remove the Python-backend shared-memory regions this server created since its last
+        ``start()`` that no live process maps (what a hard kill leaves); how many."""
+        return len(shm.remove_orphans(exclude=self._regions_before))
 
     def __enter__(self) -> TritonServer:
         self.start()
@@ -217,8 +263,9 @@ def exposure_warning(host: str) -> str | None:
     if host in LOOPBACK:
         return None
     return (
-        f"WARNING: binding to {host}: the server is reachable from the network, with no "
-        "authentication. Put it behind a gateway with a 4 MB body limit."
+        f"WARNING: binding to {host}: the server is reachable from the network. Inference is "
+        "open to anyone who reaches it (only the admin endpoints need the token): put it "
+        "behind a gateway with authentication and a 4 MB body limit (SECURITY.md)."
     )
 
 
@@ -240,12 +287,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--run-dir", type=Path, default=RUN_DIR, help="where the pid file goes (`make stop`)"
     )
+    parser.add_argument(
+        "--unrestricted",
+        action="store_true",
+        help="leave shared memory, repository, statistics, trace and logging open to anyone "
+        "(loopback only; refused with any other --host)",
+    )
     args = parser.parse_args(argv)
+    if args.unrestricted and args.host not in LOOPBACK:
+        sys.exit(
+            f"error: refusing to serve {args.host} with the restricted endpoints open "
+            "(--unrestricted): anyone who reaches the port could register the Python "
+            "backend's shared memory (SECURITY.md)"
+        )
     warning = exposure_warning(args.host)
     if warning:
         print(warning, file=sys.stderr)
+    token = None
+    if not args.unrestricted:
+        try:
+            token, generated = restricted.ensure_token(args.run_dir / "admin-token")
+        except RuntimeError as err:
+            sys.exit(f"error: {err}")
+        if generated:
+            print(
+                f"Admin token (for {', '.join(restricted.RESTRICTED)}; header "
+                f"{restricted.ADMIN_HEADER}), saved in {args.run_dir / 'admin-token'}:\n"
+                f"  {token}",
+                flush=True,
+            )
     server = TritonServer(
-        args.model_repository, args.host, args.http_port, args.grpc_port, args.metrics_port
+        args.model_repository,
+        args.host,
+        args.http_port,
+        args.grpc_port,
+        args.metrics_port,
+        restricted_apis=() if args.unrestricted else restricted.RESTRICTED,
+        admin_token=token,
     )
     record = ServerRecord(
         os.getpid(),
@@ -276,6 +354,12 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 print("tritonserver is serving again.", file=sys.stderr, flush=True)
             code = server.process.wait()
+            wait_for_group(server.process.pid)
+            if removed := server.remove_orphans():
+                print(
+                    f"removed {removed} shared-memory regions the server left behind",
+                    file=sys.stderr,
+                )
             # Not asked to stop, so it died (e.g. Triton 2.51 segfaults on an HTTP body over
             # about 4 MB): restart it, unless it keeps dying.
             now = time.monotonic()

@@ -6,6 +6,8 @@ import time
 
 import tritonclient.grpc as grpcclient
 
+from ebjr.ops.restricted import admin_headers
+
 
 def settled_counts(client, model: str, timeout: float = 5.0) -> tuple[int, int]:
     """``(inference_count, execution_count)`` of ``model``, once two reads 50 ms apart agree.
@@ -13,7 +15,9 @@ def settled_counts(client, model: str, timeout: float = 5.0) -> tuple[int, int]:
     Triton records a model's statistics after it sends the response, so a read made right after
     the client has its answer can miss that request.
     """
-    kwargs = {"as_json": True} if isinstance(client, grpcclient.InferenceServerClient) else {}
+    grpc = isinstance(client, grpcclient.InferenceServerClient)
+    kwargs = {"as_json": True} if grpc else {}
+    kwargs["headers"] = admin_headers("grpc" if grpc else "http")  # statistics is restricted
     last = None
     deadline = time.monotonic() + timeout
     while True:

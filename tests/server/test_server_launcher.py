@@ -1,6 +1,7 @@
 """``python -m ebjr.ops.server`` (``make serve``) starts, says where it listens, restarts a
-``tritonserver`` that dies (Triton 2.51 segfaults on an HTTP body over about 4 MB), and stops
-cleanly on SIGTERM (``make stop``), leaving no ``tritonserver`` behind."""
+``tritonserver`` that dies (Triton 2.51 segfaults on an HTTP body over about 4 MB; or killed
+hard with its stubs, when it also removes the shared memory they leave), and stops cleanly on
+SIGTERM (``make stop``), leaving no ``tritonserver`` behind."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import urllib.request
 import psutil
 
 from ebjr.core.layout import DEFAULT_REPOSITORY
+from ebjr.ops import shm
 from ebjr.ops.client import classify, connect
 from ebjr.ops.pidfile import main as stop_main
 from ebjr.ops.server import free_ports
@@ -79,6 +81,7 @@ def kill(launcher: subprocess.Popen) -> None:
 
 
 def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
+    orphans_before = shm.orphans()
     launcher, (http, grpc, _) = launch(tmp_path)
     pid_file = tmp_path / f"tritonserver-{http}.pid"
     try:
@@ -104,6 +107,18 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         assert second.pid != first.pid
         answer = classify(connect(f"127.0.0.1:{grpc}", "grpc"), images(), threshold="inf")
         assert set(answer.routes) == {"teacher"}
+
+        # Killed hard with its stubs (the OOM killer, `kill -9` of the group), the server
+        # leaves its Python-backend regions in /dev/shm; the launcher removes them, restarts.
+        regions = shm.region_names()
+        for process in [second, *second.children(recursive=True)]:
+            process.kill()
+        second.wait(timeout=30)
+        wait_ready(f"http://127.0.0.1:{http}")
+        third = triton_child(launcher.pid)
+        assert regions - shm.region_names(), "the killed server's regions are still there"
+        assert shm.orphans() == orphans_before
+        second = third
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=30) == 0
