@@ -7,13 +7,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SCAN   := .venv-scan
 REPO         ?= model_repository
 HOST         ?= 127.0.0.1
 HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload faults tune load soak test unit lint format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload faults tune load soak test unit lint scan scan-deps format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -29,6 +30,7 @@ help:
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
 	@echo "make lint    ruff check + format check + import contracts;  make format  apply ruff formatting"
+	@echo "make scan    checkov on deploy/kubernetes/, bandit on ebjr/ (both must find nothing)"
 
 venv: $(STAMP)
 
@@ -39,6 +41,19 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# checkov and bandit, in a venv of their own (requirements-scan.txt says why).
+scan-deps: $(SCAN)/.installed
+
+$(SCAN)/.installed: requirements-scan.txt
+	test -x $(SCAN)/bin/python || $(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/python -m pip install -q -r requirements-scan.txt
+	touch $@
+
+# The manifests (checkov) and the package (bandit), with every finding printed.
+scan: scan-deps
+	$(SCAN)/bin/checkov -d deploy/kubernetes --framework kubernetes --compact --quiet
+	$(SCAN)/bin/bandit -q -r ebjr -c pyproject.toml
 
 # Triton's native ONNX Runtime backend, from third_party/ (cached behind a stamp; installs
 # rapidjson-dev and googletest when run as root, else prints the apt-get line).
@@ -126,11 +141,11 @@ monitoring-deps:
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; \
 		else echo "the dashboard test needs Prometheus: sudo apt-get install prometheus"; exit 1; fi; }
 
-test: venv backend data perf-deps monitoring-deps lint
+test: venv backend data perf-deps monitoring-deps scan-deps lint
 	$(BIN)/python -m pytest -v
 
 unit: venv data
 	$(BIN)/python -m pytest -q tests/unit
 
 clean:
-	rm -rf build .run python_backend/backends .pytest_cache .ruff_cache
+	rm -rf build .run python_backend/backends .pytest_cache .ruff_cache $(SCAN)

@@ -3,6 +3,7 @@ Triton server (gRPC or HTTP), batched. Classifies Fashion-MNIST test images.
 
     python clients/edge.py --teacher-url 127.0.0.1:8001 --count 256 --batch-size 64
     python clients/edge.py --teacher-url cloud:8000 --protocol http --teacher-fraction 0.2
+    python clients/edge.py --teacher-url cloud:8001 --tls-ca ca.pem --tls-key k.pem --tls-cert c.pem
 
 Prints, per batch, how many rows and bytes went to the cloud and how many fell back to the
 Student (cloud unreachable or slower than --timeout), then the accuracy. Problems (no
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ebjr.core.layout import DEFAULT_REPOSITORY, TEACHER
+from ebjr.core.remote import TLS
 from ebjr.core.routing import RequestError
 from ebjr.ops.client import cli_args
 from ebjr.ops.edge import EdgeClient
@@ -37,6 +39,10 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument("--teacher-model", default=TEACHER)
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the cloud")
+    tls = parser.add_argument_group("TLS to the cloud (gRPC; key and cert for mutual TLS)")
+    tls.add_argument("--tls-ca", default="", help="PEM CA bundle that signed the server")
+    tls.add_argument("--tls-key", default="", help="PEM private key of this client")
+    tls.add_argument("--tls-cert", default="", help="PEM certificate chain of this client")
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
     knob.add_argument("--teacher-fraction", type=float)
@@ -55,6 +61,9 @@ def run(argv: list[str] | None) -> int:
         teacher_model=args.teacher_model,
         protocol=args.protocol,
         timeout_s=args.timeout,
+        tls=TLS(args.tls_ca, args.tls_key, args.tls_cert)
+        if args.tls_ca or args.tls_key or args.tls_cert
+        else None,
     )
     knobs = {
         "threshold": args.threshold,

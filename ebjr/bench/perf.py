@@ -107,7 +107,10 @@ def run_perf_analyzer(
         ]
         if threshold is not None:
             command += ["--request-parameter", f"threshold:{threshold}:string"]
-        result = subprocess.run(command, env=perf_analyzer_env(), capture_output=True, text=True)
+        # perf_analyzer from this venv with arguments built here, no shell
+        result = subprocess.run(  # nosec B603
+            command, env=perf_analyzer_env(), capture_output=True, text=True
+        )
         if result.returncode != 0 or not report.exists():
             raise RuntimeError(f"perf_analyzer failed:\n{result.stdout[-2000:]}{result.stderr}")
         row = next(csv.DictReader(report.open()))

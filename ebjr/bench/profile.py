@@ -64,7 +64,8 @@ def profile_router(
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "router.txt"
         seconds = max(2, measure.window_ms * 2 // 1000)
-        spy = subprocess.Popen(
+        # this venv's py-spy with arguments built here, no shell
+        spy = subprocess.Popen(  # nosec B603
             [
                 str(Path(sys.executable).parent / "py-spy"),
                 "record",

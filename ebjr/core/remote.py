@@ -41,12 +41,20 @@ class TLS:
     certificate_chain: str = ""
 
     def client_args(self) -> dict:
+        """``tritonclient.grpc.aio.InferenceServerClient`` keyword arguments: ``ssl`` and the
+        PEM files' paths (the client reads them); ``ValueError`` for a file that is not there,
+        or a key without its certificate."""
         files = {
             "root_certificates": self.root_certificates,
             "private_key": self.private_key,
             "certificate_chain": self.certificate_chain,
         }
-        return {"ssl": True, **{k: Path(v).read_bytes() if v else None for k, v in files.items()}}
+        for name, path in files.items():
+            if path and not Path(path).is_file():
+                raise ValueError(f"TLS {name} file {path!r} does not exist")
+        if bool(self.private_key) != bool(self.certificate_chain):
+            raise ValueError("mutual TLS needs both a private key and its certificate chain")
+        return {"ssl": True, **{k: v or None for k, v in files.items()}}
 
 
 def check_url(url: str) -> str:

@@ -7,7 +7,8 @@ and only the rows that need the Teacher go to a remote Triton server, batched.
 It uses the router's own calibration file and score, so the knobs (``threshold``,
 ``teacher_fraction``, ``min_accuracy``) mean the same as on the server. When the cloud is
 unreachable or slower than ``timeout_s``, the rows that needed it keep the Student's answer,
-marked ``student_fallback``, and are counted.
+marked ``student_fallback``, and are counted. Over gRPC the channel can use TLS, mutual with
+a client key and certificate (``tls=TLS(ca, key, cert)``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ebjr.core.gate import routing_score
 from ebjr.core.layout import ROUTER, STUDENT, TEACHER, calibration_path, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.policy import GeneralPolicy
-from ebjr.core.remote import HttpRemoteModel, RemoteModel
+from ebjr.core.remote import TLS, HttpRemoteModel, RemoteModel
 from ebjr.core.routing import FALLBACK, ROUTE_NAMES, cascade, check_batch
 from ebjr.core.scores import ScoreContext
 
@@ -68,6 +69,7 @@ class EdgeClient:
         teacher_model: str = TEACHER,
         protocol: str = "grpc",
         timeout_s: float = 2.0,
+        tls: TLS | None = None,
     ) -> None:
         if len(calibration.stages) != 2:
             raise ValueError(
@@ -82,9 +84,11 @@ class EdgeClient:
         remote = {"grpc": RemoteModel, "http": HttpRemoteModel}
         if protocol not in remote:
             raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
+        if tls is not None and protocol != "grpc":
+            raise ValueError("TLS to the Teacher is supported over gRPC only")
         args = (teacher_url, teacher_model, info.input.name, info.output.name)
         self.teacher = (
-            RemoteModel(*args) if protocol == "grpc" else HttpRemoteModel(*args, timeout_s)
+            RemoteModel(*args, tls) if protocol == "grpc" else HttpRemoteModel(*args, timeout_s)
         )
         self.stats = EdgeStats()
 

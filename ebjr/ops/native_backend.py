@@ -101,7 +101,8 @@ def ensure_system_packages() -> None:
         )
     log.info("installing %s", " ".join(missing))
     for step in (["apt-get", "update", "-q"], command.split() + ["-q"]):
-        if subprocess.run(step, stdout=subprocess.DEVNULL).returncode != 0:
+        # fixed argv (apt-get and the packages above), no shell
+        if subprocess.run(step, stdout=subprocess.DEVNULL).returncode != 0:  # nosec B603
             raise BuildError(f"`{' '.join(step)}` failed: install {', '.join(missing)} by hand")
 
 
@@ -118,7 +119,8 @@ def _run(command: list[str], log_file: Path, cwd: Path, what: str) -> None:
     with log_file.open("a") as out:
         out.write(f"\n$ {' '.join(command)}\n")
         out.flush()
-        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        # cmake and make with this project's own arguments, no shell
+        result = subprocess.run(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)  # nosec B603
     if result.returncode != 0:
         tail = "".join(log_file.read_text().splitlines(keepends=True)[-15:])
         raise BuildError(f"{what} failed (exit {result.returncode}); log: {log_file}\n{tail}")
@@ -185,18 +187,24 @@ def assemble(dest: Path, tritonserver_libs: Path, build_dir: Path = BUILD_DIR) -
     for source in sources:
         copy = target / source.name
         if source.is_symlink():
-            copy.unlink(missing_ok=True)
-            copy.symlink_to(os.readlink(source))
+            link_to(copy, os.readlink(source))
         elif not copy.exists() or copy.stat().st_mtime != source.stat().st_mtime:
             copy.unlink(missing_ok=True)  # a running server keeps the old file's inode
             shutil.copy2(source, copy)
     server_libs = sorted(tritonserver_libs.glob("libtritonserver-*.so"))
     if not server_libs:
         raise BuildError(f"no libtritonserver-*.so in {tritonserver_libs}: reinstall the venv")
-    link = target / "libtritonserver.so"
-    link.unlink(missing_ok=True)
-    link.symlink_to(server_libs[0])
+    link_to(target / "libtritonserver.so", str(server_libs[0]))
     return target
+
+
+def link_to(link: Path, target: str) -> None:
+    """``link`` -> ``target``, written only when it is not that already (an assembled image
+    serves from a read-only filesystem)."""
+    if link.is_symlink() and os.readlink(link) == target:
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
 
 
 def main(argv: list[str] | None = None) -> None:

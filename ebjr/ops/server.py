@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
 import os
 import shutil
 import signal
@@ -129,6 +130,14 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def local_address(host: str) -> str:
+    """Where a client on this machine reaches a server bound to ``host``."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_unspecified:  # 0.0.0.0, ::
+            return "127.0.0.1"
+    return "127.0.0.1" if host == "localhost" else host
+
+
 def wait_for_group(pgid: int, timeout: float = 5.0) -> None:
     """Wait until no process of group ``pgid`` is left (stubs still exiting still map their
     shared memory)."""
@@ -176,7 +185,7 @@ class TritonServer:
             self.admin_token,
             restricted_apis,
         )
-        self.host = "127.0.0.1" if host in ("0.0.0.0", "localhost") else host
+        self.host = local_address(host)
         self.http_url = f"{self.host}:{http_port}"
         self.grpc_url = f"{self.host}:{grpc_port}"
         self.metrics_url = f"http://{self.host}:{metrics_port}/metrics"
@@ -197,7 +206,8 @@ class TritonServer:
         assemble_backend()
         self._regions_before = shm.region_names()
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
-        self.process = subprocess.Popen(
+        # the wheel's tritonserver with the arguments built above, no shell
+        self.process = subprocess.Popen(  # nosec B603
             self.command,
             env=server_env(),
             stdout=log,
@@ -208,7 +218,8 @@ class TritonServer:
 
     def is_ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as r:
+            ready = f"http://{self.http_url}/v2/health/ready"  # always http://
+            with urllib.request.urlopen(ready, timeout=2) as r:  # nosec B310
                 return r.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return False

@@ -1,5 +1,5 @@
-"""The Python backend's shared-memory regions in ``/dev/shm``, and removing the ones a dead
-server left behind.
+"""The Python backend's shared-memory regions in ``/dev/shm``: removing the ones a dead server
+left behind, and how much a pod needs.
 
 Each Python-backend model instance gets a ``triton_python_backend_shm_region_<uuid>`` file
 that the server and the stub map. A server that exits cleanly removes its regions; one killed
@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from pathlib import Path
+
+import numpy as np
+
+from ebjr.build import model_config as mc
 
 log = logging.getLogger(__name__)
 
-SHM_DIR = Path("/dev/shm")
+# where the Python backend puts its regions (not a temp file)
+SHM_DIR = Path("/dev/shm")  # nosec B108
 PREFIX = "triton_python_backend_shm_region_"
 
 
@@ -54,3 +60,39 @@ def remove_orphans(
     if removed:
         log.warning("removed %d orphaned Python-backend shared-memory regions", len(removed))
     return removed
+
+
+DEFAULT_REGION_MIB = 1  # the Python backend's region per model instance (shm-default-byte-size)
+BATCHES_IN_FLIGHT = 4  # full batches an instance's region may hold at once (in, out, waiting)
+STRING_BYTES = 64  # room for one TYPE_STRING element (the router's route names)
+DOCKER_DEFAULT_MIB = 64  # the least a pod gets: what a container has without asking
+DTYPE_BYTES = {
+    "TYPE_BOOL": 1,
+    "TYPE_UINT8": 1,
+    "TYPE_INT8": 1,
+    "TYPE_FP16": 2,
+    "TYPE_INT32": 4,
+    "TYPE_FP32": 4,
+    "TYPE_INT64": 8,
+    "TYPE_FP64": 8,
+    "TYPE_STRING": STRING_BYTES,
+}
+
+
+def pod_shm_mib(repo: Path) -> int:
+    """The ``/dev/shm`` a pod serving ``repo`` needs, in MiB: for every Python-backend model
+    instance, its region (``DEFAULT_REGION_MIB``) plus ``BATCHES_IN_FLIGHT`` full batches of
+    its inputs and outputs; rounded up to a power of two, at least ``DOCKER_DEFAULT_MIB``."""
+    need = 0.0
+    for path in sorted(repo.glob("*/config.pbtxt")):
+        config = mc.read(path)
+        if config.backend != "python":
+            continue
+        tensors = [*config.input, *config.output]
+        row = sum(
+            DTYPE_BYTES[mc.pb.DataType.Name(t.data_type)] * int(np.prod(t.dims)) for t in tensors
+        )
+        batch_mib = BATCHES_IN_FLIGHT * max(config.max_batch_size, 1) * row / 2**20
+        instances = sum(group.count or 1 for group in config.instance_group) or 1
+        need += instances * (DEFAULT_REGION_MIB + batch_mib)
+    return max(DOCKER_DEFAULT_MIB, 2 ** math.ceil(math.log2(max(need, 1))))

@@ -36,7 +36,7 @@ class Checkpoint:
         seconds they took (0, 0.0: nothing saved)."""
         if self.path is None or not self.path.exists():
             return 0, 0.0
-        state = torch.load(self.path, weights_only=False)
+        state = torch.load(self.path, weights_only=True)  # tensors and plain data only
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fault_routers import FAULT_MODELS, FAULT_ROUTERS, SMALL_QUEUE, hang_flag
+from certificates import Certificates, make_certificates
+from fault_routers import FAULT_MODELS, FAULT_ROUTERS, SMALL_QUEUE, hang_flag, mtls_routers
 
 from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
@@ -25,9 +26,9 @@ from ebjr.ops.client import connect
 from ebjr.ops.server import TritonServer
 
 
-def build_test_repository(dest: Path) -> Path:
+def build_test_repository(dest: Path, certs: Certificates) -> Path:
     """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
-    router variants, written to ``dest``."""
+    router variants (the mutual-TLS ones using ``certs``), written to ``dest``."""
     bench_repository(DEFAULT_REPOSITORY, dest)
     for model in ("teacher_raises", "teacher_sleeps", "teacher_switch"):
         shutil.copytree(FAULT_MODELS / model, dest / model)
@@ -39,7 +40,7 @@ def build_test_repository(dest: Path) -> Path:
     shutil.copytree(dest / "teacher_sleeps", dest / SMALL_QUEUE)
     mc.write(config_path(dest, SMALL_QUEUE), small)
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
-    for name, overrides in FAULT_ROUTERS.items():
+    for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs)}.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)
         mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
     return dest
@@ -81,10 +82,17 @@ def no_server_outlives_the_session():
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory) -> TritonServer:
+def certificates(tmp_path_factory) -> Certificates:
+    """A CA, the mutual-TLS Teacher server's certificate and the clients' (``certificates``)."""
+    return make_certificates(Path(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, certificates) -> TritonServer:
     root = Path(tmp_path_factory.mktemp("triton"))
     log = root / "tritonserver.log"
-    triton = TritonServer.on_free_ports(build_test_repository(root / "model_repository"), log)
+    repository = build_test_repository(root / "model_repository", certificates)
+    triton = TritonServer.on_free_ports(repository, log)
     triton.start()
     try:
         triton.wait_ready(timeout=180)

@@ -3,6 +3,8 @@ serves beside ``model_repository/`` (``conftest.build_test_repository``)."""
 
 from pathlib import Path
 
+from certificates import Certificates
+
 from ebjr.ops.server import free_ports
 
 # A Teacher-only server the remote-Teacher routers call (test_server_remote.py starts it)
@@ -50,6 +52,39 @@ FAULT_ROUTERS = {
     },
     "router_remote_breaker": {"teacher_url": REMOTE_TEACHER_URL, **BREAKER},
 }
+
+
+# A Teacher-only server with mutual TLS on gRPC (test_server_mtls.py starts it), and the router
+# variants that call it with the right client certificate, none, a stranger's, or a CA that
+# does not trust the server
+MTLS_TEACHER_PORTS = free_ports(3)
+MTLS_TEACHER_URL = f"127.0.0.1:{MTLS_TEACHER_PORTS[1]}"
+
+
+def mtls_routers(certs: Certificates) -> dict[str, dict[str, str]]:
+    """Router variant -> its parameters for the mutual-TLS Teacher at ``MTLS_TEACHER_URL``."""
+    remote = {"teacher_url": MTLS_TEACHER_URL, "teacher_timeout_ms": "3000", "teacher_tls": "on"}
+    trusted = {**remote, "teacher_tls_ca": str(certs.ca.cert)}
+    return {
+        "router_mtls": {
+            **trusted,
+            "teacher_tls_key": str(certs.client.key),
+            "teacher_tls_cert": str(certs.client.cert),
+        },
+        "router_mtls_no_cert": trusted,
+        "router_mtls_stranger": {
+            **trusted,
+            "teacher_tls_key": str(certs.stranger.key),
+            "teacher_tls_cert": str(certs.stranger.cert),
+        },
+        "router_mtls_wrong_ca": {
+            **remote,
+            "teacher_tls_ca": str(certs.other_ca.cert),
+            "teacher_tls_key": str(certs.client.key),
+            "teacher_tls_cert": str(certs.client.cert),
+        },
+        "router_mtls_fail": {**trusted, "on_teacher_error": "fail"},
+    }
 
 
 def hang_flag(repository: Path) -> Path:

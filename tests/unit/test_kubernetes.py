@@ -13,6 +13,7 @@ import yaml
 
 from ebjr.build import model_config as mc
 from ebjr.core.layout import PROJECT_ROOT, ROUTER, TEACHER, config_path
+from ebjr.ops import restricted, shm
 
 DEPLOY = PROJECT_ROOT / "deploy"
 MANIFESTS = sorted((DEPLOY / "kubernetes").glob("*.yaml"))
@@ -105,6 +106,11 @@ def test_the_cascade_calls_the_teacher_service_the_image_was_built_for(tmp_path)
     }
     assert containers["ebjr-cascade"][:2] == ["--model-repository", "build/remote/cascade"]
     assert containers["ebjr-teacher"][:2] == ["--model-repository", "build/remote/teacher"]
+    # /dev/shm sized for what each pool serves (ebjr.ops.shm.pod_shm_mib)
+    for name, served in (("ebjr-cascade", cascade), ("ebjr-teacher", teacher_repo)):
+        pod = BY_KIND["Deployment"][name]["spec"]["template"]["spec"]
+        dshm = {v["name"]: v for v in pod["volumes"]}["dshm"]["emptyDir"]
+        assert dshm["sizeLimit"] == f"{shm.pod_shm_mib(served)}Mi", name
 
 
 def test_the_gpu_teacher_pool_uses_gpus_and_the_gpu_image():
@@ -126,3 +132,95 @@ def test_the_teacher_autoscaler_metric_is_the_adapters():
         metrics = BY_KIND["HorizontalPodAutoscaler"][name]["spec"]["metrics"]
         pods = [m["pods"]["metric"]["name"] for m in metrics if m["type"] == "Pods"]
         assert pods and set(pods) <= names
+
+
+POOLS = ["ebjr-cascade", "ebjr-teacher", "ebjr-teacher-gpu"]
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_each_pool_runs_with_least_privilege(name):
+    pod = BY_KIND["Deployment"][name]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    # the read-only root leaves these writable: /dev/shm sized in memory, /tmp
+    assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
+    assert volumes[mounts["/tmp"]]["emptyDir"]["sizeLimit"]
+    for doc in ALL:
+        assert doc[2]["metadata"].get("namespace", "ebjr") == "ebjr"
+    assert (
+        BY_KIND["Namespace"]["ebjr"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+        == "restricted"
+    )
+
+
+def admin_token_source(container: dict) -> str:
+    env = {e["name"]: e for e in container.get("env", [])}
+    if "EBJR_ADMIN_TOKEN_FILE" in env:
+        return "file"
+    return env["EBJR_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"]
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_each_pool_restricts_its_admin_endpoints_with_the_secret(name):
+    pod = BY_KIND["Deployment"][name]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    if admin_token_source(container) == "file":  # the launcher reads the mounted Secret
+        env = {e["name"]: e["value"] for e in container["env"]}
+        mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        secret = {v["name"]: v for v in pod["volumes"]}["admin-token"]["secret"]
+        assert secret["secretName"] == "ebjr-admin-token"
+        assert env["EBJR_ADMIN_TOKEN_FILE"] == f"{mounted['admin-token']}/token"
+        assert not any("--unrestricted" in a for a in container["args"])
+    else:  # NVIDIA's tritonserver: the launcher's own flags, with the token expanded into them
+        assert admin_token_source(container) == "ebjr-admin-token"
+        expected = restricted.server_flags("$(EBJR_ADMIN_TOKEN)")
+        assert [a for a in container["args"] if "restricted" in a] == expected
+
+
+def allowed_sources(pool_labels: dict, port: str) -> list[dict]:
+    """The ``from`` clauses of every NetworkPolicy that admits ``port`` of the pods with
+    ``pool_labels`` ([{}] for "anyone")."""
+    found = []
+    for policy in BY_KIND["NetworkPolicy"].values():
+        spec = policy["spec"]
+        selector = spec["podSelector"]
+        if not all(pool_labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()):
+            continue
+        if not all(
+            pool_labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", [])
+        ):
+            continue
+        for rule in spec.get("ingress", []):
+            if any(p["port"] == port for p in rule["ports"]):
+                found += rule.get("from", [{}])
+    return found
+
+
+@pytest.mark.parametrize("name", ["ebjr-teacher", "ebjr-teacher-gpu"])
+def test_only_the_cascade_reaches_the_teacher_pools(name):
+    labels = BY_KIND["Deployment"][name]["spec"]["template"]["metadata"]["labels"]
+    cascade = BY_KIND["Deployment"]["ebjr-cascade"]["spec"]["template"]["metadata"]["labels"]
+    for port in ("grpc", "http"):
+        sources = allowed_sources(labels, port)
+        assert sources == [{"podSelector": {"matchLabels": cascade}}], (port, sources)
+
+
+@pytest.mark.parametrize("name", POOLS)
+def test_only_prometheus_reaches_the_metrics_ports(name):
+    labels = BY_KIND["Deployment"][name]["spec"]["template"]["metadata"]["labels"]
+    sources = allowed_sources(labels, "metrics")
+    assert sources == [
+        {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]

@@ -27,15 +27,24 @@ def test_other_urls_are_refused_with_the_expected_form(url):
         check_url(url)
 
 
-def test_tls_reads_the_pem_files_it_names(tmp_path):
+def test_tls_passes_the_pem_files_paths_the_client_reads(tmp_path):
+    # tritonclient.grpc.aio opens the files itself: it takes paths, not their bytes
     (tmp_path / "ca.pem").write_bytes(b"CA")
     args = TLS(root_certificates=str(tmp_path / "ca.pem")).client_args()
     assert args == {
         "ssl": True,
-        "root_certificates": b"CA",
+        "root_certificates": str(tmp_path / "ca.pem"),
         "private_key": None,
         "certificate_chain": None,
     }
+
+
+def test_tls_refuses_a_missing_file_or_a_key_without_its_certificate(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        TLS(root_certificates=str(tmp_path / "missing.pem")).client_args()
+    (tmp_path / "client.key").write_bytes(b"KEY")
+    with pytest.raises(ValueError, match="both a private key and its certificate"):
+        TLS(private_key=str(tmp_path / "client.key")).client_args()
 
 
 def test_an_unreachable_grpc_server_is_a_stage_error_within_the_deadline():
