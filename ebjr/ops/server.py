@@ -7,7 +7,10 @@ Assembles the Python backend for this interpreter under ``python_backend/backend
 ``libtriton_python.so`` next to a copy of the stub built for this Python version), starts the
 server bound to loopback by default, waits until it is ready and says where it listens.
 Ctrl-C or SIGTERM (``make stop``) stops it cleanly; if the server dies on its own it is
-restarted (at most ``MAX_RESTARTS`` times a minute).
+restarted (at most ``MAX_RESTARTS`` times a minute), and the shared memory it left is removed.
+Its risky endpoints need the admin token (``ebjr.ops.restricted``). With ``EBJR_TRITONSERVER``
+and ``EBJR_TRITON_BACKENDS`` set it runs that installed Triton instead (``Installation``: the
+production image, on NVIDIA's container).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from ebjr.core.layout import PROJECT_ROOT
@@ -34,6 +38,7 @@ from ebjr.ops.pidfile import RUN_DIR, ServerRecord, claim
 BACKEND_DIR = PROJECT_ROOT / "python_backend" / "backends"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60  # supervision: restart a crashed server this often
+TRITONSERVER_ENV, BACKENDS_ENV = "EBJR_TRITONSERVER", "EBJR_TRITON_BACKENDS"
 
 
 def pytriton_server_dir() -> Path:
@@ -74,6 +79,29 @@ def assemble_backend(dest: Path = BACKEND_DIR) -> Path:
     return dest
 
 
+@dataclass(frozen=True)
+class Installation:
+    """Which ``tritonserver`` runs, and from which backend folder: the ``nvidia-pytriton``
+    wheel's with the backends this project assembles (``make serve``), or an installed
+    Triton named by ``EBJR_TRITONSERVER`` and ``EBJR_TRITON_BACKENDS`` (NVIDIA's container:
+    ``/opt/tritonserver/bin/tritonserver`` and ``/opt/tritonserver/backends``, with its own
+    Python and ONNX Runtime backends)."""
+
+    binary: Path
+    backends: Path
+    external: bool
+
+    @classmethod
+    def current(cls) -> Installation:
+        binary = os.environ.get(TRITONSERVER_ENV)
+        if not binary:
+            return cls(pytriton_server_dir() / "bin" / "tritonserver", BACKEND_DIR, False)
+        backends = os.environ.get(BACKENDS_ENV)
+        if not backends:
+            raise RuntimeError(f"{TRITONSERVER_ENV} is set: set {BACKENDS_ENV} to its backends")
+        return cls(Path(binary), Path(backends), True)
+
+
 def server_command(
     model_repository: Path,
     host: str = "127.0.0.1",
@@ -85,12 +113,13 @@ def server_command(
     restricted_apis: tuple[str, ...] = restricted.RESTRICTED,
 ) -> list[str]:
     """The ``tritonserver`` command line for ``model_repository`` (``TritonServer.start``
-    assembles the backends it names), with ``restricted_apis`` behind ``admin_token`` unless
-    it is None."""
+    assembles the backends it names, unless the installation is external), with
+    ``restricted_apis`` behind ``admin_token`` unless it is None."""
+    installation = Installation.current()
     return [
-        str(pytriton_server_dir() / "bin" / "tritonserver"),
+        str(installation.binary),
         f"--model-repository={Path(model_repository).resolve()}",
-        f"--backend-directory={BACKEND_DIR}",
+        f"--backend-directory={installation.backends}",
         f"--http-address={host}",
         f"--http-port={http_port}",
         f"--grpc-address={host}",
@@ -107,15 +136,18 @@ def server_command(
 
 
 def server_env() -> dict[str, str]:
-    """Environment for the server: the venv's interpreter must be the stub's Python."""
+    """Environment for the server: the venv's interpreter must be the stub's Python (an
+    external installation brings its own)."""
     env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if Installation.current().external:
+        return env
     venv = Path(sys.prefix)
     env["VIRTUAL_ENV"] = str(venv)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     # The copied stub loses its relative RPATH to the wheel's bundled libraries.
     libs = str(pytriton_libs())
     env["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [libs, env.get("LD_LIBRARY_PATH")]))
-    env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
@@ -203,7 +235,8 @@ class TritonServer:
         return cls(model_repository, "127.0.0.1", http, grpc, metrics, log_file=log_file, **kwargs)
 
     def start(self) -> TritonServer:
-        assemble_backend()
+        if not Installation.current().external:
+            assemble_backend()
         self._regions_before = shm.region_names()
         log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
         # the wheel's tritonserver with the arguments built above, no shell

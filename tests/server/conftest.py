@@ -23,6 +23,7 @@ from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, config_path
 from ebjr.ops.client import connect
+from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
 
 
@@ -92,7 +93,9 @@ def server(tmp_path_factory, certificates) -> TritonServer:
     root = Path(tmp_path_factory.mktemp("triton"))
     log = root / "tritonserver.log"
     repository = build_test_repository(root / "model_repository", certificates)
-    triton = TritonServer.on_free_ports(repository, log)
+    # statistics stays open for perf_analyzer (the benchmark smoke test), as on the servers
+    # make bench starts; test_server_security.py checks the launcher's full default
+    triton = TritonServer.on_free_ports(repository, log, restricted_apis=FOR_PERF_ANALYZER)
     triton.start()
     try:
         triton.wait_ready(timeout=180)

@@ -1,20 +1,35 @@
-"""Triton's risky endpoints are closed by default (``ebjr.ops.restricted``): on the session's
-real server, registering the Python backend's own IPC memory as a shared-memory region (the
+"""Triton's risky endpoints are closed by default (``ebjr.ops.restricted``): on a real server
+started as the launcher starts it (the router, Student and Teacher of ``model_repository/``),
+registering the Python backend's own IPC memory as a shared-memory region (the
 middle step of CVE-2025-23319 / 23320 / 23334), statistics, the repository index, trace and
 log settings need the admin token, over HTTP and gRPC. Inference, health, metadata and model
 config stay open."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
+from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, STUDENT, TEACHER
 from ebjr.ops import restricted, shm
 from ebjr.ops.client import ClientError, classify, connect, infer, open_client
 from ebjr.ops.restricted import admin_headers
+from ebjr.ops.server import TritonServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The default router, Student and Teacher, served with the launcher's defaults."""
+    root = tmp_path_factory.mktemp("restricted")
+    for model in (ROUTER, STUDENT, TEACHER):
+        shutil.copytree(DEFAULT_REPOSITORY / model, root / "repo" / model)
+    with TritonServer.on_free_ports(root / "repo", root / "log") as started:
+        assert any("--http-restricted-api=" in a for a in started.command)
+        yield started
 
 
 def python_backend_region(server) -> str:

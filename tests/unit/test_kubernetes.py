@@ -119,7 +119,7 @@ def test_the_gpu_teacher_pool_uses_gpus_and_the_gpu_image():
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert container["image"].startswith("ebjr-teacher-gpu")
     dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
-    assert "FROM nvcr.io/nvidia/tritonserver:24.10-py3 AS teacher-gpu" in dockerfile
+    assert "FROM nvcr.io/nvidia/tritonserver:${TRITON_RELEASE}-py3 AS teacher-gpu" in dockerfile
     assert dockerfile_arg("REMOTE_TEACHER_GPU") == f"ebjr-teacher-gpu:{GRPC}"
     assert "--device gpu --tensorrt" in dockerfile
 
@@ -224,3 +224,25 @@ def test_only_prometheus_reaches_the_metrics_ports(name):
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         }
     ]
+
+
+def test_the_images_run_a_patched_triton_as_an_unprivileged_user():
+    """Both serving targets are NVIDIA's container at a release after the August 2025 fixes
+    (25.07: CVE-2025-23310/23311/23319/23320/23334), run as UID 10001 (the manifests'
+    runAsUser), and the launcher keeps its restricted endpoints on."""
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    year, month = map(
+        int, re.search(r"^ARG TRITON_RELEASE=(\d+)\.(\d+)$", dockerfile, re.M).groups()
+    )
+    assert (year, month) >= (25, 7)
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
+    serving = {s.split()[2]: s for s in stages if " AS " in s.split("\n")[0]}
+    for target in ("teacher-gpu", "cpu"):
+        assert serving[target].startswith("nvcr.io/nvidia/tritonserver:${TRITON_RELEASE}-py3")
+        assert "USER 10001:10001" in serving[target]
+    assert "EBJR_TRITONSERVER=/opt/tritonserver/bin/tritonserver" in serving["cpu"]
+    entrypoints = re.findall(r"^(?:ENTRYPOINT|CMD) .*$", dockerfile, re.M)
+    assert entrypoints and not any("--unrestricted" in line for line in entrypoints)
+    for name in POOLS:
+        pod = BY_KIND["Deployment"][name]["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsUser"] == 10001

@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from ebjr.ops import restricted
-from ebjr.ops.server import TritonServer, exposure_warning, main, server_command
+from ebjr.ops.server import (
+    BACKENDS_ENV,
+    TRITONSERVER_ENV,
+    TritonServer,
+    exposure_warning,
+    main,
+    server_command,
+    server_env,
+)
 
 
 def test_defaults_bind_loopback_and_disable_model_control():
@@ -77,3 +85,19 @@ def test_a_token_file_that_cannot_be_read_stops_the_launcher_with_one_line(tmp_p
         main(["--run-dir", str(tmp_path)])
     assert str(err.value).startswith(f"error: {restricted.TOKEN_FILE_ENV}=")
     assert "cannot be read" in str(err.value)
+
+
+def test_an_installed_triton_is_run_with_its_own_backends_and_environment(monkeypatch):
+    monkeypatch.setenv(TRITONSERVER_ENV, "/opt/tritonserver/bin/tritonserver")
+    monkeypatch.setenv(BACKENDS_ENV, "/opt/tritonserver/backends")
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/cuda/lib64")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    command = server_command(Path("model_repository"), admin_token="t")
+    assert command[0] == "/opt/tritonserver/bin/tritonserver"
+    assert "--backend-directory=/opt/tritonserver/backends" in command
+    assert any(a.startswith("--http-restricted-api=") for a in command)
+    env = server_env()
+    assert env["LD_LIBRARY_PATH"] == "/usr/local/cuda/lib64" and "VIRTUAL_ENV" not in env
+    monkeypatch.delenv(BACKENDS_ENV)
+    with pytest.raises(RuntimeError, match=BACKENDS_ENV):
+        server_command(Path("model_repository"))
