@@ -123,18 +123,34 @@ def fraction_point(teacher_fraction: np.ndarray, fraction: float) -> int:
     return int(np.argmin(np.abs(teacher_fraction - fraction)))
 
 
+KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")  # request parameters
+METRIC_KNOBS = KNOBS[2:]  # the knobs a Metric may name: a floor on it, or a bound on an error
+
+
 @dataclass(frozen=True)
 class Metric:
-    """What a calibration's ``accuracy`` column measures, higher better: its ``name`` in the
-    file, the request ``knob`` that targets it, and what "reaches the Teacher" means (within
+    """What a calibration's ``accuracy`` column measures, higher better: its ``name``, the
+    request ``knob`` that targets it, and what "reaches the Teacher" means (within
     ``tolerance`` of the Teacher's figure, as a share of it when ``relative``). An ``error``
-    metric's column holds minus the error, and its knob is a bound on the error."""
+    metric's column holds minus the error, and its knob is a bound on the error.
+
+    Each task declares its own (``ACCURACY`` here; detection's mAP and regression's minus MAE in
+    their task packages); ``calibration.json`` keeps the whole definition, so a router reads
+    any task's metric without knowing the task."""
 
     name: str
     knob: str
     tolerance: float
     relative: bool = False
     error: bool = False
+
+    def __post_init__(self) -> None:
+        if self.knob not in METRIC_KNOBS:
+            raise ValueError(
+                f"a metric's knob is one of {', '.join(METRIC_KNOBS)}, not {self.knob!r}"
+            )
+        if (self.knob == "max_error") != self.error:
+            raise ValueError("an error metric's knob is max_error, any other's min_accuracy")
 
     def parity_target(self, teacher: float) -> float:
         """The figure a cascade must reach to count as at the Teacher's (``teacher``)."""
@@ -161,16 +177,7 @@ class Metric:
         return cheapest_reaching(table.accuracy, table.flops, value)
 
 
-METRICS = {
-    m.name: m
-    for m in (
-        Metric("accuracy", "min_accuracy", tolerance=0.001),  # within 0.1 point
-        Metric("map", "min_accuracy", tolerance=0.001),  # COCO mAP@[.5:.95] (detection)
-        # minus the mean absolute error (regression): within 2% of the Teacher's
-        Metric("negative_mae", "max_error", tolerance=0.02, relative=True, error=True),
-    )
-}
-KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")
+ACCURACY = Metric("accuracy", "min_accuracy", tolerance=0.001)  # within 0.1 point
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,7 @@ class Calibration:
     parity_flops: float
     table: Frontier
     parity_share: float = 1.0
-    metric: str = "accuracy"  # a key of METRICS
+    metric: Metric = ACCURACY
     temperature: float = 1.0
     crossing_threshold: float | None = None
     chosen_by: str = "pinned"
@@ -217,7 +224,7 @@ class Calibration:
         if knob == "teacher_fraction":
             i = fraction_point(self.table.teacher_fraction, value)
         else:
-            i = METRICS[self.metric].point(self.table, knob, value)
+            i = self.metric.point(self.table, knob, value)
         return tuple(float(t) for t in self.table.thresholds[i])
 
 
@@ -292,13 +299,13 @@ def calibrate_scored(
     accuracy = (float(np.mean(student_correct)), float(np.mean(teacher_correct)))
     record = cheapest_score(
         fronts,
-        METRICS["accuracy"].parity_target(accuracy[1]),
+        ACCURACY.parity_target(accuracy[1]),
         split,
         len(student_correct),
         stages,
         accuracy,
         (student_flops, teacher_flops),
-        "accuracy",
+        ACCURACY,
     )
     chosen = record.scores[0]
     return replace(
@@ -328,7 +335,7 @@ def cheapest_score(
     stages: tuple[str, str],
     stage_accuracy: tuple[float, float],
     stage_flops: tuple[float, float],
-    metric: str,
+    metric: Metric,
     parity_share: float = 1.0,
 ) -> Calibration:
     """The two-stage calibration that serves, of each score's frontier on ``rows`` labelled
@@ -446,7 +453,11 @@ def write_calibration(path: Path, record: Calibration) -> None:
 def read_calibration(path: Path) -> Calibration:
     """The record ``write_calibration`` wrote to ``path``."""
     body = json.loads(Path(path).read_text())
-    if "stages" not in body or "thresholds" not in body.get("table", {}):
+    if (
+        "stages" not in body
+        or "thresholds" not in body.get("table", {})
+        or not isinstance(body.get("metric"), dict)
+    ):
         raise ValueError(
             f"{path} is not a calibration this version reads (an older format?): rebuild the "
             "repository with its builder"
@@ -459,6 +470,7 @@ def read_calibration(path: Path) -> Calibration:
         body["crossing_threshold"] = parse_threshold(body["crossing_threshold"], "crossing")
     for point in body.get("evidence", {}).values():
         point["parity_threshold"] = parse_threshold(point["parity_threshold"])
+    body["metric"] = Metric(**body["metric"])
     return Calibration(
         **body,
         table=Frontier(

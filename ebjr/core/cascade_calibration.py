@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebjr.core.calibration import METRICS, Calibration, Frontier, cheapest_reaching, sweep
+from ebjr.core.calibration import ACCURACY, Calibration, Frontier, cheapest_reaching, sweep
 
 GRID = 64  # candidate thresholds per boundary before the last (the last is swept exactly)
 
@@ -105,7 +105,7 @@ class Stages:
         last stage's accuracy (within the accuracy metric's tolerance; "everything to the last
         stage" always does)."""
         front = pareto(operating_points(self.scores, self.correct, self.flops))
-        target = METRICS["accuracy"].parity_target(float(np.mean(self.correct[-1])))
+        target = ACCURACY.parity_target(float(np.mean(self.correct[-1])))
         return front, cheapest_reaching(front.accuracy, front.flops, target)
 
     def parity(self) -> tuple[tuple[float, ...], float]:

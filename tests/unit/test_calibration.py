@@ -1,3 +1,4 @@
+import json
 import math
 from dataclasses import replace
 
@@ -5,8 +6,9 @@ import numpy as np
 import pytest
 
 from ebjr.core.calibration import (
-    METRICS,
+    ACCURACY,
     Frontier,
+    Metric,
     calibrate,
     cheapest_reaching,
     cheapest_score,
@@ -18,7 +20,7 @@ from ebjr.core.calibration import (
 )
 from ebjr.core.routing import RequestError
 
-TOLERANCE = METRICS["accuracy"].tolerance
+TOLERANCE = ACCURACY.tolerance
 
 
 def brute_force(scores, student_ok, teacher_ok, t, fs, ft):
@@ -166,13 +168,35 @@ def test_an_older_calibration_file_is_a_clear_error(tmp_path):
 
 
 def test_each_metric_says_what_reaching_the_teacher_means():
-    assert METRICS["accuracy"].parity_target(0.95) == pytest.approx(0.949)
-    assert METRICS["negative_mae"].parity_target(-1.2) == pytest.approx(-1.224)  # MAE + 2%
-    assert [METRICS[m].knob for m in ("accuracy", "map", "negative_mae")] == [
-        "min_accuracy",
-        "min_accuracy",
-        "max_error",
-    ]
+    assert ACCURACY.parity_target(0.95) == pytest.approx(0.949)
+    mae = Metric("negative_mae", "max_error", tolerance=0.02, relative=True, error=True)
+    assert mae.parity_target(-1.2) == pytest.approx(-1.224)  # within 2% of the Teacher's MAE
+    with pytest.raises(ValueError, match="knob is one of"):
+        Metric("f1", "min_f1", tolerance=0.01)
+    with pytest.raises(ValueError, match="error metric's knob is max_error"):
+        Metric("rmse", "min_accuracy", tolerance=0.01, error=True)
+
+
+def test_a_tasks_own_metric_travels_in_the_calibration_file(tmp_path):
+    """A task declares its metric in its own package; the file carries the whole definition,
+    so a router reads it, and serves its knob, without importing the task."""
+    front = frontier_of([0.5, 0.7, 0.9], [1.0, 2.0, 3.0])
+    iou = Metric("mean_iou", "min_accuracy", tolerance=0.005)
+    record = cheapest_score(
+        {"energy": front}, 0.9, "val", 3, ("s", "t"), (0.5, 0.9), (1.0, 3.0), metric=iou
+    )
+    path = tmp_path / "calibration.json"
+    write_calibration(path, record)
+    back = read_calibration(path)
+    assert back.metric == iou
+    assert back.thresholds_for("min_accuracy", 0.7) == (1.0,)
+    with pytest.raises(RequestError, match="it calibrates mean_iou"):
+        back.thresholds_for("max_error", 1.0)
+    legacy = json.loads(path.read_text())
+    legacy["metric"] = "mean_iou"  # how files before the metric travelled named it
+    path.write_text(json.dumps(legacy))
+    with pytest.raises(ValueError, match="rebuild the repository"):
+        read_calibration(path)
 
 
 def frontier_of(accuracy, flops):

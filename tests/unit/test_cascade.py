@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ebjr.core.calibration import (
-    METRICS,
+    ACCURACY,
     read_calibration,
     resolve_thresholds,
     write_calibration,
@@ -43,7 +43,7 @@ def test_cascade_calibration_finds_the_brute_force_cheapest_pair_at_parity():
     scores, correct, flops = toy()
     record = calibrate_cascade(("a", "b", "c"), ("energy", "gate"), scores, correct, flops)
     candidates = [np.concatenate([[-np.inf], np.unique(s), [np.inf]]) for s in scores]
-    target = correct[2].mean() - METRICS["accuracy"].tolerance
+    target = correct[2].mean() - ACCURACY.tolerance
     best = min(
         cost
         for t1, t2 in itertools.product(*candidates)

@@ -71,7 +71,7 @@ def test_calibration_reaches_the_teachers_error_within_the_tolerance(calibrated)
         "binned_mode",
         "sampled_mean",
     }
-    assert record.metric == "negative_mae" and record.scores[0] in SCORES
+    assert record.metric.name == "negative_mae" and record.scores[0] in SCORES
     teacher_mae = -record.teacher_accuracy
     assert -record.parity_accuracy <= (1 + METRIC.tolerance) * teacher_mae + 1e-9
     assert np.all(np.diff(record.table.flops) > 0) and np.all(np.diff(record.table.accuracy) > 0)

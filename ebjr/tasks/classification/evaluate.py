@@ -21,7 +21,7 @@ import numpy as np
 
 from ebjr.build.onnx_info import describe
 from ebjr.core.calibration import (
-    METRICS,
+    ACCURACY,
     Calibration,
     calibrate,
     cascade_flops,
@@ -54,7 +54,7 @@ FRACTIONS = (0.1, 0.3, 0.5)
 BELOW_TEACHER = (0.005, 0.01)  # operating points this far under the Teacher's accuracy
 RANDOM_SEEDS = 10
 SHARES = (0.25, 0.5, 0.75, 0.9)
-TOLERANCE = METRICS["accuracy"].tolerance  # "reaches the Teacher": within 0.1 point
+TOLERANCE = ACCURACY.tolerance  # "reaches the Teacher": within 0.1 point
 CACHE = PROJECT_ROOT / "build" / "eval"
 
 log = logging.getLogger(__name__)

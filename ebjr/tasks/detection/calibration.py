@@ -20,6 +20,7 @@ import numpy as np
 from ebjr.core.calibration import (
     Calibration,
     Frontier,
+    Metric,
     cascade_flops,
     cheapest_reaching,
     cheapest_score,
@@ -32,6 +33,7 @@ from ebjr.tasks.detection.scores import available_scores, detection_score
 
 log = logging.getLogger(__name__)
 GRID = 40  # candidate thresholds per score: quantiles of its values on the split
+MAP = Metric("map", "min_accuracy", tolerance=0.001)  # COCO mAP@[.5:.95]
 DEFAULT_SHARE = 0.97  # the router's default point: this share of the Teacher's mAP
 
 
@@ -127,7 +129,7 @@ def calibrate_detector(
         stages,
         (student_map, teacher_map),
         flops,
-        metric="map",
+        metric=MAP,
         parity_share=share,
     )
     for name, point in record.evidence.items():
