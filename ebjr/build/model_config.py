@@ -155,32 +155,22 @@ def onnx_model(
     return config
 
 
-ROUTING_OUTPUTS = ("score", "threshold", "route")  # every router's last outputs, in order
-
-
 def python_router(
     name: str,
     image: TensorSpec,
-    answers: list[TensorSpec],
+    outputs: list[TensorSpec],
     max_batch_size: int,
     instances: int,
     max_queue_delay_us: int,
     values: dict[str, object],
-    boundaries: int = 1,
     queue: QueuePolicy = QueuePolicy(),
 ) -> ModelConfig:
-    """A BLS router's config: input ``image``; per-row outputs ``answers`` (the task's own
-    answer, as its repository builder declares it), then ``ROUTING_OUTPUTS``: the routing score,
-    the threshold applied (one value per stage boundary) and the route; ``values`` as
-    parameters; its queue under ``queue``."""
-    routing = [
-        TensorSpec("score", (1,), "TYPE_FP32"),
-        TensorSpec("threshold", (boundaries,), "TYPE_FP32"),
-        TensorSpec("route", (1,), "TYPE_STRING"),
-    ]
+    """A BLS router's config: input ``image``; per-row ``outputs`` (its task's
+    ``RouterSpec.tensors``: the answer, then the routing columns); ``values`` as parameters;
+    its queue under ``queue``."""
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
     _tensor(config.input, image, "image")
-    for output in [*answers, *routing]:
+    for output in outputs:
         _tensor(config.output, output)
     set_batching(config, max_queue_delay_us, queue)
     config.instance_group.add(count=instances, kind=pb.ModelInstanceGroup.KIND_CPU)

@@ -17,6 +17,7 @@ from ebjr.build.model_config import BACKENDS, ModelServing
 from ebjr.build.router_config import MEASURED, RouterSettings, published_parameters
 from ebjr.core.calibration import Calibration, write_calibration
 from ebjr.core.layout import VERSION, calibration_path, config_path, onnx_path
+from ebjr.core.router_spec import RouterSpec
 from ebjr.core.tensors import GraphInfo, ModelInfo
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,15 @@ def write_onnx_model(
     mc.write(config_path(out, name), mc.onnx_model(name, info, batch, serving))
 
 
-def write_router(out: Path, config: mc.ModelConfig, serving_module: str) -> None:
-    """The router's folder (its ``1/model.py`` the ``TritonPythonModel`` of
-    ``serving_module``), without the calibration and gates of an earlier build."""
+def write_router(out: Path, config: mc.ModelConfig, spec: RouterSpec) -> None:
+    """The router's folder (its ``1/model.py`` the ``TritonPythonModel`` of ``spec``'s
+    serving module), without the calibration and gates of an earlier build."""
+    declared = tuple(o.name for o in config.output)
+    if declared != spec.outputs:
+        raise ValueError(f"{config.name}'s outputs {declared} are not its spec's {spec.outputs}")
     model_py = out / config.name / VERSION / "model.py"
     model_py.parent.mkdir(parents=True, exist_ok=True)
-    model_py.write_text(model_py_source(serving_module))
+    model_py.write_text(model_py_source(spec.serving_module))
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
     for gate in (out / config.name).glob("gate*.onnx"):

@@ -17,9 +17,12 @@ import numpy as np
 from ebjr.core.routing import Routed
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
+from ebjr.tasks.detection import ROUTER_SPEC
 
 
 class TritonPythonModel(PackedRouter):
+    spec = ROUTER_SPEC
+
     def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
         found = self.layout.unpack(routed.logits)
         return {

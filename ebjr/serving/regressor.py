@@ -18,10 +18,13 @@ from ebjr.build.router_config import RouterConfig
 from ebjr.core.routing import TEACHER, Routed
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
+from ebjr.tasks.regression import ROUTER_SPEC
 from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict
 
 
 class TritonPythonModel(PackedRouter):
+    spec = ROUTER_SPEC
+
     def _read_config(self, args: dict, parameters: dict[str, str]) -> RouterConfig:
         self.head = EnergyHead.from_parameters(parameters)
         # the Student's and the Teacher's prediction forms, "student_form,teacher_form"

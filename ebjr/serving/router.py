@@ -53,6 +53,7 @@ from ebjr.serving.triton import (
     model_parameters,
     refusal_response,
 )
+from ebjr.tasks.classification import ROUTER_SPEC
 
 ROUTE_BYTES = np.array([name.encode() for name in ROUTE_NAMES], dtype=np.object_)
 
@@ -68,6 +69,8 @@ def routing_columns(routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndar
 
 
 class TritonPythonModel:
+    spec = ROUTER_SPEC  # the outputs every response carries, in order (its task declares it)
+
     def initialize(self, args: dict) -> None:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
         self.name = args["model_name"]
@@ -132,8 +135,8 @@ class TritonPythonModel:
         return call_model(*stage, images, timeout_s=timeout_s)
 
     def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
-        """Every output for the whole batch, in the documented order; each request gets its
-        rows. ``thresholds: (N, S - 1)``."""
+        """Every output of ``spec`` for the whole batch; each request gets its rows.
+        ``thresholds: (N, S - 1)``."""
         return {
             "logits": routed.logits,
             "class": routed.predictions[:, None],
@@ -218,7 +221,7 @@ class TritonPythonModel:
         elif later_error is not None:
             self._teacher_failed(later_error, fallbacks)
 
-        columns = self._columns(routed, row_thresholds)
+        columns = self.spec.ordered(self._columns(routed, row_thresholds))
         answered = np.ones(len(batch), dtype=bool)
         fail = later_error is not None and self.config.on_teacher_error == "fail"
         for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
@@ -228,9 +231,9 @@ class TritonPythonModel:
                 continue
             # Only what the client asked for (every output tensor costs shared-memory work),
             # in the documented order.
-            wanted = set(requests[i].requested_output_names() or columns)
+            wanted = set(requests[i].requested_output_names() or self.spec.outputs)
             responses[i] = pb_utils.InferenceResponse(
-                [pb_utils.Tensor(name, columns[name][rows]) for name in columns if name in wanted]
+                [pb_utils.Tensor(name, column[rows]) for name, column in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
 

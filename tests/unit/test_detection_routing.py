@@ -96,7 +96,9 @@ def test_the_builder_writes_both_detectors_and_a_calibrated_router(built, layout
         "classes",
         "scores",
         "valid",
-        *mc.ROUTING_OUTPUTS,
+        "score",
+        "threshold",
+        "route",
     ]
     p = mc.parameters(router)
     assert RowLayout.from_json(p[LAYOUT_PARAMETER]) == layout

@@ -62,11 +62,10 @@ from ebjr.core.policy import (
 )
 from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreContext, ScoreFn, energy
-from ebjr.core.tensors import ModelInfo, TensorSpec
+from ebjr.core.tensors import ModelInfo
+from ebjr.tasks.classification import ROUTER_SPEC
 from ebjr.tasks.classification import specialized as spec
 from ebjr.training.data import add_labelled_argument, load_labelled
-
-SERVING_MODULE = "ebjr.serving.router"  # the routers' TritonPythonModel
 
 
 @dataclass(frozen=True)
@@ -118,19 +117,19 @@ def router_model_config(
         values["middle_stages"] = stages_parameter(
             [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
         )
-    answers = [
-        TensorSpec("logits", teacher.output.shape, teacher.output.triton_dtype),
-        TensorSpec("class", (1,), "TYPE_INT64"),
-    ]
+    outputs = ROUTER_SPEC.tensors(
+        {"logits": teacher.output.shape, "class": (1,)},
+        boundaries=len(middle) + 1,
+        dtypes={"logits": teacher.output.triton_dtype},
+    )
     return mc.python_router(
         SPECIALIZED_ROUTER if specialized else ROUTER,
         student.input,
-        answers,
+        outputs,
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,
         values,
-        boundaries=len(middle) + 1,
     )
 
 
@@ -298,15 +297,13 @@ def build_repository(
     write_router(
         out,
         router_model_config(student, teacher, settings, middle=middles, policy=policy),
-        SERVING_MODULE,
+        ROUTER_SPEC,
     )
     if specialized is not None:
         special = describe(specialized.onnx)
         check_specialized(special, teacher, specialized)
         write_onnx_model(out, SPECIALIZED_STUDENT, specialized.onnx, special, batch, serving)
-        write_router(
-            out, router_model_config(special, teacher, settings, specialized), SERVING_MODULE
-        )
+        write_router(out, router_model_config(special, teacher, settings, specialized), ROUTER_SPEC)
     if gates and (gate_data is not None or len(gates) != len(middle) + 1):
         raise ValueError("give one gate per stage boundary, or gate-training data, not both")
     for k, gate in enumerate(gates):

@@ -30,12 +30,13 @@ from ebjr.build.repository import (
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.calibration import Calibration
 from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
-from ebjr.core.tensors import GraphInfo, TensorSpec
+from ebjr.core.tensors import GraphInfo
 from ebjr.tasks.detection import (
     DETECTION_MODELS,
     DETECTOR_ROUTER,
     DETECTOR_STUDENT,
     DETECTOR_TEACHER,
+    ROUTER_SPEC,
 )
 from ebjr.tasks.detection.calibration import DEFAULT_SHARE, calibrate_detector
 from ebjr.tasks.detection.data import Scenes, make_scenes
@@ -43,7 +44,6 @@ from ebjr.tasks.detection.metrics import detections
 from ebjr.tasks.detection.models import BIN_WIDTH
 from ebjr.tasks.detection.scores import detector_layout
 
-SERVING_MODULE = "ebjr.serving.detector"  # the router's TritonPythonModel
 VAL_SCENES = 1000
 
 
@@ -63,16 +63,13 @@ def detector_router_config(
         **settings.parameters(),
     }
     top_k = layout.shape("boxes")[0]
-    answers = [
-        TensorSpec("boxes", (top_k, 4), "TYPE_FP32"),
-        TensorSpec("classes", (top_k,), "TYPE_INT64"),
-        TensorSpec("scores", (top_k,), "TYPE_FP32"),
-        TensorSpec("valid", (top_k,), "TYPE_BOOL"),
-    ]
+    outputs = ROUTER_SPEC.tensors(
+        {"boxes": (top_k, 4), "classes": (top_k,), "scores": (top_k,), "valid": (top_k,)}
+    )
     return mc.python_router(
         DETECTOR_ROUTER,
         image.input,
-        answers,
+        outputs,
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,
@@ -103,7 +100,7 @@ def build_detector_router(
     batch = max(settings.max_batch_size, 1)
     write_onnx_model(out, DETECTOR_STUDENT, student_onnx, student, batch, serving)
     write_onnx_model(out, DETECTOR_TEACHER, teacher_onnx, teacher, batch, serving)
-    write_router(out, detector_router_config(student, layout, settings, bin_width), SERVING_MODULE)
+    write_router(out, detector_router_config(student, layout, settings, bin_width), ROUTER_SPEC)
     if validation is None:
         return None
     record = calibrate_detector(

@@ -41,18 +41,17 @@ from ebjr.core.calibration import (
 from ebjr.core.cascade_calibration import pareto
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.packing import joint_layout, stage_parameters
-from ebjr.core.tensors import TensorSpec
 from ebjr.tasks.regression import (
     REGRESSION_MODELS,
     REGRESSOR_ROUTER,
     REGRESSOR_STUDENT,
     REGRESSOR_TEACHER,
+    ROUTER_SPEC,
 )
 from ebjr.tasks.regression.data import Rotated, make_rotated
 from ebjr.tasks.regression.scores import PREDICTIONS, SCORES, EnergyHead, predict, score
 
 log = logging.getLogger(__name__)
-SERVING_MODULE = "ebjr.serving.regressor"  # the router's TritonPythonModel
 # minus the mean absolute error in degrees; "at the Teacher's error": within 2% of its MAE
 METRIC = Metric("negative_mae", "max_error", tolerance=0.02, relative=True, error=True)
 
@@ -155,13 +154,13 @@ def build_regressor_router(
     config = mc.python_router(
         REGRESSOR_ROUTER,
         student.input,
-        [TensorSpec("prediction", (1,), "TYPE_FP32")],
+        ROUTER_SPEC.tensors({"prediction": (1,)}),
         settings.max_batch_size,
         settings.instances,
         settings.max_queue_delay_us,
         values,
     )
-    write_router(out, config, SERVING_MODULE)
+    write_router(out, config, ROUTER_SPEC)
     publish(out, REGRESSOR_ROUTER, record)
     return record
 
