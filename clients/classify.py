@@ -5,9 +5,10 @@
 
 Prints the router's routing score name (the units of a raw ``--threshold``) and default, then
 per image: the class name, which model answered, the routing score, the threshold applied and
-the round-trip latency. Any readable image works: colour is converted to grey (luminance),
-transparent pixels become background, and the image is resized to 28x28. Fashion-MNIST items
-are light on a dark background: give ``--invert`` for a dark item on a light background.
+the round-trip latency. ``--png`` sends the file's bytes (PNG or JPEG) as ``image_bytes``: the
+router decodes it, turns colour grey (luminance), puts transparent pixels on the background and
+resizes it to 28x28. Fashion-MNIST items are light on a dark background: give ``--invert`` for a
+dark item on a light background (then this client decodes and inverts it, and sends pixels).
 Problems (a missing or unreadable file, no server, an unknown model, a bad knob) end with one
 line on stderr and exit code 1.
 """
@@ -29,9 +30,11 @@ from ebjr.ops.client import (
     classify,
     cli_args,
     describe_router,
+    encoded,
     knob_parameters,
     load_image,
     open_client,
+    read_file,
     run_cli,
 )
 from ebjr.training.data import CLASS_NAMES, load_split
@@ -45,13 +48,17 @@ def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_server_arguments(parser)
     add_knob_arguments(parser, min_accuracy="cheapest calibrated threshold for it")
-    parser.add_argument("--png", help="classify this image file (PNG, JPEG, ...) instead")
-    parser.add_argument("--invert", action="store_true", help="PNG has a light background")
+    parser.add_argument("--png", help="classify this image file (PNG or JPEG: sent as bytes)")
+    parser.add_argument(
+        "--invert", action="store_true", help="the image has a light background (sent as pixels)"
+    )
     parser.add_argument("--index", type=int, default=0, help="first test image")
     parser.add_argument("--count", type=int, default=5, help="number of test images")
     args = parser.parse_args(cli_args(argv))
 
-    if args.png:
+    if args.png and not args.invert:
+        images, labels = encoded([read_file(args.png)]), [None]
+    elif args.png:
         images, labels = load_image(args.png, args.invert, side=28)[None], [None]
     else:
         test_images, test_labels = load_split("test")

@@ -14,6 +14,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
 
+from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, Preprocessing
+from ebjr.core.preprocess import PARAMETER as PREPROCESSING
 from ebjr.core.tensors import GraphInfo, ModelInfo, TensorSpec
 
 ModelConfig = pb.ModelConfig
@@ -165,11 +167,17 @@ def python_router(
     values: dict[str, object],
     queue: QueuePolicy = QueuePolicy(),
 ) -> ModelConfig:
-    """A BLS router's config: input ``image``; per-row ``outputs`` (its task's
-    ``RouterSpec.tensors``: the answer, then the routing columns); ``values`` as parameters;
-    its queue under ``queue``."""
+    """A BLS router's config: inputs ``image`` (pixels as the Student takes them) and
+    ``image_bytes`` (one PNG or JPEG per row, decoded as the ``preprocessing`` parameter says:
+    ``ebjr.core.preprocess``), each optional, a request sends one; per-row ``outputs`` (its
+    task's ``RouterSpec.tensors``: the answer, then the routing columns); ``values`` as
+    parameters; its queue under ``queue``."""
     config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
-    _tensor(config.input, image, "image")
+    _tensor(config.input, image, IMAGE)
+    _tensor(config.input, TensorSpec(IMAGE_BYTES, (1,), "TYPE_STRING"))
+    for tensor in config.input:
+        tensor.optional = True
+    values = {PREPROCESSING: Preprocessing.for_shape(image.shape).to_parameter(), **values}
     for output in outputs:
         _tensor(config.output, output)
     set_batching(config, max_queue_delay_us, queue)

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -21,6 +22,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from ebjr.core.layout import ROUTER
+from ebjr.core.preprocess import IMAGE, IMAGE_BYTES
 from ebjr.ops.restricted import admin_headers
 from ebjr.tasks.detection import DETECTOR_ROUTER
 
@@ -57,6 +59,14 @@ class Detections:
     scores: np.ndarray  # (N,) float32, the routing score (eq. 14)
     thresholds: np.ndarray  # (N,) float32
     routes: np.ndarray  # (N,) str
+
+
+def read_file(path: str) -> bytes:
+    """A file's bytes; ``ClientError`` if it is missing."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ClientError(f"no such file: {path}") from None
 
 
 def load_image(path: str, invert: bool, side: int) -> np.ndarray:
@@ -236,15 +246,22 @@ def _per_row(thresholds: np.ndarray) -> np.ndarray:
     return thresholds[:, 0] if thresholds.shape[1] == 1 else thresholds
 
 
+def encoded(payloads: list[bytes]) -> np.ndarray:
+    """PNG or JPEG files' bytes as the router's ``image_bytes`` input, ``(N, 1)`` object."""
+    column = np.empty((len(payloads), 1), dtype=np.object_)
+    column[:, 0] = payloads
+    return column
+
+
 def classify(client, images: np.ndarray, model: str = ROUTER, **params) -> Answer:
-    """Send ``images`` to the EBJR router; ``params`` such as ``threshold`` go with the request."""
-    out = infer(
-        client,
-        model,
-        {"image": np.ascontiguousarray(images, dtype=np.float32)},
-        ["logits", "class", "score", "threshold", "route"],
-        **params,
-    )
+    """Send ``images`` to the EBJR router: pixels ``(N, 1, 28, 28)``, or encoded images
+    (``encoded``: PNG or JPEG bytes, decoded by the router); ``params`` such as ``threshold``
+    go with the request."""
+    if images.dtype == np.object_:
+        inputs = {IMAGE_BYTES: images}
+    else:
+        inputs = {IMAGE: np.ascontiguousarray(images, dtype=np.float32)}
+    out = infer(client, model, inputs, ["logits", "class", "score", "threshold", "route"], **params)
     return Answer(
         logits=out["logits"],
         classes=out["class"].reshape(-1),

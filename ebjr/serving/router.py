@@ -30,6 +30,8 @@ from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, Preprocessing
+from ebjr.core.preprocess import PARAMETER as PREPROCESSING
 from ebjr.core.ratelimit import RateLimited
 from ebjr.core.remote import RemoteModel
 from ebjr.core.routing import (
@@ -76,7 +78,13 @@ class TritonPythonModel:
         self.name = args["model_name"]
         path = Path(args["model_repository"]) / CALIBRATION_FILE
         self.calibration = read_calibration(path) if path.exists() else None
-        self.config = self._read_config(args, model_parameters(args))
+        parameters = model_parameters(args)
+        self.config = self._read_config(args, parameters)
+        self.preprocessing = (  # how image_bytes rows are decoded
+            Preprocessing.from_parameter(parameters[PREPROCESSING])
+            if PREPROCESSING in parameters
+            else None
+        )
         self.student_local = None
         if self.config.student_in_process:
             repository = Path(args["model_repository"]).parent
@@ -179,6 +187,19 @@ class TritonPythonModel:
             reason = f"{len(responses)} requests waiting in one batch, at most {admit} served"
             responses[i] = refusal_response(self.name, reason)
 
+    def _images(self, request) -> np.ndarray:
+        """The request's rows as the Student's input: its ``image`` pixels, or its
+        ``image_bytes`` decoded (``RequestError`` for a bad payload, naming its row)."""
+        pixels = pb_utils.get_input_tensor_by_name(request, IMAGE)
+        payloads = pb_utils.get_input_tensor_by_name(request, IMAGE_BYTES)
+        if (pixels is None) == (payloads is None):
+            raise RequestError(f"send one of {IMAGE} (pixels) or {IMAGE_BYTES} (PNG or JPEG)")
+        if pixels is not None:
+            return pixels.as_numpy()
+        if self.preprocessing is None:
+            raise RequestError(f"this router's config has no {PREPROCESSING}: send {IMAGE}")
+        return self.preprocessing.decode_batch(payloads.as_numpy())
+
     def _accept(self, requests: list, responses: list) -> tuple[list, list, list]:
         """Each valid request's index, images and threshold; invalid ones get their error
         (refused ones already have their response)."""
@@ -187,7 +208,7 @@ class TritonPythonModel:
             if responses[i] is not None:
                 continue
             try:
-                batch = pb_utils.get_input_tensor_by_name(request, "image").as_numpy()
+                batch = self._images(request)
                 check_batch(batch)
                 threshold = resolve_thresholds(
                     request.parameters(), self.config.default_thresholds, self.calibration

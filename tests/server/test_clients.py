@@ -85,14 +85,14 @@ def test_image_files_colour_and_transparency_are_handled_as_documented(tmp_path)
     ("make", "message"),
     [
         (lambda d: d / "missing.png", "no such file"),
-        (
+        (  # sent as bytes: the router's own 400 comes back as the one line
             lambda d: (d / "notes.png").write_text("not an image") and d / "notes.png",
-            "not an image",
+            "not a PNG or JPEG image",
         ),
     ],
 )
-def test_classify_cli_refuses_bad_files_in_one_line(tmp_path, capsys, make, message):
-    code = classify_cli.main(["--png", str(make(tmp_path)), "--url", "127.0.0.1:1"])
+def test_classify_cli_refuses_bad_files_in_one_line(server, tmp_path, capsys, make, message):
+    code = classify_cli.main(["--png", str(make(tmp_path)), "--url", server.http_url])
     err = capsys.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
