@@ -117,11 +117,25 @@ def benchmark(
             for _ in range(PAIRS)
         ]
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
+        with Measurer(server, window_ms, images, encoded=True) as measure_bytes:
+            results["encoded"] = encoded_rounds(
+                measure, measure_bytes, parity, min(concurrencies), max(concurrencies)
+            )
     if (server.model_repository / DETECTOR_ROUTER).exists():
         results["detection"] = detection_rounds(server, window_ms, max(concurrencies))
         record = read_calibration(calibration_path(repo, DETECTOR_ROUTER))
         results["detection_flops_ratio"] = record.stage_flops[1] / record.parity_flops
     return results
+
+
+def encoded_rounds(
+    pixels: Measurer, encoded: Measurer, threshold: str, low: int, high: int
+) -> list[list[dict]]:
+    """The router at ``threshold`` on the same test images sent as pixels and as PNG files
+    (``image_bytes``, decoded in the router), interleaved: ``PAIRS`` rounds at ``high``
+    concurrency, then one at ``low`` (the latency decoding adds)."""
+    rounds = [[m(ROUTER, threshold, high) for m in (pixels, encoded)] for _ in range(PAIRS)]
+    return [*rounds, [m(ROUTER, threshold, low) for m in (pixels, encoded)]]
 
 
 DETECTION_SCENES = 200

@@ -3,6 +3,7 @@ router's routed rows from its metrics, and the ideal cascade the router is measu
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import logging
@@ -19,6 +20,7 @@ import numpy as np
 
 from ebjr.bench.bench_repository import CHEAP_ROUTER, THREE_STAGE
 from ebjr.core.layout import PROJECT_ROOT, ROUTER
+from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, encode_png
 from ebjr.core.tally import FLUSH_S
 from ebjr.ops import prometheus
 from ebjr.ops.server import TritonServer, pytriton_libs
@@ -55,12 +57,19 @@ def perf_analyzer_binary() -> str:
     return found
 
 
-def write_input_data(path: Path, images: np.ndarray) -> Path:
-    """``--input-data`` JSON: one request per image. images: (N, 1, H, W) float32."""
-    rows = [
-        {"image": {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
-        for img in images
-    ]
+def write_input_data(path: Path, images: np.ndarray, encoded: bool = False) -> Path:
+    """``--input-data`` JSON: one request per image. images: (N, 1, H, W) float32; as
+    ``encoded``, each a PNG file, base64 in ``image_bytes`` (what the router decodes)."""
+    if encoded:
+        rows = [
+            {IMAGE_BYTES: {"content": [base64.b64encode(encode_png(img)).decode()], "shape": [1]}}
+            for img in images
+        ]
+    else:
+        rows = [
+            {IMAGE: {"content": img.ravel().round(4).tolist(), "shape": list(img.shape)}}
+            for img in images
+        ]
     path.write_text(json.dumps({"data": rows}))
     return path
 
@@ -144,16 +153,20 @@ class Measurer:
         window_ms: int,
         images: int = 500,
         inputs: np.ndarray | None = None,
+        encoded: bool = False,
     ) -> None:
-        """``images`` Fashion-MNIST test images, or ``inputs: (N, ...)`` (e.g. scenes)."""
+        """``images`` Fashion-MNIST test images, or ``inputs: (N, ...)`` (e.g. scenes); sent
+        as pixels, or ``encoded`` as PNG files (``image_bytes``)."""
         self.server, self.window_ms, self.images, self.inputs = server, window_ms, images, inputs
+        self.encoded = encoded
 
     def __enter__(self) -> Measurer:
         self._tmp = tempfile.TemporaryDirectory()
         inputs = self.inputs
         if inputs is None:
             inputs = data.load_split("test")[0][: self.images]
-        self.input_file = write_input_data(Path(self._tmp.name) / "input.json", inputs)
+        path = Path(self._tmp.name) / "input.json"
+        self.input_file = write_input_data(path, inputs, self.encoded)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,6 +189,7 @@ class Measurer:
             "model": model,
             "threshold": threshold,
             "concurrency": concurrency,
+            "input": IMAGE_BYTES if self.encoded else IMAGE,
             **m.__dict__,
             "teacher_fraction": fraction,
         }

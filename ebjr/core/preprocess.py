@@ -39,6 +39,14 @@ PARAMETER = "preprocessing"  # the router's config.pbtxt parameter that holds it
 IMAGE, IMAGE_BYTES = "image", "image_bytes"  # a router's two inputs: pixels, or encoded images
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """``image: (C, H, W)`` in [0, 1] (C 1 or 3) as a PNG file's bytes (8 bits a channel)."""
+    pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(1, 2, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def file_bytes(payload: bytes) -> bytes:
     """``payload`` itself when it begins as a PNG or JPEG file does, else its base64 decoding
     (``RequestError`` when it is neither)."""

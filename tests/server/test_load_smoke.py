@@ -55,6 +55,13 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
         # (perf_analyzer cycles the 50 images, so a window's share wobbles a little)
         parity_share = fractions[repr(results["parity_threshold"])]
         assert router["teacher_fraction"] == pytest.approx(parity_share, abs=0.03)
+    # pixels and PNG bytes of the same images: interleaved rounds, the same rows routed on
+    *rounds, last = results["encoded"]
+    assert len(rounds) == PAIRS and [r["concurrency"] for r in last] == [1, 1]
+    for pixels, png in [*rounds, last]:
+        assert (pixels["input"], png["input"]) == ("image", "image_bytes")
+        assert png["throughput"] > 0
+        assert png["teacher_fraction"] == pytest.approx(pixels["teacher_fraction"], abs=0.03)
     profile = results["profile"]
     assert profile["samples"] > 0 and abs(sum(profile["shares"].values()) - 1) < 1e-6
     assert profile["cpu_seconds"]["router stubs"] > 0
@@ -77,6 +84,12 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
     assert f"| {break_even_ms(alone, share):.3f} |" in text
     assert "## When the cascade pays" in text and f"(`{CHEAP_TEACHER}`)" in text
     assert "## Latency: the Teacher alone and the router at its default" in text
+    encoded = sorted(p[0]["throughput"] / p[1]["throughput"] for p in rounds)
+    assert (
+        f"PNG bytes in (decoded in the router), c=4, median of {PAIRS} interleaved rounds | "
+        f"{encoded[1]:.2f} | <= 1.3 |" in text
+    )
+    assert "## Encoded images in (`image_bytes`)" in text
 
 
 def _find(results, model, threshold, c):
