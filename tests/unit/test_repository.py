@@ -5,6 +5,7 @@ from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe
 from ebjr.build.router_config import RouterSettings
+from ebjr.core.preprocess import Preprocessing
 from ebjr.tasks.classification.repository import build_repository, main
 
 
@@ -41,7 +42,13 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     assert "ebjr.serving.router" in (out / "ebjr_router" / "1" / "model.py").read_text()
     router = mc.read(out / "ebjr_router" / "config.pbtxt")
     assert (router.backend, router.max_batch_size) == ("python", 64)
-    assert [(i.name, list(i.dims)) for i in router.input] == [("image", [1, 4, 4])]
+    # pixels as the Student takes them, or encoded images decoded to that shape; one of the two
+    assert [(i.name, list(i.dims), i.optional) for i in router.input] == [
+        ("image", [1, 4, 4], True),
+        ("image_bytes", [1], True),
+    ]
+    preprocessing = Preprocessing.from_parameter(mc.parameters(router)["preprocessing"])
+    assert (preprocessing.channels, preprocessing.height, preprocessing.width) == (1, 4, 4)
     assert [o.name for o in router.output] == ["logits", "class", "score", "threshold", "route"]
     assert list(router.output[0].dims) == [5]
     assert router.instance_group[0].kind == mc.pb.ModelInstanceGroup.KIND_CPU
@@ -57,6 +64,7 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
         "teacher_output": "logits",
         **RouterSettings(default_threshold="3.5", score="energy").parameters(),
         "teacher_timeout_ms": "100",  # measured: this Teacher is fast, so the floor
+        "preprocessing": Preprocessing.for_shape((1, 4, 4)).to_parameter(),
     }
     assert mc.parameters(router)["default_threshold"] == "3.5"
     assert mc.parameters(router)["teacher_url"] == ""  # the local Teacher over BLS

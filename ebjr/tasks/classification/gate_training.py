@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ebjr.core.layout import ROUTER, STUDENT, TEACHER, gate_path, onnx_path
-from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.layout import ROUTER, STUDENT, gate_path
+from ebjr.tasks.classification.logits import PairLogits, run_pair
 from ebjr.training import data
 
 SEED = 0
@@ -93,22 +93,13 @@ def export_gate(net: GateNet, num_classes: int, path: Path) -> Path:
     return path
 
 
-def fit_gate(
-    repository: Path,
-    images: np.ndarray,
-    labels: np.ndarray,
-    router: str = ROUTER,
-    stage: str = STUDENT,
-    boundary: int = 0,
-) -> Path:
-    """Run the repository's ``stage`` model and Teacher on ``images`` (never the calibration
-    split), train a gate on them and write it next to ``router`` for stage boundary
-    ``boundary``; return its path."""
-    log.info("running %s and the Teacher on %d gate-training images", stage, len(labels))
-    student = OnnxClassifier(onnx_path(repository, stage), threads=2).predict(images)
-    teacher = OnnxClassifier(onnx_path(repository, TEACHER), threads=2).predict(images)
-    net = train_gate(student, teacher, labels)
-    return export_gate(net, student.shape[1], gate_path(repository, router, boundary))
+def fit_gate(repository: Path, pair: PairLogits, router: str = ROUTER, boundary: int = 0) -> Path:
+    """Train a gate on ``pair`` (a stage's and the Teacher's logits on labelled rows, never the
+    calibration split) and write it next to ``router`` for stage boundary ``boundary``;
+    return its path."""
+    log.info("training a gate on %d rows", len(pair.labels))
+    net = train_gate(pair.student, pair.teacher, pair.labels)
+    return export_gate(net, pair.student.shape[1], gate_path(repository, router, boundary))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(f"Wrote {fit_gate(args.repo, *data.load_labelled(args.data))}")
+    pair = run_pair(args.repo, STUDENT, *data.load_labelled(args.data))
+    print(f"Wrote {fit_gate(args.repo, pair)}")
 
 
 if __name__ == "__main__":

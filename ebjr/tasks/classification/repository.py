@@ -65,6 +65,7 @@ from ebjr.core.scores import ScoreContext, ScoreFn, energy
 from ebjr.core.tensors import ModelInfo
 from ebjr.tasks.classification import ROUTER_SPEC
 from ebjr.tasks.classification import specialized as spec
+from ebjr.tasks.classification.logits import PairLogits, load_logits, run_pair
 from ebjr.training.data import add_labelled_argument, load_labelled
 
 
@@ -166,30 +167,34 @@ def check_specialized(student: ModelInfo, teacher: ModelInfo, spec: Specialized)
 
 def calibrate_router(
     out: Path,
-    images: np.ndarray,
-    labels: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | PairLogits,
     pinned_score: str | None = None,
     temperature: float = 1.0,
     specialized: Specialized | None = None,
 ) -> Calibration:
-    """Run the repository's Student and Teacher on labelled validation data (never the test
-    split) and write the router's ``calibration.json``; return its record. The specialized
-    router is calibrated on a stream with ``specialized.share`` popular rows."""
+    """Calibrate the router on labelled validation data (never the test split): ``(images,
+    labels)`` the repository's Student and Teacher are run on, or their ``PairLogits``
+    computed elsewhere. Writes the router's ``calibration.json``; returns its record. The
+    specialized router is calibrated on a stream with ``specialized.share`` popular rows."""
     student_name = SPECIALIZED_STUDENT if specialized else STUDENT
     router = SPECIALIZED_ROUTER if specialized else ROUTER
-    if specialized is not None:
-        rows = spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
-        images, labels = images[rows], labels[rows]
+    if isinstance(validation, PairLogits):
+        pair = validation
+    else:
+        images, labels = validation
+        if specialized is not None:
+            rows = spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
+            images, labels = images[rows], labels[rows]
+        pair = run_pair(out, student_name, images, labels)
     models = {name: onnx_path(out, name) for name in (student_name, TEACHER)}
-    logits = {n: OnnxClassifier(path, threads=2).predict(images) for n, path in models.items()}
     teacher = describe(models[TEACHER])
     named = mc.parameters(mc.read(config_path(out, router)))
     policy = policy_from_parameters(named, energy, teacher.num_classes)
     gate = gate_path(out, router)
     record = calibrate_scores(
-        logits[student_name],
-        logits[TEACHER],
-        labels,
+        pair.student,
+        pair.teacher,
+        pair.labels,
         describe(models[student_name]).flops,
         teacher.flops,
         policy,
@@ -249,10 +254,10 @@ def build_repository(
     out: Path,
     settings: RouterSettings | None = None,
     serving: ModelServing | None = None,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | PairLogits | None = None,
     pinned_score: str | None = None,
     specialized: Specialized | None = None,
-    gate_data: tuple[np.ndarray, np.ndarray] | None = None,
+    gate_data: tuple[np.ndarray, np.ndarray] | PairLogits | None = None,
     middle: tuple[Path, ...] = (),
     gates: tuple[Path, ...] = (),
     policy: str = DEFAULT_MODE,
@@ -267,12 +272,13 @@ def build_repository(
 
     With ``gate_data`` (images, labels; never the validation data) a learned deferral gate is
     trained for each of the general router's stage boundaries and offered to calibration as
-    the score ``gate``. ``gates`` gives gates trained before instead, one ONNX file per stage
-    boundary.
+    the score ``gate``; a two-stage router's gate can also train on ``PairLogits``. ``gates``
+    gives gates trained before instead, one ONNX file per stage boundary.
 
     ``serving`` says how Student and Teacher are served (native ONNX Runtime backend on CPU by
-    default). With ``validation`` (images, labels) the router is calibrated on it and the
-    calibration record is returned. Without it, ``settings`` must give a numeric default
+    default). With ``validation`` (images, labels, or a two-stage pair's ``PairLogits``
+    computed elsewhere) the router is calibrated on it and the calibration record is
+    returned. Without it, ``settings`` must give a numeric default
     threshold and a score name.
     """
     serving = serving or ModelServing()
@@ -284,6 +290,17 @@ def build_repository(
             "without validation data give a numeric default threshold and a score name "
             "(--default-threshold, --score), or calibrate with --val-data"
         )
+    logits_given = [d for d in (validation, gate_data) if isinstance(d, PairLogits)]
+    if logits_given and (middle or specialized is not None):
+        raise ValueError(
+            "logits files calibrate a two-stage router (Student and Teacher); for middle "
+            "stages or a specialized Student give images (--val-data, --gate-data)"
+        )
+    for given in logits_given:
+        if given.student.shape[1] != teacher.num_classes:
+            raise ValueError(
+                f"the logits have {given.student.shape[1]} classes, the pair {teacher.num_classes}"
+            )
     if middle and policy != DEFAULT_MODE:
         raise ValueError(f"policy {policy!r} is for two-stage routers; an N-stage one is EBJR")
     batch = max(settings.max_batch_size, 1)
@@ -312,7 +329,10 @@ def build_repository(
         from ebjr.tasks.classification.gate_training import fit_gate  # Torch, for training only
 
         for k, stage in enumerate((STUDENT, *(middle_stage(k) for k in range(1, len(middle) + 1)))):
-            fit_gate(out, *gate_data, stage=stage, boundary=k)
+            pair = (
+                gate_data if isinstance(gate_data, PairLogits) else run_pair(out, stage, *gate_data)
+            )
+            fit_gate(out, pair, boundary=k)
     if validation is None:
         return None
     if middle:
@@ -320,9 +340,9 @@ def build_repository(
             out, *validation, len(middle), pinned_score, settings.temperature
         )
     else:
-        record = calibrate_router(out, *validation, pinned_score, settings.temperature)
+        record = calibrate_router(out, validation, pinned_score, settings.temperature)
     if specialized is not None:
-        calibrate_router(out, *validation, pinned_score, settings.temperature, specialized)
+        calibrate_router(out, validation, pinned_score, settings.temperature, specialized)
     return record
 
 
@@ -361,12 +381,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT accelerator (GPU)")
-    add_labelled_argument(parser, "--val-data", "to calibrate on (validation)")
+    validation = parser.add_mutually_exclusive_group()
+    add_labelled_argument(validation, "--val-data", "to calibrate on (validation)")
+    validation.add_argument(
+        "--val-logits",
+        type=Path,
+        help="calibrate on the pair's validation logits from your own pipeline instead: an "
+        ".npz with student_logits (N, C), teacher_logits (N, C), labels (N,)",
+    )
+    gate = parser.add_mutually_exclusive_group()
     add_labelled_argument(
-        parser,
+        gate,
         "--gate-data",
         "to train a learned deferral gate on (not the --val-data rows; calibration serves the "
         "gate only where it measures cheaper)",
+    )
+    gate.add_argument(
+        "--gate-logits",
+        type=Path,
+        help="train the gate on the pair's logits of other labelled rows (as --val-logits)",
     )
     parser.add_argument(
         "--gates",
@@ -416,16 +449,32 @@ def main(argv: list[str] | None = None) -> None:
     )
     settings = RouterSettings(
         default_threshold=args.default_threshold or "calibrated",
-        score="calibrated" if args.val_data else (args.score or "energy"),
+        score="calibrated" if args.val_data or args.val_logits else (args.score or "energy"),
         temperature=args.temperature,
         max_batch_size=args.max_batch_size,
         teacher_timeout_ms=args.teacher_timeout_ms,
     )
     try:
-        validation = load_labelled(args.val_data) if args.val_data else None
-        gate_data = load_labelled(args.gate_data) if args.gate_data else None
-        if gate_data is not None and args.gate_data == args.val_data:
-            raise ValueError("--gate-data must not be the calibration data (--val-data)")
+        classes = describe(args.teacher).num_classes
+        validation = (
+            load_logits(args.val_logits, classes)
+            if args.val_logits
+            else load_labelled(args.val_data)
+            if args.val_data
+            else None
+        )
+        gate_data = (
+            load_logits(args.gate_logits, classes)
+            if args.gate_logits
+            else load_labelled(args.gate_data)
+            if args.gate_data
+            else None
+        )
+        if gate_data is not None and (args.gate_data or args.gate_logits) in (
+            args.val_data,
+            args.val_logits,
+        ):
+            raise ValueError("the gate must not train on the calibration data (--val-*)")
         record = build_repository(
             args.student,
             args.teacher,
