@@ -456,20 +456,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         classes = describe(args.teacher).num_classes
-        validation = (
-            load_logits(args.val_logits, classes)
-            if args.val_logits
-            else load_labelled(args.val_data)
-            if args.val_data
-            else None
-        )
-        gate_data = (
-            load_logits(args.gate_logits, classes)
-            if args.gate_logits
-            else load_labelled(args.gate_data)
-            if args.gate_data
-            else None
-        )
+
+        def labelled(logits: Path | None, data: str | None):
+            """A logits file's pair, else labelled images, else None."""
+            if logits:
+                return load_logits(logits, classes)
+            return load_labelled(data) if data else None
+
+        validation = labelled(args.val_logits, args.val_data)
+        gate_data = labelled(args.gate_logits, args.gate_data)
         if gate_data is not None and (args.gate_data or args.gate_logits) in (
             args.val_data,
             args.val_logits,
