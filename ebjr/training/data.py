@@ -20,6 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ebjr.core.preprocess import Preprocessing
+from ebjr.core.routing import RequestError
+
 CLASS_NAMES = (
     "T-shirt/top",
     "Trouser",
@@ -103,7 +106,11 @@ def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return (images[:, None].astype(np.float32) / 255.0), labels
 
 
-LABELLED_FORMATS = "fashion-mnist:SPLIT, FILE.npz (images, labels) or IMAGES.idx,LABELS.idx"
+LABELLED_FORMATS = (
+    "fashion-mnist:SPLIT, FILE.npz (images, labels), IMAGES.idx,LABELS.idx, or a DIR with one "
+    "folder of PNG/JPEG files per class"
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def add_labelled_argument(
@@ -113,14 +120,21 @@ def add_labelled_argument(
     parser.add_argument(flag, default=default, help=f"labelled data {purpose}: {LABELLED_FORMATS}")
 
 
-def load_labelled(spec: str) -> tuple[np.ndarray, np.ndarray]:
+def load_labelled(
+    spec: str, preprocessing: Preprocessing | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Labelled data for calibration or evaluation, from one of:
 
     - ``fashion-mnist:val`` (or ``:train``/``:test``): a split of the built-in dataset;
     - ``FILE.npz`` holding ``images`` (N, ...) and ``labels`` (N,);
     - ``IMAGES.idx[.gz],LABELS.idx[.gz]``: IDX files, uint8 images scaled to [0, 1] with a
-      channel axis added to (N, H, W) images.
+      channel axis added to (N, H, W) images;
+    - a directory with one folder per class (torchvision's ImageFolder: label ``k`` is the
+      ``k``-th folder name in sorted order) of PNG or JPEG files, decoded as ``preprocessing``
+      says: the serving router's own (``ebjr.core.preprocess``).
     """
+    if Path(spec).is_dir():
+        return load_image_folder(Path(spec), preprocessing)
     if spec.startswith("fashion-mnist:"):
         return load_split(spec.split(":", 1)[1])
     if spec.endswith(".npz"):
@@ -134,5 +148,35 @@ def load_labelled(spec: str) -> tuple[np.ndarray, np.ndarray]:
         images = images.astype(np.float32) / 255.0
         return (images[:, None] if images.ndim == 3 else images), labels
     raise ValueError(
-        f"unrecognised data {spec!r}: use fashion-mnist:val, FILE.npz or IMAGES,LABELS"
+        f"unrecognised data {spec!r}: use fashion-mnist:val, FILE.npz, IMAGES,LABELS or a DIR"
     )
+
+
+def load_image_folder(
+    folder: Path, preprocessing: Preprocessing | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``folder/<class>/<image>`` as ``(N, C, H, W) float32`` and ``(N,)`` labels (the classes
+    in sorted order); ``ValueError`` naming a file that does not decode."""
+    if preprocessing is None:
+        raise ValueError(f"{folder}: an image folder needs the model's preprocessing to decode")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{folder} has no class folders (one folder of images per class)")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for path in sorted(p for p in cls.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            try:
+                images.append(preprocessing.decode(path.read_bytes()))
+            except RequestError as err:
+                raise ValueError(f"{path}: {err}") from None
+            labels.append(label)
+    if not images:
+        raise ValueError(f"{folder}: no PNG or JPEG files in its class folders")
+    log.info(
+        "%s: %d images in %d classes %s",
+        folder,
+        len(labels),
+        len(classes),
+        [c.name for c in classes],
+    )
+    return np.stack(images), np.array(labels, dtype=np.int64)

@@ -1,12 +1,15 @@
 """Calibration from the user's own logits (``--val-logits``): on the default pair it writes the
-same ``calibration.json`` as running the models does, and bad files are one clear error."""
+same ``calibration.json`` as running the models does, and bad files are one clear error. And
+from a folder of images per class (``--val-data DIR``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, STUDENT, calibration_path, onnx_path
+from ebjr.core.preprocess import Preprocessing, encode_png
 from ebjr.tasks.classification.logits import load_logits, run_pair
 from ebjr.tasks.classification.repository import main as build
 from ebjr.training.data import load_labelled
@@ -73,3 +76,24 @@ def test_the_builder_says_what_logits_cannot_calibrate(tmp_path, capsys):
         build([*pair_arguments(tmp_path / "repo"), "--val-logits", str(logits), "--middle", middle])
     assert err.value.code == 2
     assert "logits files calibrate a two-stage router" in capsys.readouterr().err
+
+
+def test_an_image_folder_is_labelled_data_decoded_as_the_router_serves_it(tmp_path):
+    """torchvision's ImageFolder layout: one folder per class, labels in sorted folder order;
+    the files decode to the very pixels the .npz would hold."""
+    images, labels = load_labelled("fashion-mnist:val")
+    images, labels = images[:300], labels[:300]
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = tmp_path / "val" / f"class_{label:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:05d}.png").write_bytes(encode_png(image))
+    (tmp_path / "val" / "class_00" / "notes.txt").write_text("ignored: not an image file")
+    got, got_labels = load_labelled(str(tmp_path / "val"), Preprocessing.for_shape((1, 28, 28)))
+    order = np.lexsort((np.arange(len(labels)), labels))  # by class, then file name
+    np.testing.assert_array_equal(got_labels, labels[order])
+    np.testing.assert_array_equal(got, images[order])
+    build([*pair_arguments(tmp_path / "repo"), "--val-data", str(tmp_path / "val")])
+    assert read_calibration(calibration_path(tmp_path / "repo", ROUTER)).rows == 300
+    (tmp_path / "val" / "class_03" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    with pytest.raises(ValueError, match="broken.jpg: not a PNG or JPEG image"):
+        load_labelled(str(tmp_path / "val"), Preprocessing.for_shape((1, 28, 28)))

@@ -60,6 +60,7 @@ from ebjr.core.policy import (
     SpecializedPolicy,
     policy_from_parameters,
 )
+from ebjr.core.preprocess import Preprocessing
 from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreContext, ScoreFn, energy
 from ebjr.core.tensors import ModelInfo
@@ -456,12 +457,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         classes = describe(args.teacher).num_classes
+        # an image folder decodes as the router will serve encoded images: the Student's input
+        preprocessing = Preprocessing.for_shape(describe(args.student).input.shape)
 
         def labelled(logits: Path | None, data: str | None):
             """A logits file's pair, else labelled images, else None."""
             if logits:
                 return load_logits(logits, classes)
-            return load_labelled(data) if data else None
+            return load_labelled(data, preprocessing) if data else None
 
         validation = labelled(args.val_logits, args.val_data)
         gate_data = labelled(args.gate_logits, args.gate_data)
