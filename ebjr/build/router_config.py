@@ -165,8 +165,8 @@ class RouterConfig:
         """Settings from ``parameters``; ``calibrated`` values come from ``calibration``.
         ``num_classes`` is the Teacher's (the router's ``logits`` output); ``model_dir`` is the
         router's folder, where learned gates (score ``gate``) live. ``registry`` builds the
-        routing scores by name (a served router passes ``ebjr.serving.scores.SCORES``, which
-        also knows the detection and regression scores).
+        routing scores by name (a served router passes its task's: the classifier's
+        ``ROUTING_SCORES``, a detector's or regressor's ``SCORE_FACTORIES``).
 
         Raises ``ValueError`` with the offending key for any bad or inconsistent value.
         """

@@ -6,7 +6,7 @@ The default EBJR score is the negative free energy of eq. 3 of the paper,
 
 A router builds its score from a name with a ``ScoreFactory`` (``(name, ScoreContext) ->
 ScoreFn``): ``ebjr.core.gate.ROUTING_SCORES`` holds a classifier's (these and the learned gate),
-each task module its own, and ``ebjr.serving.scores.SCORES`` all of them.
+and each task its own (``SCORE_FACTORIES``), which its serving module serves.
 """
 
 from __future__ import annotations

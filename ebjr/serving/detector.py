@@ -18,10 +18,11 @@ from ebjr.core.routing import Routed
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
 from ebjr.tasks.detection import ROUTER_SPEC
+from ebjr.tasks.detection.scores import SCORE_FACTORIES
 
 
 class TritonPythonModel(PackedRouter):
-    spec = ROUTER_SPEC
+    spec, scores = ROUTER_SPEC, SCORE_FACTORIES
 
     def _columns(self, routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndarray]:
         found = self.layout.unpack(routed.logits)

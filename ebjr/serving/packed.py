@@ -1,7 +1,7 @@
 """A router whose stages answer several tensors per input (a detector, an energy-based
 regressor): the classification router (``ebjr.serving.router``) with each stage's outputs
-packed in one row per input (``ebjr.core.packing``); its scores come from
-``ebjr.serving.scores``. A subclass builds the response's columns.
+packed in one row per input (``ebjr.core.packing``). A subclass names its task's
+``RouterSpec`` and score registry (``spec``, ``scores``) and builds the response's columns.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from ebjr.build.router_config import ModelRef, RouterConfig
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.packing import LAYOUT_PARAMETER, RowLayout
 from ebjr.serving import router
-from ebjr.serving.scores import SCORES
 from ebjr.serving.triton import call_outputs
 
 
@@ -26,7 +25,7 @@ class PackedRouter(router.TritonPythonModel):
             parameters,
             self.calibration,
             num_classes=0,  # no class labels to map: general EBJR only
-            registry=SCORES,
+            registry=self.scores,
         )
         if config.teacher_url or len(config.stages) != 2:
             raise ValueError(f"{args['model_name']} has a Student and a local Teacher, no more")

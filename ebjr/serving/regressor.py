@@ -19,11 +19,11 @@ from ebjr.core.routing import TEACHER, Routed
 from ebjr.serving.packed import PackedRouter
 from ebjr.serving.router import routing_columns
 from ebjr.tasks.regression import ROUTER_SPEC
-from ebjr.tasks.regression.scores import PREDICTIONS, EnergyHead, predict
+from ebjr.tasks.regression.scores import PREDICTIONS, SCORE_FACTORIES, EnergyHead, predict
 
 
 class TritonPythonModel(PackedRouter):
-    spec = ROUTER_SPEC
+    spec, scores = ROUTER_SPEC, SCORE_FACTORIES
 
     def _read_config(self, args: dict, parameters: dict[str, str]) -> RouterConfig:
         self.head = EnergyHead.from_parameters(parameters)

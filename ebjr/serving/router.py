@@ -28,6 +28,7 @@ from ebjr.build.router_config import ModelRef, RouterConfig
 from ebjr.core.breaker import STATE_NAMES, CircuitBreaker, CircuitOpen
 from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
+from ebjr.core.gate import ROUTING_SCORES
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, Preprocessing
@@ -47,7 +48,6 @@ from ebjr.core.routing import (
     request_slices,
 )
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
-from ebjr.serving.scores import SCORES
 from ebjr.serving.triton import (
     ModelCallError,
     call_model,
@@ -72,6 +72,7 @@ def routing_columns(routed: Routed, thresholds: np.ndarray) -> dict[str, np.ndar
 
 class TritonPythonModel:
     spec = ROUTER_SPEC  # the outputs every response carries, in order (its task declares it)
+    scores = ROUTING_SCORES  # the routing scores it builds by name (its task's registry)
 
     def initialize(self, args: dict) -> None:
         self.log = pb_utils.Logger  # Triton's log; it exists only once the stub is running
@@ -133,7 +134,7 @@ class TritonPythonModel:
             self.calibration,
             num_classes=logits["dims"][-1],
             model_dir=Path(args["model_repository"]),
-            registry=SCORES,
+            registry=self.scores,
         )
 
     def _load_student(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
