@@ -41,9 +41,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import tritonclient.grpc.aio as grpcaio
 
-from ebjr.bench.overload import Outcome, one, route_mix
+from ebjr.bench.overload import closed_loop, rate, route_mix
 from ebjr.build import model_config as mc
 from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe
@@ -91,33 +90,6 @@ class FaultResult:
     errors: int
     wrong: int  # answered rows whose class is not the Student's for that image
     recovered_after_s: float | None  # from SIGCONT until a row reached the Teacher again
-
-
-async def timed_closed_loop(
-    url: str, model: str, images: np.ndarray, labels: np.ndarray, seconds: float, **parameters
-) -> list[tuple[float, Outcome]]:
-    """``USERS`` requests always in flight for ``seconds``: each outcome, with the time it
-    ended (seconds from the start)."""
-    async with grpcaio.InferenceServerClient(url) as client:
-        ended, began = [], time.perf_counter()
-        stop = began + seconds
-
-        async def user(k: int) -> None:
-            i = k
-            while time.perf_counter() < stop:
-                row = i % len(images)
-                outcome = await one(client, model, images[row][None], labels[row], parameters)
-                ended.append((time.perf_counter() - began, outcome))
-                i += USERS
-
-        await asyncio.gather(*(user(k) for k in range(USERS)))
-        return ended
-
-
-def rate(ended: list[tuple[float, Outcome]], since: float = 0.0) -> float:
-    """Answered requests per second among those that ended after ``since``."""
-    times = [t for t, o in ended if t >= since and o.kind == "answered"]
-    return len(times) / (max(t for t, _ in ended) - since) if times else 0.0
 
 
 @contextmanager
@@ -201,11 +173,11 @@ def measure(
     deadline = int(settings["teacher_timeout_ms"])
     url = server.grpc_url
     student = asyncio.run(
-        timed_closed_loop(url, router, images, students, WARMUP_S, threshold="-inf")
+        closed_loop(url, router, images, WARMUP_S, USERS, students, threshold="-inf")
     )
-    healthy = asyncio.run(timed_closed_loop(url, router, images, students, WARMUP_S))
+    healthy = asyncio.run(closed_loop(url, router, images, WARMUP_S, USERS, students))
     with fault():
-        hung = asyncio.run(timed_closed_loop(url, router, images, students, seconds))
+        hung = asyncio.run(closed_loop(url, router, images, seconds, USERS, students))
     recovered = recovery_s(url, router, images[:1])
     answered = [o for _, o in hung if o.kind == "answered"]
     student_rps, hung_rps = rate(student), rate(hung, SETTLE_S)

@@ -141,23 +141,38 @@ async def one(
 
 
 async def closed_loop(
-    url: str, model: str, images: np.ndarray, seconds: float, users: int
-) -> float:
-    """Requests per second with ``users`` requests always in flight (the capacity)."""
+    url: str,
+    model: str,
+    images: np.ndarray,
+    seconds: float,
+    users: int,
+    labels: np.ndarray | None = None,
+    **parameters,
+) -> list[tuple[float, Outcome]]:
+    """``users`` requests always in flight for ``seconds``, with request ``parameters``: each
+    outcome (``correct`` against ``labels``, if given) with the time it ended, in seconds from
+    the start. ``rate`` of it is the capacity."""
     async with grpcaio.InferenceServerClient(url) as client:
-        done, stop = 0, time.perf_counter() + seconds
+        ended, began = [], time.perf_counter()
+        stop = began + seconds
 
         async def user(k: int) -> None:
-            nonlocal done
             i = k
             while time.perf_counter() < stop:
-                outcome = await one(client, model, images[i % len(images)][None])
-                done += outcome.kind == "answered"
+                row = i % len(images)
+                label = -1 if labels is None else labels[row]
+                outcome = await one(client, model, images[row][None], label, parameters)
+                ended.append((time.perf_counter() - began, outcome))
                 i += users
 
-        began = time.perf_counter()
         await asyncio.gather(*(user(k) for k in range(users)))
-        return done / (time.perf_counter() - began)
+        return ended
+
+
+def rate(ended: list[tuple[float, Outcome]], since: float = 0.0) -> float:
+    """Answered requests per second among those that ended after ``since``."""
+    times = [t for t, o in ended if t >= since and o.kind == "answered"]
+    return len(times) / (max(t for t, _ in ended) - since) if times else 0.0
 
 
 async def open_loop(
@@ -292,7 +307,7 @@ def run(repo: Path, loads: list[float], seconds: float) -> dict:
             served, Path(tmp) / "server.log", restricted_apis=FOR_PERF_ANALYZER
         ) as server:
             policy_cost = queue_policy_cost(server)
-            capacity = asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16))
+            capacity = rate(asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16)))
             log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)
             results = []
             for model in (ROUTER, SHEDDING, BOUNDED):

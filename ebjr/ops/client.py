@@ -22,7 +22,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from ebjr.core.layout import ROUTER
-from ebjr.core.preprocess import IMAGE, IMAGE_BYTES
+from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, Preprocessing
 from ebjr.ops.restricted import admin_headers
 from ebjr.tasks.detection import DETECTOR_ROUTER
 
@@ -83,13 +83,10 @@ def load_image(path: str, invert: bool, side: int) -> np.ndarray:
         raise ClientError(f"no such file: {path}") from None
     except (UnidentifiedImageError, OSError) as err:
         raise ClientError(f"{path} is not an image this client can read ({err})") from None
-    if "A" in image.getbands() or "transparency" in image.info:
-        background = Image.new(
-            "RGBA", image.size, (255, 255, 255, 255) if invert else (0, 0, 0, 255)
-        )
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    pixels = np.asarray(image.convert("L").resize((side, side)), dtype=np.float32) / 255.0
-    return (1.0 - pixels if invert else pixels)[None]
+    # the router's own decoding of image_bytes, on a white background for a dark object
+    grey = Preprocessing(1, side, side, resize="bicubic", background=255 if invert else 0)
+    pixels = grey.tensor(image)
+    return 1.0 - pixels if invert else pixels
 
 
 def cli_args(argv: list[str] | None) -> list[str]:
@@ -174,11 +171,10 @@ def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float =
 
 def ready_models(client) -> str:
     """ "ready models: a, b" from the repository index, which is a restricted endpoint: read
-    with the admin token when one is configured (``ebjr.ops.restricted``), else a pointer to
-    the model's metadata."""
-    protocol = "grpc" if isinstance(client, grpcclient.InferenceServerClient) else "http"
+    with the admin token when one is configured (``ebjr.ops.restricted``), else a line saying
+    the list needs it."""
     try:
-        index = client.get_model_repository_index(headers=admin_headers(protocol))
+        index = client.get_model_repository_index(headers=admin_headers(protocol_of(client)))
     except InferenceServerException:
         return "the list of models needs the admin token (EBJR_ADMIN_TOKEN, SECURITY.md)"
     entries = index if isinstance(index, list) else list(index.models)
@@ -201,8 +197,13 @@ def unreachable(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def protocol_of(client) -> str:
+    """``"grpc"`` or ``"http"``: which ``tritonclient`` module ``client`` comes from."""
+    return "grpc" if isinstance(client, grpcclient.InferenceServerClient) else "http"
+
+
 def _module(client) -> ModuleType:
-    return grpcclient if isinstance(client, grpcclient.InferenceServerClient) else httpclient
+    return grpcclient if protocol_of(client) == "grpc" else httpclient
 
 
 def infer(client, model: str, inputs: dict[str, np.ndarray], outputs: list[str], **params):

@@ -15,14 +15,11 @@ config stay open. The token is, in this order:
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 from pathlib import Path
 
 from ebjr.ops.pidfile import RUN_DIR
-
-log = logging.getLogger(__name__)
 
 RESTRICTED = ("shared-memory", "model-repository", "statistics", "trace", "logging")
 # perf_analyzer reads statistics and cannot send gRPC metadata (its -H is HTTP only): the

@@ -281,12 +281,13 @@ class TritonServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # the server or stubs still there
         self.process.wait()
-        wait_for_group(self.process.pid)
         self.remove_orphans()
 
     def remove_orphans(self) -> int:
-        """Remove the Python-backend shared-memory regions this server created since its last
+        """Once the dead server's process group is gone (stubs still exiting still map their
+        regions), remove the Python-backend shared-memory regions it created since its last
         ``start()`` that no live process maps (what a hard kill leaves); how many."""
+        wait_for_group(self.process.pid)
         return len(shm.remove_orphans(exclude=self._regions_before))
 
     def __enter__(self) -> TritonServer:
@@ -398,7 +399,6 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 print("tritonserver is serving again.", file=sys.stderr, flush=True)
             code = server.process.wait()
-            wait_for_group(server.process.pid)
             if removed := server.remove_orphans():
                 print(
                     f"removed {removed} shared-memory regions the server left behind",

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from tritonclient.utils import triton_to_np_dtype
 
 from ebjr.build import model_config as mc
 
@@ -66,17 +67,13 @@ DEFAULT_REGION_MIB = 1  # the Python backend's region per model instance (shm-de
 BATCHES_IN_FLIGHT = 4  # full batches an instance's region may hold at once (in, out, waiting)
 STRING_BYTES = 64  # room for one TYPE_STRING element (the router's route names)
 DOCKER_DEFAULT_MIB = 64  # the least a pod gets: what a container has without asking
-DTYPE_BYTES = {
-    "TYPE_BOOL": 1,
-    "TYPE_UINT8": 1,
-    "TYPE_INT8": 1,
-    "TYPE_FP16": 2,
-    "TYPE_INT32": 4,
-    "TYPE_FP32": 4,
-    "TYPE_INT64": 8,
-    "TYPE_FP64": 8,
-    "TYPE_STRING": STRING_BYTES,
-}
+
+
+def element_bytes(data_type: int) -> int:
+    """Bytes per element of a ``config.pbtxt`` tensor's ``data_type`` (``STRING_BYTES`` for a
+    string)."""
+    name = mc.pb.DataType.Name(data_type).removeprefix("TYPE_")
+    return STRING_BYTES if name == "STRING" else np.dtype(triton_to_np_dtype(name)).itemsize
 
 
 def pod_shm_mib(repo: Path) -> int:
@@ -89,9 +86,7 @@ def pod_shm_mib(repo: Path) -> int:
         if config.backend != "python":
             continue
         tensors = [*config.input, *config.output]
-        row = sum(
-            DTYPE_BYTES[mc.pb.DataType.Name(t.data_type)] * int(np.prod(t.dims)) for t in tensors
-        )
+        row = sum(element_bytes(t.data_type) * int(np.prod(t.dims)) for t in tensors)
         batch_mib = BATCHES_IN_FLIGHT * max(config.max_batch_size, 1) * row / 2**20
         instances = sum(group.count or 1 for group in config.instance_group) or 1
         need += instances * (DEFAULT_REGION_MIB + batch_mib)

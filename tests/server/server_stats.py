@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-import tritonclient.grpc as grpcclient
-
+from ebjr.ops.client import protocol_of
 from ebjr.ops.restricted import admin_headers
 
 
@@ -15,9 +14,9 @@ def settled_counts(client, model: str, timeout: float = 5.0) -> tuple[int, int]:
     Triton records a model's statistics after it sends the response, so a read made right after
     the client has its answer can miss that request.
     """
-    grpc = isinstance(client, grpcclient.InferenceServerClient)
-    kwargs = {"as_json": True} if grpc else {}
-    kwargs["headers"] = admin_headers("grpc" if grpc else "http")  # statistics is restricted
+    protocol = protocol_of(client)
+    kwargs = {"as_json": True} if protocol == "grpc" else {}
+    kwargs["headers"] = admin_headers(protocol)  # statistics is restricted
     last = None
     deadline = time.monotonic() + timeout
     while True:

@@ -16,17 +16,10 @@ import pytest
 from PIL import Image
 from tritonclient.utils import InferenceServerException
 
-from ebjr.core.preprocess import MAX_PIXELS, Preprocessing
+from ebjr.core.preprocess import MAX_PIXELS, Preprocessing, encode_png
 from ebjr.ops.client import classify, connect, encoded, infer
 
 PIXELS = Preprocessing.for_shape((1, 28, 28))
-
-
-def png(image: np.ndarray) -> bytes:
-    """A ``(1, 28, 28)`` image in [0, 1] (Fashion-MNIST's pixels are k / 255) as a PNG."""
-    buffer = io.BytesIO()
-    Image.fromarray((image[0] * 255).round().astype(np.uint8)).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 def jpeg(image: np.ndarray, mode: str = "L") -> bytes:
@@ -38,7 +31,7 @@ def jpeg(image: np.ndarray, mode: str = "L") -> bytes:
 
 def test_png_bytes_are_answered_as_the_same_pixels(client, test_images):
     images = test_images[0][:12]
-    payloads = encoded([png(i) for i in images])
+    payloads = encoded([encode_png(i) for i in images])
     for threshold in ("inf", "-inf", None):
         knob = {} if threshold is None else {"threshold": threshold}
         from_bytes = classify(client, payloads, **knob)
@@ -86,7 +79,7 @@ def test_a_bad_payload_is_a_clear_client_error_and_the_server_keeps_serving(
     client, test_images, kind
 ):
     make, words = BAD[kind]
-    good = png(test_images[0][0])
+    good = encode_png(test_images[0][0])
     with pytest.raises(InferenceServerException) as err:
         classify(client, encoded([good, make()]))
     message = str(err.value)
@@ -108,7 +101,7 @@ def test_a_bad_request_leaves_its_batch_mates_answered(server, test_images):
             with pytest.raises(InferenceServerException, match="not a PNG or JPEG"):
                 classify(client, encoded([b"GIF89a not really"]), threshold="inf")
             return None
-        return classify(client, encoded([png(images[k])]), threshold="inf")
+        return classify(client, encoded([encode_png(images[k])]), threshold="inf")
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(send, range(8)))
@@ -118,7 +111,7 @@ def test_a_bad_request_leaves_its_batch_mates_answered(server, test_images):
 
 def test_a_request_sends_pixels_or_bytes_not_both_nor_neither(client, test_images):
     image = test_images[0][:1]
-    both = {"image": image, "image_bytes": encoded([png(image[0])])}
+    both = {"image": image, "image_bytes": encoded([encode_png(image[0])])}
     with pytest.raises(InferenceServerException, match="send one of image"):
         infer(client, "ebjr_router", both, ["class"])
     with pytest.raises(InferenceServerException, match="400|INVALID_ARGUMENT"):
@@ -129,7 +122,9 @@ def test_a_request_sends_pixels_or_bytes_not_both_nor_neither(client, test_image
 def test_the_other_routers_take_bytes_too(client, test_images, router):
     images = test_images[0][:4]
     outputs = ["route"]
-    from_bytes = infer(client, router, {"image_bytes": encoded([png(i) for i in images])}, outputs)
+    from_bytes = infer(
+        client, router, {"image_bytes": encoded([encode_png(i) for i in images])}, outputs
+    )
     from_pixels = infer(client, router, {"image": images}, outputs)
     np.testing.assert_array_equal(from_bytes["route"], from_pixels["route"])
 
@@ -144,7 +139,7 @@ def test_a_base64_png_in_json_over_http_as_the_readme_sends_it(server, test_imag
                 "name": "image_bytes",
                 "shape": [1, 1],
                 "datatype": "BYTES",
-                "data": [base64.b64encode(png(image)).decode()],
+                "data": [base64.b64encode(encode_png(image)).decode()],
             }
         ],
         "parameters": {"threshold": "inf"},

@@ -5,6 +5,7 @@ hanging wrapper."""
 from __future__ import annotations
 
 from ebjr.bench import faults
+from ebjr.bench.overload import Outcome, rate
 from ebjr.build import model_config as mc
 from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, TEACHER, VERSION, config_path, onnx_path
 
@@ -32,7 +33,7 @@ def test_the_fault_routers_call_the_teachers_that_are_stopped(tmp_path):
 
 
 def test_rate_counts_answered_requests_after_the_settling_time():
-    ok, refused = faults.Outcome("answered", 1.0), faults.Outcome("refused", 1.0)
+    ok, refused = Outcome("answered", 1.0), Outcome("refused", 1.0)
     ended = [(0.5, ok), (1.5, ok), (2.0, refused), (3.0, ok)]
-    assert faults.rate(ended) == 3 / 3.0
-    assert faults.rate(ended, since=1.0) == 2 / 2.0
+    assert rate(ended) == 3 / 3.0
+    assert rate(ended, since=1.0) == 2 / 2.0
