@@ -83,7 +83,7 @@ def run(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_server_arguments(parser)
     parser.set_defaults(model=DETECTOR_ROUTER)
-    add_knob_arguments(parser, min_accuracy="cheapest threshold for this val mAP")
+    add_knob_arguments(parser, min_accuracy="cheapest threshold for this val mAP", certified=False)
     parser.add_argument("--png", help="detect in this image file instead of a test scene")
     parser.add_argument("--invert", action="store_true", help="the image has a light background")
     parser.add_argument("--index", type=int, default=0, help="first test scene")

@@ -19,7 +19,7 @@ from pathlib import Path
 from ebjr.core.layout import DEFAULT_REPOSITORY, TEACHER
 from ebjr.core.remote import TLS
 from ebjr.core.routing import RequestError
-from ebjr.ops.client import cli_args
+from ebjr.ops.client import add_knob_arguments, cli_args, knob_parameters
 from ebjr.ops.edge import EdgeClient
 from ebjr.training.data import load_split
 
@@ -43,10 +43,7 @@ def run(argv: list[str] | None) -> int:
     tls.add_argument("--tls-ca", default="", help="PEM CA bundle that signed the server")
     tls.add_argument("--tls-key", default="", help="PEM private key of this client")
     tls.add_argument("--tls-cert", default="", help="PEM certificate chain of this client")
-    knob = parser.add_mutually_exclusive_group()
-    knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
-    knob.add_argument("--teacher-fraction", type=float)
-    knob.add_argument("--min-accuracy", type=float)
+    add_knob_arguments(parser, min_accuracy="cheapest calibrated threshold for it")
     parser.add_argument("--index", type=int, default=0, help="first test image")
     parser.add_argument("--count", type=int, default=256, help="number of test images")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -65,11 +62,7 @@ def run(argv: list[str] | None) -> int:
         if args.tls_ca or args.tls_key or args.tls_cert
         else None,
     )
-    knobs = {
-        "threshold": args.threshold,
-        "teacher_fraction": args.teacher_fraction,
-        "min_accuracy": args.min_accuracy,
-    }
+    knobs = knob_parameters(args)
     print(f"Student local ({args.repo}), Teacher at {args.teacher_url} over {args.protocol}")
     print(f"{'batch':>5} {'rows':>5} {'sent':>5} {'bytes sent':>11} {'fallback':>8} {'t':>8}")
     correct = 0

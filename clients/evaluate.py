@@ -84,6 +84,8 @@ def run(argv: list[str] | None) -> int:
     knob.add_argument("--threshold", nargs="+", help="one or more thresholds (inf, -inf ok)")
     knob.add_argument("--teacher-fraction", type=float, nargs="+")
     knob.add_argument("--min-accuracy", type=float, nargs="+")
+    knob.add_argument("--max-accuracy-drop", type=float, nargs="+")
+    parser.add_argument("--confidence", type=float, help="of --max-accuracy-drop (default 0.9)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=4, help="concurrent requests")
     parser.add_argument("--limit", type=int, help="use only the first N test images")
@@ -99,6 +101,7 @@ def run(argv: list[str] | None) -> int:
                 ("threshold", args.threshold),
                 ("teacher_fraction", args.teacher_fraction),
                 ("min_accuracy", args.min_accuracy),
+                ("max_accuracy_drop", args.max_accuracy_drop),
             )
             if v
         ),
@@ -114,6 +117,8 @@ def run(argv: list[str] | None) -> int:
     print(f"{name:>16} {'t applied':>10} {'accuracy':>9} {'teacher %':>10} {'images/s':>9}")
     for value in values:
         params = {} if value is None else {name: value}
+        if args.confidence is not None:
+            params["confidence"] = args.confidence
         accuracy, fraction, speed, applied = evaluate(
             url, args.protocol, args.model, images, labels, args.batch_size, args.workers, **params
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.core.calibration import Calibration
+from ebjr.core.calibration import Calibration, RiskTable
 from ebjr.core.gate import ROUTING_SCORES, routing_score
 from ebjr.core.policy import GeneralPolicy, RoutingPolicy, policy_from_parameters
 from ebjr.core.remote import TLS, check_url
@@ -258,12 +258,14 @@ def parse_stages(value: str) -> list[ModelRef]:
 # read what its knobs mean from the model config (``/v2/models/<router>/config``); the router
 # checks them against its calibration file at load.
 PUBLISHED = ("served_score", "served_default_threshold", "operating_points")
+CERTIFIED = "certified_points"  # published too where the calibration has a risk table
 
 
 def published_parameters(calibration: Calibration) -> dict[str, str]:
     """The resolved score per stage boundary, the calibrated default thresholds, and the
     operating points (threshold(s), Teacher share, expected accuracy and FLOPs on the
-    calibration split) at every 10% of Teacher share and at parity, as JSON."""
+    calibration split) at every 10% of Teacher share and at parity, as JSON; and the
+    ``max_accuracy_drop`` knob's table where the calibration has one (``certified_points``)."""
     table = calibration.table
     thresholds = np.asarray(table.thresholds).reshape(len(table.accuracy), -1)
     rows = {int(np.argmin(np.abs(table.teacher_fraction - f))) for f in np.linspace(0, 1, 11)}
@@ -276,7 +278,7 @@ def published_parameters(calibration: Calibration) -> dict[str, str]:
         }
         for i in sorted(rows)
     ]
-    return {
+    published = {
         "served_score": ",".join(calibration.scores),
         "served_default_threshold": ",".join(repr(t) for t in calibration.parity_thresholds),
         "operating_points": json.dumps(
@@ -292,6 +294,24 @@ def published_parameters(calibration: Calibration) -> dict[str, str]:
             }
         ),
     }
+    if calibration.risk is not None:
+        published[CERTIFIED] = certified_points(calibration.risk)
+    return published
+
+
+def certified_points(risk: RiskTable) -> str:
+    """The ``max_accuracy_drop`` knob's table as JSON: for each ``confidence`` (rows) and
+    ``max_drop`` (columns), the Teacher share its certified thresholds send on calibration."""
+    return json.dumps(
+        {
+            "loss": "rows lost to the Teacher (bounds the accuracy drop)",
+            "procedure": risk.procedure,
+            "rows": risk.rows,
+            "confidence": risk.confidence.tolist(),
+            "max_drop": risk.max_drop.tolist(),
+            "teacher_fraction": risk.teacher_fraction.tolist(),
+        }
+    )
 
 
 def check_published(p: dict[str, str], calibration: Calibration) -> None:
@@ -300,7 +320,8 @@ def check_published(p: dict[str, str], calibration: Calibration) -> None:
     if "served_score" not in p:
         return
     expected = published_parameters(calibration)
-    stale = [key for key in PUBLISHED if p.get(key) != expected[key]]
+    keys = (*PUBLISHED, CERTIFIED)
+    stale = [key for key in keys if p.get(key) != expected.get(key)]
     if stale:
         raise ValueError(
             f"config.pbtxt's {', '.join(stale)} disagree with calibration.json; rebuild the "

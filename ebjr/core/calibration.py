@@ -123,8 +123,11 @@ def fraction_point(teacher_fraction: np.ndarray, fraction: float) -> int:
     return int(np.argmin(np.abs(teacher_fraction - fraction)))
 
 
-KNOBS = ("threshold", "teacher_fraction", "min_accuracy", "max_error")  # request parameters
-METRIC_KNOBS = KNOBS[2:]  # the knobs a Metric may name: a floor on it, or a bound on an error
+RISK_KNOB = "max_accuracy_drop"  # the risk-controlled knob; ``confidence`` qualifies it
+CONFIDENCE = "confidence"
+DEFAULT_CONFIDENCE = 0.9
+METRIC_KNOBS = ("min_accuracy", "max_error")  # the knobs a Metric may name
+KNOBS = ("threshold", "teacher_fraction", *METRIC_KNOBS, RISK_KNOB)  # request parameters, one
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,46 @@ ACCURACY = Metric("accuracy", "min_accuracy", tolerance=0.001)  # within 0.1 poi
 
 
 @dataclass(frozen=True)
+class RiskTable:
+    """The ``max_accuracy_drop`` knob: for each confidence ``1 - delta`` and drop ``epsilon``,
+    the cheapest thresholds that Learn then Test certified (``ebjr.build.risk_control``):
+    with probability at least ``1 - delta`` over the calibration draw, the share of rows lost
+    to the Teacher (kept by an earlier stage and answered wrong where the Teacher is right) is
+    at most ``epsilon``. The accuracy drop against the Teacher is at most that share.
+
+    max_drop: (E,) ascending; confidence: (D,) ascending; thresholds: (D, E, B);
+    teacher_fraction and lost (the empirical share on the ``rows`` tested): (D, E).
+    """
+
+    max_drop: np.ndarray
+    confidence: np.ndarray
+    thresholds: np.ndarray
+    teacher_fraction: np.ndarray
+    lost: np.ndarray
+    rows: int
+    procedure: str
+
+    def point(self, drop: float, confidence: float) -> tuple[int, int]:
+        """``(d, e)``: the certified entry a request for ``drop`` at ``confidence`` reads: the
+        largest calibrated drop at most ``drop`` and the lowest calibrated confidence at least
+        ``confidence``, so the promise kept is never weaker than the one asked."""
+        if not 0.0 < confidence < 1.0:
+            raise RequestError(f"{CONFIDENCE} must be in (0, 1), got {confidence}")
+        if confidence > self.confidence[-1] + 1e-12:
+            raise RequestError(
+                f"{CONFIDENCE} must be at most {self.confidence[-1]:g} (the highest calibrated)"
+            )
+        if not drop >= self.max_drop[0] - 1e-12:
+            raise RequestError(
+                f"{RISK_KNOB} must be >= {self.max_drop[0]:g} (the smallest calibrated drop), "
+                f"got {drop}"
+            )
+        d = int(np.searchsorted(self.confidence, confidence - 1e-12, side="left"))
+        e = int(np.searchsorted(self.max_drop, drop + 1e-12, side="right")) - 1
+        return d, e
+
+
+@dataclass(frozen=True)
 class Calibration:
     """A router's ``calibration.json``: its ``S`` stages' routing scores measured on one split.
 
@@ -212,6 +255,7 @@ class Calibration:
     evidence: dict[str, dict[str, float]] = field(default_factory=dict)
     popular: tuple[int, ...] = ()
     share: float | None = None
+    risk: RiskTable | None = None  # the max_accuracy_drop knob, where the task has it
 
     @property
     def teacher_accuracy(self) -> float:
@@ -226,6 +270,17 @@ class Calibration:
         else:
             i = self.metric.point(self.table, knob, value)
         return tuple(float(t) for t in self.table.thresholds[i])
+
+    def certified_thresholds(self, drop: float, confidence: float) -> tuple[float, ...]:
+        """The thresholds the ``max_accuracy_drop`` knob serves (``RiskTable.point``)."""
+        if self.risk is None:
+            raise RequestError(
+                f"{RISK_KNOB} is not a knob of this router (its calibration has no "
+                f"risk-controlled table; it calibrates {self.metric.name}): rebuild it with "
+                "its builder, or give another knob"
+            )
+        d, e = self.risk.point(drop, confidence)
+        return tuple(float(t) for t in self.risk.thresholds[d, e])
 
 
 def crossing_threshold(scores: np.ndarray, student_correct: np.ndarray, bins: int = 60) -> float:
@@ -441,6 +496,21 @@ def write_calibration(path: Path, record: Calibration) -> None:
     for point in body["evidence"].values():
         point["parity_threshold"] = json_number(point["parity_threshold"])
     body["popular"] = list(record.popular)
+    if record.risk is None:
+        del body["risk"]  # a task without the knob writes no key for it
+    else:
+        body["risk"] = {
+            "max_drop": record.risk.max_drop.tolist(),
+            "confidence": record.risk.confidence.tolist(),
+            "thresholds": [
+                [[json_number(float(t)) for t in entry] for entry in row]
+                for row in record.risk.thresholds
+            ],
+            "teacher_fraction": record.risk.teacher_fraction.tolist(),
+            "lost": record.risk.lost.tolist(),
+            "rows": record.risk.rows,
+            "procedure": record.risk.procedure,
+        }
     body["table"] = {
         "thresholds": [[json_number(float(t)) for t in row] for row in record.table.thresholds],
         "accuracy": record.table.accuracy.tolist(),
@@ -448,6 +518,12 @@ def write_calibration(path: Path, record: Calibration) -> None:
         "flops": record.table.flops.tolist(),
     }
     Path(path).write_text(json.dumps(body, indent=1) + "\n")
+
+
+def _thresholds(values: list) -> np.ndarray:
+    """Nested lists of thresholds as ``write_calibration`` wrote them (``"inf"`` for
+    infinities) as a float array of the same shape."""
+    return np.vectorize(parse_threshold, otypes=[np.float64])(np.array(values, dtype=object))
 
 
 def read_calibration(path: Path) -> Calibration:
@@ -471,10 +547,21 @@ def read_calibration(path: Path) -> Calibration:
     for point in body.get("evidence", {}).values():
         point["parity_threshold"] = parse_threshold(point["parity_threshold"])
     body["metric"] = Metric(**body["metric"])
+    if body.get("risk") is not None:
+        risk = body["risk"]
+        body["risk"] = RiskTable(
+            max_drop=np.array(risk["max_drop"], dtype=np.float64),
+            confidence=np.array(risk["confidence"], dtype=np.float64),
+            thresholds=_thresholds(risk["thresholds"]),
+            teacher_fraction=np.array(risk["teacher_fraction"], dtype=np.float64),
+            lost=np.array(risk["lost"], dtype=np.float64),
+            rows=int(risk["rows"]),
+            procedure=risk["procedure"],
+        )
     return Calibration(
         **body,
         table=Frontier(
-            thresholds=np.array([[parse_threshold(t) for t in row] for row in table["thresholds"]]),
+            thresholds=_thresholds(table["thresholds"]),
             accuracy=np.array(table["accuracy"], dtype=np.float64),
             teacher_fraction=np.array(table["teacher_fraction"], dtype=np.float64),
             flops=np.array(table["flops"], dtype=np.float64),
@@ -491,9 +578,9 @@ def resolve_thresholds(
     ``request.parameters()`` JSON.
 
     At most one knob: ``threshold`` (raw scores; ``"t1,t2"`` for three stages),
-    ``teacher_fraction``, or the calibration metric's own (``min_accuracy``, or a regressor's
-    ``max_error``), resolved through ``calibration``; none gives ``default``. Other parameters
-    are ignored.
+    ``teacher_fraction``, the calibration metric's own (``min_accuracy``, or a regressor's
+    ``max_error``), or ``max_accuracy_drop`` with an optional ``confidence`` (default 0.9),
+    resolved through ``calibration``; none gives ``default``. Other parameters are ignored.
     """
     try:
         parameters = json.loads(parameters_json or "{}")
@@ -502,12 +589,17 @@ def resolve_thresholds(
     given = [k for k in KNOBS if k in parameters]
     if len(given) > 1:
         raise RequestError(f"give at most one of {', '.join(KNOBS)}; got {', '.join(given)}")
-    if not given:
+    knob = given[0] if given else None
+    if CONFIDENCE in parameters and knob != RISK_KNOB:
+        raise RequestError(f"{CONFIDENCE} qualifies {RISK_KNOB}: give both, or neither")
+    if knob is None:
         return default
-    knob = given[0]
     if knob == "threshold":
         return parse_thresholds(parameters[knob], len(default))
     value = parse_threshold(parameters[knob], knob)
     if calibration is None:
         raise RequestError(f"{knob} needs a {CALIBRATION_FILE} next to the router; none loaded")
+    if knob == RISK_KNOB:
+        confidence = parse_threshold(parameters.get(CONFIDENCE, DEFAULT_CONFIDENCE), CONFIDENCE)
+        return calibration.certified_thresholds(value, confidence)
     return calibration.thresholds_for(knob, value)

@@ -129,19 +129,30 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to reach the server")
 
 
-def add_knob_arguments(parser: argparse.ArgumentParser, min_accuracy: str) -> None:
-    """The per-request knobs, at most one: ``--threshold``, ``--teacher-fraction`` or
-    ``--min-accuracy`` (``min_accuracy`` says in what units)."""
+def add_knob_arguments(
+    parser: argparse.ArgumentParser, min_accuracy: str, certified: bool = True
+) -> None:
+    """The per-request knobs, at most one: ``--threshold``, ``--teacher-fraction``,
+    ``--min-accuracy`` (``min_accuracy`` says in what units) or, for a classifier router
+    (``certified``), ``--max-accuracy-drop`` with its ``--confidence``."""
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument("--threshold", help="score threshold t (number, inf or -inf)")
     knob.add_argument("--teacher-fraction", type=float, help="calibrated share sent to Teacher")
     knob.add_argument("--min-accuracy", type=float, help=min_accuracy)
+    if certified:
+        knob.add_argument(
+            "--max-accuracy-drop",
+            type=float,
+            help="accuracy the cascade may lose against the Teacher (0.005 = 0.5 point), "
+            "certified on the calibration rows",
+        )
+        parser.add_argument("--confidence", type=float, help="of --max-accuracy-drop (default 0.9)")
 
 
 def knob_parameters(args: argparse.Namespace) -> dict[str, object]:
     """The request parameters of the knob ``add_knob_arguments`` parsed, if any."""
-    knobs = ("threshold", "teacher_fraction", "min_accuracy")
-    return {key: getattr(args, key) for key in knobs if getattr(args, key) is not None}
+    knobs = ("threshold", "teacher_fraction", "min_accuracy", "max_accuracy_drop", "confidence")
+    return {key: getattr(args, key) for key in knobs if getattr(args, key, None) is not None}
 
 
 def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float = 10.0):
@@ -295,11 +306,13 @@ def detect(client, images: np.ndarray, model: str = DETECTOR_ROUTER, **params) -
 @dataclass(frozen=True)
 class RouterInfo:
     """What a router publishes in its model config: the routing score per stage boundary (the
-    units of a raw ``threshold``), its default threshold(s) and calibrated operating points."""
+    units of a raw ``threshold``), its default threshold(s), calibrated operating points and,
+    where it has the ``max_accuracy_drop`` knob, its certified Teacher shares."""
 
     score: str
     default_threshold: str
     operating_points: dict
+    certified_points: dict | None = None
 
 
 def describe_router(client, model: str = ROUTER) -> RouterInfo:
@@ -314,5 +327,8 @@ def describe_router(client, model: str = ROUTER) -> RouterInfo:
     if "served_score" not in p:
         return RouterInfo(p.get("score", "?"), p.get("default_threshold", "?"), {})
     return RouterInfo(
-        p["served_score"], p["served_default_threshold"], json.loads(p["operating_points"])
+        p["served_score"],
+        p["served_default_threshold"],
+        json.loads(p["operating_points"]),
+        json.loads(p["certified_points"]) if "certified_points" in p else None,
     )

@@ -104,7 +104,8 @@ class EdgeClient:
 
     def classify(self, images: np.ndarray, **knobs: object) -> EdgeAnswer:
         """Route ``images: (N, ...)`` with at most one knob (``threshold``,
-        ``teacher_fraction``, ``min_accuracy``; none = the calibrated default)."""
+        ``teacher_fraction``, ``min_accuracy``, ``max_accuracy_drop`` with its
+        ``confidence``; none = the calibrated default)."""
         batch = np.ascontiguousarray(images, dtype=np.float32)
         check_batch(batch)
         given = {k: v for k, v in knobs.items() if v is not None}

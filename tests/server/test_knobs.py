@@ -1,5 +1,5 @@
 """Each knob resolves, on the real server, to the exact table point that a brute-force count
-over the validation rows picks.
+over the validation rows picks (``max_accuracy_drop``: a hand-written Learn-then-Test walk).
 
 The expectation never goes through the lookup under test (``Calibration.thresholds_for``):
 the validation rows are scored here, each table threshold's Teacher share and accuracy (or
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import binom
+from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
 from ebjr.core.calibration import read_calibration
@@ -26,7 +28,7 @@ from ebjr.core.layout import (
 )
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.scores import ScoreContext
-from ebjr.ops.client import classify, infer
+from ebjr.ops.client import classify, detect, infer
 from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
 from ebjr.tasks.regression.repository import outputs
@@ -161,3 +163,71 @@ def test_max_error_serves_the_cheapest_point_whose_counted_error_stays_within_it
         max_error=repr(bound),
     )
     assert answer["threshold"][:, 0].tolist() == [np.float32(expected)] * 2
+
+
+def p_value(lost: int, n: int, drop: float) -> float:
+    """Hoeffding-Bentkus for a binary loss, written out (the smaller of the Hoeffding bound,
+    its rate capped at ``drop``, and the exact binomial tail)."""
+    r = min(lost / n, drop)
+    h = (r * np.log(r / drop) if r > 0 else 0.0) + (1 - r) * np.log((1 - r) / (1 - drop))
+    return min(float(np.exp(-n * h)), float(binom.cdf(lost, n, drop)))
+
+
+@pytest.fixture(scope="module")
+def lost_counts():
+    """The default router's validation rows: each distinct score threshold from ``+inf`` down
+    and the rows it loses to the Teacher (kept, Student wrong, Teacher right)."""
+    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
+    images, labels = data.load_split("val")
+    logits = {
+        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2).predict(images)
+        for m in (STUDENT, TEACHER)
+    }
+    lost = (logits[STUDENT].argmax(1) != labels) & (logits[TEACHER].argmax(1) == labels)
+    scores = routing_score(
+        record.scores[0], ScoreContext(record.temperature, DEFAULT_REPOSITORY / ROUTER)
+    )(logits[STUDENT])
+    thresholds = [np.inf, *np.unique(scores)[::-1]]
+    return thresholds, [int((lost & (scores >= t)).sum()) for t in thresholds], len(labels)
+
+
+@pytest.mark.parametrize(("drop", "confidence"), [(0.005, 0.9), (0.01, 0.95), (0.02, 0.8)])
+def test_max_accuracy_drop_serves_the_last_threshold_fixed_sequence_testing_certifies(
+    client, lost_counts, drop, confidence
+):
+    """Walking the thresholds down from "everything to the Teacher", each is certified while
+    its p-value stays within ``1 - confidence``; the served threshold is the last one."""
+    thresholds, lost, n = lost_counts
+    expected = thresholds[0]
+    for t, count in zip(thresholds, lost, strict=True):
+        if p_value(count, n, drop) > 1 - confidence:
+            break
+        expected = t
+    served = served_threshold(client, max_accuracy_drop=repr(drop), confidence=repr(confidence))
+    assert served == np.float32(expected) and np.isfinite(expected)
+
+
+def test_max_accuracy_drop_asks_for_confidence_0_9_by_default(client):
+    assert served_threshold(client, max_accuracy_drop="0.005") == served_threshold(
+        client, max_accuracy_drop="0.005", confidence="0.9"
+    )
+
+
+@pytest.mark.parametrize(
+    ("knob", "words"),
+    [
+        ({"confidence": "0.9"}, "confidence qualifies max_accuracy_drop"),
+        ({"max_accuracy_drop": "0.0001"}, "smallest calibrated drop"),
+        ({"max_accuracy_drop": "0.01", "confidence": "0.999"}, "at most 0.99"),
+        ({"max_accuracy_drop": "0.01", "min_accuracy": "0.9"}, "at most one"),
+    ],
+)
+def test_a_promise_the_table_cannot_keep_is_a_clear_error(client, knob, words):
+    with pytest.raises(InferenceServerException, match=words):
+        served_threshold(client, **knob)
+    assert served_threshold(client, threshold="inf") == np.inf  # still serving
+
+
+def test_the_detector_router_says_it_has_no_such_knob(client):
+    with pytest.raises(InferenceServerException, match="no risk-controlled table"):
+        detect(client, np.zeros((1, 1, 96, 96), np.float32), max_accuracy_drop="0.01")

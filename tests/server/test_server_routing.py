@@ -217,3 +217,6 @@ def test_router_publishes_its_score_and_operating_points_to_clients(client, cali
     assert parity["accuracy"] == calibration.parity_accuracy
     shares = [p["teacher_fraction"] for p in info.operating_points["points"]]
     assert shares == sorted(shares) and len(shares) >= 6 and shares[0] == 0.0
+    certified = info.certified_points
+    assert certified["confidence"] == calibration.risk.confidence.tolist()
+    assert certified["teacher_fraction"] == calibration.risk.teacher_fraction.tolist()

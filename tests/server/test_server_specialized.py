@@ -71,3 +71,7 @@ def test_plumbing_calibrated_knob_reaches_the_specialized_router(client, record)
     )
     default = classify(client, images, model=ROUTER)
     np.testing.assert_array_equal(default.thresholds, np.float32(calibration.parity_thresholds[0]))
+    certified = classify(client, images, model=ROUTER, max_accuracy_drop=0.01, confidence=0.95)
+    (expected,) = calibration.certified_thresholds(0.01, 0.95)
+    np.testing.assert_array_equal(certified.thresholds, np.float32(expected))
+    assert np.isfinite(expected)  # "other" rows always go on: never -inf

@@ -59,7 +59,7 @@ def test_rows_equal_the_stage_their_thresholds_dictate(client, server, test_imag
     assert_three_stage_rows(answer, logits, scores, t1, t2)
 
 
-def test_calibrated_default_and_min_accuracy_give_threshold_pairs(
+def test_calibrated_default_min_accuracy_and_max_accuracy_drop_give_threshold_pairs(
     client, server, test_images, calibration
 ):
     images = test_images[0][:32]
@@ -72,6 +72,10 @@ def test_calibrated_default_and_min_accuracy_give_threshold_pairs(
     assert_three_stage_rows(
         answer, logits, scores, *calibration.thresholds_for("min_accuracy", target)
     )
+    certified = classify(client, images, model=ROUTER, max_accuracy_drop="0.01")
+    pair = calibration.certified_thresholds(0.01, 0.9)
+    assert calibration.risk.procedure.startswith("split fixed sequence")
+    assert_three_stage_rows(certified, logits, scores, *pair)
 
 
 def test_each_later_stage_runs_once_on_only_the_rows_not_kept(

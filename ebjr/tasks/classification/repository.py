@@ -34,6 +34,7 @@ from ebjr.build.repository import (
     write_onnx_model,
     write_router,
 )
+from ebjr.build.risk_control import cascade_risk, two_stage_risk
 from ebjr.build.router_config import (
     RouterSettings,
     stages_parameter,
@@ -204,6 +205,16 @@ def calibrate_router(
         extra_scores={GATE_SCORE: GateScore(gate)} if gate.exists() else None,
         stages=(student_name, TEACHER),
     )
+    served = policy.with_score(
+        routing_score(record.scores[0], ScoreContext(record.temperature, out / router))
+    )
+    teacher_right = pair.teacher.argmax(axis=1) == pair.labels
+    risk = two_stage_risk(
+        served.effective_scores(pair.student),
+        policy.student_correct(pair.student, pair.labels) | ~teacher_right,  # safe rows
+        policy.keeps_everything_at_minus_inf,
+    )
+    record = replace(record, risk=risk)
     if specialized is not None:
         record = replace(record, popular=specialized.popular, share=specialized.share)
     publish(out, router, record)
@@ -245,6 +256,8 @@ def calibrate_cascade_router(
         scores.append(GeneralPolicy(score).effective_scores(stage_logits))
     correct = [stage_logits.argmax(1) == labels for stage_logits in logits]
     cascade = calibrate_cascade(stages, tuple(names), scores, correct, flops)
+    safe = [right | ~correct[-1] for right in correct[:-1]]  # nothing lost to the Teacher
+    cascade = replace(cascade, risk=cascade_risk(scores, safe, flops))
     publish(out, ROUTER, cascade)
     return cascade
 

@@ -17,16 +17,9 @@ import argparse
 from pathlib import Path
 
 from ebjr.build import model_config as mc
+from ebjr.build import repository as builder
 from ebjr.build.model_config import DEVICES, ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import (
-    add_pair_arguments,
-    publish,
-    router_settings,
-    run_builder,
-    write_onnx_model,
-    write_router,
-)
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.calibration import Calibration
 from ebjr.core.packing import RowLayout, joint_layout, stage_parameters
@@ -94,13 +87,15 @@ def build_detector_router(
     serving = serving or ModelServing()
     student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
     layout = check_detectors(student, teacher)
-    settings = router_settings(settings, serving, teacher_onnx, teacher)
+    settings = builder.router_settings(settings, serving, teacher_onnx, teacher)
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError("without validation scenes give a numeric default threshold and a score")
     batch = max(settings.max_batch_size, 1)
-    write_onnx_model(out, DETECTOR_STUDENT, student_onnx, student, batch, serving)
-    write_onnx_model(out, DETECTOR_TEACHER, teacher_onnx, teacher, batch, serving)
-    write_router(out, detector_router_config(student, layout, settings, bin_width), ROUTER_SPEC)
+    builder.write_onnx_model(out, DETECTOR_STUDENT, student_onnx, student, batch, serving)
+    builder.write_onnx_model(out, DETECTOR_TEACHER, teacher_onnx, teacher, batch, serving)
+    builder.write_router(
+        out, detector_router_config(student, layout, settings, bin_width), ROUTER_SPEC
+    )
     if validation is None:
         return None
     record = calibrate_detector(
@@ -114,13 +109,13 @@ def build_detector_router(
         split="val",
         share=share,
     )
-    publish(out, DETECTOR_ROUTER, record)
+    builder.publish(out, DETECTOR_ROUTER, record)
     return record
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_pair_arguments(parser, DETECTION_MODELS, DETECTOR_STUDENT, DETECTOR_TEACHER)
+    builder.add_pair_arguments(parser, DETECTION_MODELS, DETECTOR_STUDENT, DETECTOR_TEACHER)
     parser.add_argument("--device", choices=DEVICES, default=ModelServing.device)
     parser.add_argument(
         "--val-scenes",
@@ -155,7 +150,9 @@ def main(argv: list[str] | None = None) -> None:
             args.share,
         )
 
-    record = run_builder(parser, argv, build, (DETECTOR_STUDENT, DETECTOR_TEACHER, DETECTOR_ROUTER))
+    record = builder.run_builder(
+        parser, argv, build, (DETECTOR_STUDENT, DETECTOR_TEACHER, DETECTOR_ROUTER)
+    )
     if record:
         print(
             f"Calibrated on {record.rows} validation scenes: score {record.scores[0]}, default "

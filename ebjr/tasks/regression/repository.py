@@ -20,16 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ebjr.build import model_config as mc
+from ebjr.build import repository as builder
 from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe_graph
-from ebjr.build.repository import (
-    add_pair_arguments,
-    publish,
-    router_settings,
-    run_builder,
-    write_onnx_model,
-    write_router,
-)
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.calibration import (
     Calibration,
@@ -128,7 +121,7 @@ def build_regressor_router(
     ``validation``; return the calibration record."""
     serving, head = serving or ModelServing(), head or EnergyHead()
     student, teacher = describe_graph(student_onnx), describe_graph(teacher_onnx)
-    settings = router_settings(settings, serving, teacher_onnx, teacher)
+    settings = builder.router_settings(settings, serving, teacher_onnx, teacher)
     layout = joint_layout(student, teacher)
     found = {
         name: outputs(p, validation.images)
@@ -143,8 +136,8 @@ def build_regressor_router(
         (REGRESSOR_STUDENT, REGRESSOR_TEACHER),
     )
     batch = max(settings.max_batch_size, 1)
-    write_onnx_model(out, REGRESSOR_STUDENT, student_onnx, student, batch, serving)
-    write_onnx_model(out, REGRESSOR_TEACHER, teacher_onnx, teacher, batch, serving)
+    builder.write_onnx_model(out, REGRESSOR_STUDENT, student_onnx, student, batch, serving)
+    builder.write_onnx_model(out, REGRESSOR_TEACHER, teacher_onnx, teacher, batch, serving)
     values = {
         **stage_parameters(REGRESSOR_STUDENT, REGRESSOR_TEACHER, student.input.name, layout),
         "prediction": ",".join(prediction),
@@ -160,14 +153,14 @@ def build_regressor_router(
         settings.max_queue_delay_us,
         values,
     )
-    write_router(out, config, ROUTER_SPEC)
-    publish(out, REGRESSOR_ROUTER, record)
+    builder.write_router(out, config, ROUTER_SPEC)
+    builder.publish(out, REGRESSOR_ROUTER, record)
     return record
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_pair_arguments(parser, REGRESSION_MODELS, REGRESSOR_STUDENT, REGRESSOR_TEACHER)
+    builder.add_pair_arguments(parser, REGRESSION_MODELS, REGRESSOR_STUDENT, REGRESSOR_TEACHER)
 
     def build(args: argparse.Namespace) -> Calibration:
         return build_regressor_router(
@@ -179,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             ModelServing(args.backend),
         )
 
-    record = run_builder(
+    record = builder.run_builder(
         parser, argv, build, (REGRESSOR_STUDENT, REGRESSOR_TEACHER, REGRESSOR_ROUTER)
     )
     print(
