@@ -4,7 +4,8 @@ line is ``ebjr.tasks.classification.report``).
 Runs Student and Teacher once per split with onnxruntime (logits cached under ``build/eval``),
 then reports on the *test* split with every threshold chosen on the *validation* split:
 the paper's Table 1 (Student, Teacher, EBJR), the routing-score ablation (Fig. 3-right) with
-random routing and the oracle, and plots (Figs. 2-4). ``evaluate`` computes the results;
+random routing and the oracle, the ``max_accuracy_drop`` violation study
+(``risk_study``), and plots (Figs. 2-4). ``evaluate`` computes the results;
 ``report.render`` writes ``EVALUATION.md`` and the PNGs from them.
 """
 
@@ -48,6 +49,7 @@ from ebjr.core.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.core.routing import to_student
 from ebjr.core.scores import SCORES, ScoreContext, get_score
 from ebjr.tasks.classification import specialized as spec
+from ebjr.tasks.classification.risk_study import Violations, violation_study
 from ebjr.training import data
 
 FRACTIONS = (0.1, 0.3, 0.5)
@@ -368,6 +370,7 @@ class Evaluation:
         dict  # metrics.json's ``student_candidates``, ``three_stage``, ``teacher_candidates``
     )
     held_out: dict  # the parity rule's shortfall on held-out halves of validation
+    risk: list[Violations]  # the max_accuracy_drop knob against min_accuracy, on test halves
 
 
 def evaluate(
@@ -432,4 +435,5 @@ def evaluate(
         cascades=candidate_cascades(repo, val, test) if fashion else [],
         candidates=_candidate_metrics(repo) if fashion else {},
         held_out=held_out_shortfall(val_cascade),
+        risk=violation_study(stream.scores, stream.student_ok, stream.teacher_ok),
     )

@@ -34,6 +34,13 @@ from ebjr.tasks.classification.evaluate import (
     SpecializedComparison,
     evaluate,
 )
+from ebjr.tasks.classification.risk_study import (
+    ALLOWANCE,
+    CONFIDENCES,
+    SPLITS,
+    TARGETS,
+    Violations,
+)
 from ebjr.training import data
 
 TEMPLATES = Path(__file__).with_name("templates")  # the report's prose, one file per section
@@ -102,6 +109,7 @@ def render(e: Evaluation, out: Path) -> str:
         ),
         plots="\n".join(f"![{name}]({name})" for name in pngs),
     )
+    lines += risk_lines(e, out)
     lines += teacher_lines(e.candidates.get("teacher_candidates"), TEACHER_STUDY)
     lines += candidate_lines(e, ft)
     if e.specialized is not None:
@@ -142,6 +150,70 @@ def ablation_table(e: Evaluation, ft: float) -> list[str]:
         f"{e.parity_oracle.teacher_fraction:.1%} | {ft / e.parity_oracle.flops:.2f}x | - | - "
         "| - |",
     ]
+
+
+def risk_lines(e: Evaluation, out: Path) -> list[str]:
+    """The ``max_accuracy_drop`` knob: the served table at the study's targets, the
+    violation study against ``min_accuracy``, and its plot."""
+    risk = e.calibration.risk
+    if risk is None:
+        return []
+    served = []
+    for drop, confidence in TARGETS:
+        d, k = risk.point(drop, confidence)
+        served.append(
+            f"| {drop * 100:.1f} pt | {confidence:g} | {risk.teacher_fraction[d, k]:.1%} | "
+            f"{risk.lost[d, k]:.2%} |"
+        )
+    study = {(v.drop, v.confidence): v for v in e.risk}
+    rows = []
+    for drop, confidence in TARGETS:
+        v = study[(drop, confidence)]
+        rows.append(
+            f"| {drop * 100:.1f} pt | {confidence:g} | {v.certified:.1%} | {v.min_accuracy:.1%} | "
+            f"<= {1 - confidence + ALLOWANCE:.0%} | {'yes' if v.met else 'no'} | "
+            f"{v.certified_share:.1%} | {v.min_accuracy_share:.1%} | {v.certified_lost:.1%} |"
+        )
+    headline = study[TARGETS[0]]
+    lines = fill(
+        "risk_control",
+        val_rows=risk.rows,
+        served_rows="\n".join(served),
+        test_data=e.test_data,
+        splits=SPLITS,
+        allowance=f"{ALLOWANCE:.2f}",
+        study_rows="\n".join(rows),
+        held_rows=e.test_rows - e.test_rows // 2,
+        extra_share=f"{(headline.certified_share - headline.min_accuracy_share) * 100:.1f} points",
+    )
+    _risk_plot(out, e.risk)
+    return [*lines, ""]
+
+
+def _risk_plot(out: Path, study: list[Violations]) -> None:
+    """Violation rate and Teacher share against the drop asked for, per rule."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = [
+        (f"max_accuracy_drop, confidence {c:g}", "o-", c, "certified") for c in CONFIDENCES
+    ] + [("min_accuracy = Teacher - drop", "s--", CONFIDENCES[0], "min_accuracy")]
+    for label, style, confidence, rule in series:
+        rows = [v for v in study if v.confidence == confidence]
+        drops = [100 * v.drop for v in rows]
+        left.plot(drops, [100 * getattr(v, rule) for v in rows], style, label=label)
+        right.plot(drops, [100 * getattr(v, f"{rule}_share") for v in rows], style, label=label)
+    for confidence in CONFIDENCES:
+        left.axhline(100 * (1 - confidence), ls=":", c="grey")
+    left.set_ylabel("evaluation halves more than the drop below the Teacher (%)")
+    right.set_ylabel("images sent to the Teacher (%)")
+    for ax in (left, right):
+        ax.set_xlabel("accuracy drop asked for (points)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{SPLITS} random calibration / evaluation halves of the test split")
+    fig.tight_layout()
+    fig.savefig(out / "risk_control.png", dpi=110)
+    plt.close(fig)
 
 
 def teacher_lines(views: dict | None, study_file: Path) -> list[str]:
