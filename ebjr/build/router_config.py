@@ -60,6 +60,11 @@ class RouterSettings:
     # own pace an instance sees a few requests per execution; 32 bounds what an admitted
     # request waits to about two executions (OVERLOAD.md)
     admit_requests: int = 32
+    # The live audit (ebjr.serving.audit; a two-stage classifier router): this share of the rows
+    # the Student keeps at the default thresholds also goes to the Teacher, after the response,
+    # and the disagreement of the last audit_window of them is watched (0 = off)
+    audit_share: float = 0.0
+    audit_window: int = 500
     # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
     # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
     # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
@@ -91,6 +96,10 @@ class RouterSettings:
             raise ValueError(f"shed_requests must be >= 0 (0 = off), not {self.shed_requests}")
         if not 0.0 <= self.shed_teacher_share <= 1.0:
             raise ValueError(f"shed_teacher_share must be in [0, 1], not {self.shed_teacher_share}")
+        if not 0.0 <= self.audit_share <= 1.0:
+            raise ValueError(f"audit_share must be in [0, 1] (0 = off), not {self.audit_share}")
+        if self.audit_window < 1:
+            raise ValueError(f"audit_window must be >= 1 row, not {self.audit_window}")
         if self.teacher_timeout_ms < MEASURED:
             raise ValueError(
                 f"teacher_timeout_ms must be >= 0 (0 = no deadline) or -1 (measured), not "
@@ -146,6 +155,8 @@ class RouterConfig:
     shed_requests: int = 0  # 0 = no load shedding
     shed_teacher_share: float = 0.05
     admit_requests: int = 32  # 0 = no admission control
+    audit_share: float = 0.0  # 0 = no live audit
+    audit_window: int = 500
     teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
 
@@ -221,6 +232,8 @@ class RouterConfig:
             shed_requests=s.shed_requests,
             shed_teacher_share=s.shed_teacher_share,
             admit_requests=s.admit_requests,
+            audit_share=s.audit_share,
+            audit_window=s.audit_window,
             teacher_url=s.teacher_url,
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"

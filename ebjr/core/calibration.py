@@ -256,6 +256,9 @@ class Calibration:
     popular: tuple[int, ...] = ()
     share: float | None = None
     risk: RiskTable | None = None  # the max_accuracy_drop knob, where the task has it
+    # (kept, disagree): calibration rows the Student keeps at the parity thresholds, and those
+    # of them it answers differently from the Teacher (what the live audit expects)
+    kept_disagreement: tuple[int, int] | None = None
 
     @property
     def teacher_accuracy(self) -> float:
@@ -496,9 +499,12 @@ def write_calibration(path: Path, record: Calibration) -> None:
     for point in body["evidence"].values():
         point["parity_threshold"] = json_number(point["parity_threshold"])
     body["popular"] = list(record.popular)
-    if record.risk is None:
-        del body["risk"]  # a task without the knob writes no key for it
-    else:
+    for optional in ("risk", "kept_disagreement"):
+        if body[optional] is None:
+            del body[optional]  # a task without it writes no key for it
+    if record.kept_disagreement is not None:
+        body["kept_disagreement"] = list(record.kept_disagreement)
+    if record.risk is not None:
         body["risk"] = {
             "max_drop": record.risk.max_drop.tolist(),
             "confidence": record.risk.confidence.tolist(),
@@ -539,7 +545,7 @@ def read_calibration(path: Path) -> Calibration:
             "repository with its builder"
         )
     table = body.pop("table")
-    as_tuple = ("stages", "scores", "stage_accuracy", "stage_flops", "popular")
+    as_tuple = ("stages", "scores", "stage_accuracy", "stage_flops", "popular", "kept_disagreement")
     body = {k: tuple(v) if k in as_tuple else v for k, v in body.items()}
     body["parity_thresholds"] = tuple(parse_threshold(t) for t in body["parity_thresholds"])
     if body.get("crossing_threshold") is not None:

@@ -25,7 +25,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.build.router_config import ModelRef, RouterConfig
-from ebjr.core.breaker import STATE_NAMES, CircuitBreaker, CircuitOpen
+from ebjr.core.audit import Expectation
+from ebjr.core.breaker import CLOSED, STATE_NAMES, CircuitBreaker, CircuitOpen
 from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
 from ebjr.core.gate import ROUTING_SCORES
@@ -40,6 +41,7 @@ from ebjr.core.routing import (
     FALLBACK,
     OVERLOAD,
     ROUTE_NAMES,
+    STUDENT,
     RequestError,
     Routed,
     StageError,
@@ -47,6 +49,7 @@ from ebjr.core.routing import (
     check_batch,
     request_slices,
 )
+from ebjr.serving.audit import AuditMetrics, Auditor
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
 from ebjr.serving.triton import (
     ModelCallError,
@@ -116,6 +119,7 @@ class TritonPythonModel:
             if self.config.shed_requests
             else None
         )
+        self.auditor = self._auditor(args) if self.config.audit_share else None
         self.log.log_info(
             f"{args['model_name']}: {len(self.config.stages)} stages "
             f"{[stage[0] for stage in self.config.stages]}, "
@@ -152,7 +156,39 @@ class TritonPythonModel:
             **routing_columns(routed, thresholds),
         }
 
+    def _auditor(self, args: dict) -> Auditor:
+        """The live audit (``ebjr.serving.audit``) of a two-stage classifier router whose
+        calibration measured its kept rows' disagreement; ``ValueError`` otherwise."""
+        found = self.calibration.kept_disagreement if self.calibration else None
+        if len(self.config.stages) != 2 or found is None:
+            raise ValueError(
+                "audit_share needs a two-stage classifier router whose calibration.json has "
+                "kept_disagreement: rebuild it with ebjr.tasks.classification.repository"
+            )
+        logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
+        return Auditor(
+            self.name,
+            self.config.audit_share,
+            self.config.audit_window,
+            Expectation(*found),
+            self._audit_call,
+            self.log,
+            AuditMetrics(self.name, args["model_instance_name"], logits["dims"][-1])
+            if self.config.metrics
+            else None,
+        )
+
+    def _audit_call(self, images: np.ndarray) -> np.ndarray:
+        """The Teacher's logits for audited rows, unless its breaker is not closed (a sick
+        Teacher is not asked for more)."""
+        breaker = self.breakers[-1]
+        if breaker is not None and breaker.state != CLOSED:
+            raise CircuitOpen(f"{self.config.stages[-1][0]}'s circuit breaker is not closed")
+        return self._call_stage(len(self.config.stages) - 1, images)
+
     def finalize(self) -> None:
+        if self.auditor is not None:
+            self.auditor.close()
         self.metrics.close()
         if self.remote is not None:
             self.remote.close()
@@ -258,6 +294,9 @@ class TritonPythonModel:
                 [pb_utils.Tensor(name, column[rows]) for name, column in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
+        if self.auditor is not None:  # after the responses are built; it returns at once
+            default = (row_thresholds == np.float32(self.config.default_thresholds)).all(axis=1)
+            self.auditor.offer(batch, (routed.route == STUDENT) & default, routed.predictions)
 
     def _guards(self, counts: list[int]) -> list:
         """The capacity guard and the load shedder, for an execution of ``counts`` rows per

@@ -2,7 +2,8 @@
 
 It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
 the router's floor model (``ebjr.bench.bench_repository``), plus fault-injection models
-(``tests/server/fault_models``) and router variants wired to them (``fault_routers``).
+(``tests/server/fault_models``), router variants wired to them (``fault_routers``) and an
+audited copy of the default router.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from ebjr.ops.client import connect
 from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
 
+# The default router with the live audit on every kept row, in short windows (test_server_audit)
+AUDITED = "ebjr_router_audited"
+AUDITED_ROUTERS = {AUDITED: {"audit_share": "1.0", "audit_window": "200"}}
+
 
 def build_test_repository(dest: Path, certs: Certificates) -> Path:
     """``model_repository/`` + the models ``make bench`` measures beside it + fault models +
@@ -41,7 +46,7 @@ def build_test_repository(dest: Path, certs: Certificates) -> Path:
     shutil.copytree(dest / "teacher_sleeps", dest / SMALL_QUEUE)
     mc.write(config_path(dest, SMALL_QUEUE), small)
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
-    for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs)}.items():
+    for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs), **AUDITED_ROUTERS}.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)
         mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
     return dest

@@ -208,13 +208,18 @@ def calibrate_router(
     served = policy.with_score(
         routing_score(record.scores[0], ScoreContext(record.temperature, out / router))
     )
-    teacher_right = pair.teacher.argmax(axis=1) == pair.labels
+    scores = served.effective_scores(pair.student)
+    teacher_answers = pair.teacher.argmax(axis=1)
     risk = two_stage_risk(
-        served.effective_scores(pair.student),
-        policy.student_correct(pair.student, pair.labels) | ~teacher_right,  # safe rows
+        scores,
+        policy.student_correct(pair.student, pair.labels) | (teacher_answers != pair.labels),
         policy.keeps_everything_at_minus_inf,
     )
-    record = replace(record, risk=risk)
+    kept = scores >= record.parity_thresholds[0]
+    agrees = policy.student_correct(pair.student, teacher_answers)
+    record = replace(
+        record, risk=risk, kept_disagreement=(int(kept.sum()), int((kept & ~agrees).sum()))
+    )
     if specialized is not None:
         record = replace(record, popular=specialized.popular, share=specialized.share)
     publish(out, router, record)

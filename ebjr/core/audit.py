@@ -1,0 +1,105 @@
+"""The live audit of the Student's kept answers (pure NumPy, thread-safe).
+
+A uniform sample of the rows the Student keeps is also answered by the Teacher, off the
+response path (``ebjr.serving.audit``). This module decides which rows (``sample``), keeps the
+last ``size`` audited rows' agreement (``AuditWindow``) and says whether their disagreement
+with the Teacher has left what calibration measured at the served operating point
+(``Expectation``): both sides are Wilson intervals at ``Z`` (99%), and the audit "drifts" when
+the live lower bound is above the calibrated upper bound, or the live upper bound below the
+calibrated lower one.
+
+Shapes: ``kept: (N,) bool``, ``agree: (M,) bool``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+Z = 2.5758293035489004  # two-sided 99%
+MIN_ROWS = 50  # fewer audited rows say nothing either way
+
+
+def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:
+    """The Wilson score interval of a share ``k / n`` (``(0, 1)`` for ``n == 0``)."""
+    if n == 0:
+        return 0.0, 1.0
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A share of disagreeing rows: ``rate`` on ``rows`` rows, and its interval."""
+
+    rate: float
+    lower: float
+    upper: float
+    rows: int
+
+    @classmethod
+    def of(cls, disagree: int, rows: int) -> Estimate:
+        lower, upper = wilson(disagree, rows)
+        return cls(disagree / rows if rows else 0.0, lower, upper, rows)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What calibration measured at the router's default thresholds: ``disagree`` of the
+    ``kept`` calibration rows the Student keeps answer differently from the Teacher."""
+
+    kept: int
+    disagree: int
+
+    @property
+    def estimate(self) -> Estimate:
+        return Estimate.of(self.disagree, self.kept)
+
+    def drift(self, live: Estimate) -> str | None:
+        """``"above"`` or ``"below"`` when ``live`` has left the calibrated interval, else
+        None (also while it holds fewer than ``MIN_ROWS`` rows)."""
+        if live.rows < MIN_ROWS:
+            return None
+        calibrated = self.estimate
+        if live.lower > calibrated.upper:
+            return "above"
+        if live.upper < calibrated.lower:
+            return "below"
+        return None
+
+
+def sample(kept: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """The indices of the audited rows: each kept row independently with probability
+    ``share``."""
+    return np.flatnonzero(np.asarray(kept, dtype=bool) & (rng.random(len(kept)) < share))
+
+
+class AuditWindow:
+    """The agreement of the last ``size`` audited rows (a ring buffer)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"the audit window must hold at least one row, not {size}")
+        self._disagree = np.zeros(size, dtype=bool)
+        self._next = 0
+        self._filled = 0
+        self._lock = threading.Lock()
+
+    def add(self, agree: np.ndarray) -> None:
+        size = len(self._disagree)
+        disagree = ~np.asarray(agree, dtype=bool)[-size:]
+        with self._lock:
+            slots = (self._next + np.arange(len(disagree))) % size
+            self._disagree[slots] = disagree
+            self._next = int((self._next + len(disagree)) % size)
+            self._filled = min(size, self._filled + len(disagree))
+
+    def estimate(self) -> Estimate:
+        with self._lock:
+            disagree = int(self._disagree[: self._filled].sum())
+            return Estimate.of(disagree, self._filled)

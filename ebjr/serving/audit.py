@@ -1,0 +1,169 @@
+"""The live audit in a router's process: a uniform sample of the rows the Student keeps also
+goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
+
+``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
+NumPy operations; one worker thread sends each queued batch to the Teacher, compares its answers
+with the Student's, and tallies the agreement (``ebjr.core.audit``). The response never waits
+for the audit and an audited row's answer is never changed. A full queue drops the batch
+(counted), so a slow Teacher cannot make the audit hold memory or requests.
+
+Exported, labelled with the router's ``model``:
+
+- ``ebjr_audit_rows_total{agree="yes|no", route, class}``: audited rows, by the route that
+  answered them and the class the Student answered;
+- ``ebjr_audit_disagreement{instance, bound="rate|lower|upper"}``: the disagreement of the last
+  ``audit_window`` audited rows of each router instance, with its 99% Wilson interval, and
+  ``ebjr_audit_window_rows{instance}``: how many rows that window holds;
+- ``ebjr_audit_expected_disagreement{bound="rate|lower|upper"}``: what calibration measured
+  at the default thresholds (``calibration.json``'s ``kept_disagreement``), with its interval;
+- ``ebjr_audit_dropped_rows_total`` and ``ebjr_audit_failures_total``: rows not audited
+  because the queue was full, and audit calls the Teacher failed.
+
+``deploy/prometheus/alerts.yml`` fires when an instance's lower bound, on at least
+``ebjr.core.audit.MIN_ROWS`` rows, stays above the calibrated upper bound. The router also
+logs, at most every ``LOG_S`` seconds, when its window leaves the calibrated interval either
+way.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from ebjr.core.audit import AuditWindow, Estimate, Expectation, sample
+from ebjr.core.ratelimit import RateLimited
+
+QUEUE_BATCHES = 8  # audit batches waiting for the Teacher, at most
+LOG_S = 10.0
+BOUNDS = ("rate", "lower", "upper")
+
+
+class AuditMetrics:
+    """The audit's Prometheus series for one router instance."""
+
+    def __init__(self, model: str, instance: str, num_classes: int) -> None:
+        kind = pb_utils.MetricFamily
+        m = {"model": model}
+        rows = kind("ebjr_audit_rows_total", "Audited rows by agreement", kind.COUNTER)
+        live = kind("ebjr_audit_disagreement", "Audited disagreement, last window", kind.GAUGE)
+        expected = kind("ebjr_audit_expected_disagreement", "Calibrated disagreement", kind.GAUGE)
+        held = kind("ebjr_audit_window_rows", "Audited rows in the window", kind.GAUGE)
+        dropped = kind("ebjr_audit_dropped_rows_total", "Rows not audited", kind.COUNTER)
+        failures = kind("ebjr_audit_failures_total", "Failed audit calls", kind.COUNTER)
+        self._families = [rows, live, expected, held, dropped, failures]
+        self.rows = {
+            (agree, c): rows.Metric(
+                labels={**m, "agree": agree, "route": "student", "class": str(c)}
+            )
+            for agree in ("yes", "no")
+            for c in range(num_classes)
+        }
+        here = {**m, "instance": instance}
+        self.live = [live.Metric(labels={**here, "bound": b}) for b in BOUNDS]
+        self.window_rows = held.Metric(labels=here)
+        self.expected = [expected.Metric(labels={**m, "bound": b}) for b in BOUNDS]
+        self.dropped = dropped.Metric(labels=m)
+        self.failures = failures.Metric(labels=m)
+
+    def record(self, agree: np.ndarray, classes: np.ndarray, live: Estimate) -> None:
+        """``agree``, ``classes``: (M,) per audited row."""
+        for yes, label in ((True, "yes"), (False, "no")):
+            counts = np.bincount(classes[agree == yes], minlength=len(self.rows) // 2)
+            for c in np.flatnonzero(counts):
+                self.rows[(label, int(c))].increment(float(counts[c]))
+        for metric, value in zip(self.live, (live.rate, live.lower, live.upper), strict=True):
+            metric.set(value)
+        self.window_rows.set(float(live.rows))
+
+    def set_expected(self, calibrated: Estimate) -> None:
+        values = (calibrated.rate, calibrated.lower, calibrated.upper)
+        for metric, value in zip(self.expected, values, strict=True):
+            metric.set(value)
+
+
+class Auditor:
+    """Samples ``share`` of the kept rows and audits them in a worker thread.
+
+    ``call_teacher``: ``images (M, ...) -> logits (M, C)``, raising on failure; ``log``: the
+    router's ``pb_utils.Logger``; ``metrics``: an ``AuditMetrics``, or None."""
+
+    def __init__(
+        self,
+        name: str,
+        share: float,
+        window: int,
+        expectation: Expectation,
+        call_teacher: Callable[[np.ndarray], np.ndarray],
+        log,
+        metrics: AuditMetrics | None,
+        seed: int | None = None,
+    ) -> None:
+        self.name, self.share, self.expectation = name, share, expectation
+        self.call_teacher, self.log, self.metrics = call_teacher, log, metrics
+        self.window = AuditWindow(window)
+        self.rng = np.random.default_rng(seed)
+        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        self.drift_log = RateLimited(LOG_S)
+        self.failure_log = RateLimited(LOG_S)
+        if metrics is not None:
+            metrics.set_expected(expectation.estimate)
+        self._worker = threading.Thread(target=self._work, name="audit", daemon=True)
+        self._worker.start()
+
+    def offer(self, images: np.ndarray, kept: np.ndarray, classes: np.ndarray) -> None:
+        """Queue the sampled rows of ``kept: (N,) bool`` (``images: (N, ...)``, the Student's
+        answered ``classes: (N,)``) for the audit; return at once."""
+        rows = sample(kept, self.share, self.rng)
+        if len(rows) == 0:
+            return
+        try:
+            self.queue.put_nowait((images[rows], classes[rows]))
+        except queue.Full:
+            if self.metrics is not None:
+                self.metrics.dropped.increment(float(len(rows)))
+
+    def close(self) -> None:
+        """Finish the queued audits and stop the worker."""
+        self.queue.put(None)
+        self._worker.join()
+
+    def _work(self) -> None:
+        while (item := self.queue.get()) is not None:
+            images, classes = item
+            try:
+                teacher = self.call_teacher(images).argmax(axis=1)
+            except Exception as err:  # an audit failure never reaches a request
+                self._failed(err)
+                continue
+            agree = classes == teacher
+            self.window.add(agree)
+            live = self.window.estimate()
+            if self.metrics is not None:
+                self.metrics.record(agree, classes, live)
+            self._check(live)
+
+    def _check(self, live: Estimate) -> None:
+        drift = self.expectation.drift(live)
+        if drift is None:
+            return
+        held = self.drift_log.take()
+        if held is not None:
+            calibrated = self.expectation.estimate
+            self.log.log_warn(
+                f"{self.name}: the Student's kept answers disagree with the Teacher on "
+                f"{live.rate:.2%} of the last {live.rows} audited rows (99% interval "
+                f"{live.lower:.2%}-{live.upper:.2%}), {drift} the calibrated {calibrated.rate:.2%} "
+                f"({calibrated.lower:.2%}-{calibrated.upper:.2%}) ({held} more since the last "
+                "message)"
+            )
+
+    def _failed(self, err: Exception) -> None:
+        if self.metrics is not None:
+            self.metrics.failures.increment(1.0)
+        held = self.failure_log.take()
+        if held is not None:
+            self.log.log_warn(f"{self.name}: an audit call failed: {err} ({held} more)")
