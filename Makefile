@@ -14,7 +14,7 @@ HTTP_PORT    ?= 8000
 GRPC_PORT    ?= 8001
 METRICS_PORT ?= 8002
 
-.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload faults tune load soak test unit lint scan scan-deps format clean
+.PHONY: help venv backend data perf-deps monitoring-deps remote-repos serve stop models teacher-study eval bench overload audit faults tune load soak test unit lint scan scan-deps format clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -26,6 +26,7 @@ help:
 	@echo "make bench   perf_analyzer benchmark on the real server -> BENCHMARKS.md"
 	@echo "make overload  open-loop arrivals at 0.5-3x capacity, bounded vs unbounded queue -> OVERLOAD.md"
 	@echo "make faults    a local and a remote Teacher stopped mid-load: deadline, breaker -> FAULTS.md"
+	@echo "make audit   the live audit: its cost, and the shipped alert on clean and noisy traffic -> AUDIT.md"
 	@echo "make tune    router serving variants measured side by side -> TUNING.md"
 	@echo "make load    Locust, headless, HTTP + gRPC users, 60 s -> build/load/"
 	@echo "make soak    Locust for 5 minutes with a memory check -> soak/REPORT.md"
@@ -108,6 +109,9 @@ bench: venv backend data perf-deps
 
 overload: venv backend data perf-deps
 	$(BIN)/python -m ebjr.bench.overload --repo $(REPO)
+
+audit: venv backend data perf-deps monitoring-deps
+	$(BIN)/python -m ebjr.bench.audit --out AUDIT.md
 
 faults: venv backend data
 	$(BIN)/python -m ebjr.bench.faults --repo $(REPO)

@@ -65,6 +65,10 @@ class RouterSettings:
     # and the disagreement of the last audit_window of them is watched (0 = off)
     audit_share: float = 0.0
     audit_window: int = 500
+    # teacher_fraction under drift (ebjr.core.tracking; a two-stage router): serve a
+    # teacher_fraction request the quantile of the last track_window live routing scores of
+    # its instance instead of the validation quantile (0 = off)
+    track_window: int = 0
     # A remote Teacher: "host:port" of another Triton server's gRPC endpoint serving
     # teacher_model ("" = the local Teacher over BLS); TLS with teacher_tls "on", optionally
     # with PEM files: a CA bundle, and a client key and certificate chain for mutual TLS
@@ -100,6 +104,8 @@ class RouterSettings:
             raise ValueError(f"audit_share must be in [0, 1] (0 = off), not {self.audit_share}")
         if self.audit_window < 1:
             raise ValueError(f"audit_window must be >= 1 row, not {self.audit_window}")
+        if self.track_window < 0:
+            raise ValueError(f"track_window must be >= 0 rows (0 = off), not {self.track_window}")
         if self.teacher_timeout_ms < MEASURED:
             raise ValueError(
                 f"teacher_timeout_ms must be >= 0 (0 = no deadline) or -1 (measured), not "
@@ -157,6 +163,7 @@ class RouterConfig:
     admit_requests: int = 32  # 0 = no admission control
     audit_share: float = 0.0  # 0 = no live audit
     audit_window: int = 500
+    track_window: int = 0  # 0 = teacher_fraction reads the calibration only
     teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
 
@@ -190,6 +197,8 @@ class RouterConfig:
             (p["teacher_model"], p["teacher_input"], p["teacher_output"]),
         )
         boundaries = len(stages) - 1
+        if s.track_window and boundaries != 1:
+            raise ValueError("track_window needs a two-stage router (one threshold to track)")
         if "calibrated" in (s.default_threshold, s.score) and calibration is None:
             raise ValueError(
                 "config.pbtxt asks for calibrated settings but calibration.json is missing"
@@ -234,6 +243,7 @@ class RouterConfig:
             admit_requests=s.admit_requests,
             audit_share=s.audit_share,
             audit_window=s.audit_window,
+            track_window=s.track_window,
             teacher_url=s.teacher_url,
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"

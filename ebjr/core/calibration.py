@@ -25,6 +25,7 @@ from ebjr.core.layout import CALIBRATION_FILE
 from ebjr.core.policy import RoutingPolicy
 from ebjr.core.routing import RequestError, parse_threshold, parse_thresholds
 from ebjr.core.scores import SCORES, ScoreFn, get_score
+from ebjr.core.tracking import ScoreWindow
 
 
 def cascade_flops(
@@ -579,6 +580,7 @@ def resolve_thresholds(
     parameters_json: str,
     default: tuple[float, ...],
     calibration: Calibration | None = None,
+    tracked: ScoreWindow | None = None,
 ) -> tuple[float, ...]:
     """The thresholds (one per stage boundary) for one request, from Triton's
     ``request.parameters()`` JSON.
@@ -587,6 +589,8 @@ def resolve_thresholds(
     ``teacher_fraction``, the calibration metric's own (``min_accuracy``, or a regressor's
     ``max_error``), or ``max_accuracy_drop`` with an optional ``confidence`` (default 0.9),
     resolved through ``calibration``; none gives ``default``. Other parameters are ignored.
+    With ``tracked`` (a two-stage router's live scores, ``ebjr.core.tracking``),
+    ``teacher_fraction`` is the quantile of the live scores once the window is full enough.
     """
     try:
         parameters = json.loads(parameters_json or "{}")
@@ -608,4 +612,8 @@ def resolve_thresholds(
     if knob == RISK_KNOB:
         confidence = parse_threshold(parameters.get(CONFIDENCE, DEFAULT_CONFIDENCE), CONFIDENCE)
         return calibration.certified_thresholds(value, confidence)
+    if knob == "teacher_fraction" and tracked is not None and 0.0 <= value <= 1.0:
+        live = tracked.threshold(value)
+        if live is not None:
+            return (live,)
     return calibration.thresholds_for(knob, value)

@@ -2,10 +2,11 @@
 goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
-NumPy operations; one worker thread sends each queued batch to the Teacher, compares its answers
-with the Student's, and tallies the agreement (``ebjr.core.audit``). The response never waits
-for the audit and an audited row's answer is never changed. A full queue drops the batch
-(counted), so a slow Teacher cannot make the audit hold memory or requests.
+NumPy operations; one worker thread gathers the queued rows for up to ``GATHER_S`` (or one
+Teacher batch), sends them to the Teacher in one call, compares its answers with the
+Student's, and tallies the agreement (``ebjr.core.audit``). The response never waits for the
+audit and an audited row's answer is never changed. A full queue drops the batch (counted), so
+a slow Teacher cannot make the audit hold memory or requests.
 
 Exported, labelled with the router's ``model``:
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -37,7 +39,8 @@ import triton_python_backend_utils as pb_utils
 from ebjr.core.audit import AuditWindow, Estimate, Expectation, sample
 from ebjr.core.ratelimit import RateLimited
 
-QUEUE_BATCHES = 8  # audit batches waiting for the Teacher, at most
+QUEUE_BATCHES = 256  # sampled batches (one per execution) waiting for the Teacher, at most
+GATHER_S = 0.25  # how long the worker gathers rows into one Teacher call, at most
 LOG_S = 10.0
 BOUNDS = ("rate", "lower", "upper")
 
@@ -88,8 +91,9 @@ class AuditMetrics:
 class Auditor:
     """Samples ``share`` of the kept rows and audits them in a worker thread.
 
-    ``call_teacher``: ``images (M, ...) -> logits (M, C)``, raising on failure; ``log``: the
-    router's ``pb_utils.Logger``; ``metrics``: an ``AuditMetrics``, or None."""
+    ``call_teacher``: ``images (M, ...) -> logits (M, C)`` for at most ``max_rows`` rows,
+    raising on failure; ``log``: the router's ``pb_utils.Logger``; ``metrics``: an
+    ``AuditMetrics``, or None."""
 
     def __init__(
         self,
@@ -98,11 +102,13 @@ class Auditor:
         window: int,
         expectation: Expectation,
         call_teacher: Callable[[np.ndarray], np.ndarray],
+        max_rows: int,
         log,
         metrics: AuditMetrics | None,
         seed: int | None = None,
     ) -> None:
         self.name, self.share, self.expectation = name, share, expectation
+        self.max_rows = max_rows
         self.call_teacher, self.log, self.metrics = call_teacher, log, metrics
         self.window = AuditWindow(window)
         self.rng = np.random.default_rng(seed)
@@ -132,19 +138,40 @@ class Auditor:
         self._worker.join()
 
     def _work(self) -> None:
-        while (item := self.queue.get()) is not None:
-            images, classes = item
-            try:
-                teacher = self.call_teacher(images).argmax(axis=1)
-            except Exception as err:  # an audit failure never reaches a request
-                self._failed(err)
-                continue
-            agree = classes == teacher
-            self.window.add(agree)
-            live = self.window.estimate()
-            if self.metrics is not None:
-                self.metrics.record(agree, classes, live)
-            self._check(live)
+        stopping = False
+        while not stopping:
+            batches, rows = [self.queue.get()], 0
+            due = time.monotonic() + GATHER_S
+            while batches[-1] is not None:  # gather up to one Teacher batch, or GATHER_S
+                rows += len(batches[-1][0])
+                left = due - time.monotonic()
+                if rows >= self.max_rows or left <= 0:
+                    break
+                try:
+                    batches.append(self.queue.get(timeout=left))
+                except queue.Empty:
+                    break
+            stopping = batches[-1] is None
+            batches = [b for b in batches if b is not None]
+            if batches:
+                images, classes = (np.concatenate(part) for part in zip(*batches, strict=True))
+                for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
+                    chunk = slice(start, start + self.max_rows)
+                    self._audit(images[chunk], classes[chunk])
+
+    def _audit(self, images: np.ndarray, classes: np.ndarray) -> None:
+        """One Teacher call for ``images``; tally, export and check its agreement."""
+        try:
+            teacher = self.call_teacher(images).argmax(axis=1)
+        except Exception as err:  # an audit failure never reaches a request
+            self._failed(err)
+            return
+        agree = classes == teacher
+        self.window.add(agree)
+        live = self.window.estimate()
+        if self.metrics is not None:
+            self.metrics.record(agree, classes, live)
+        self._check(live)
 
     def _check(self, live: Estimate) -> None:
         drift = self.expectation.drift(live)

@@ -3,16 +3,19 @@ Student does not keep, answers scattered back in order (paper eqs. 6-7). An N-st
 (``middle_stages``) calls each middle stage once, with the rows no earlier stage kept.
 
 Per-request parameter ``threshold`` (number or numeric string; ``inf``/``-inf``), or a
-calibrated knob ``teacher_fraction`` / ``min_accuracy`` (resolved through ``calibration.json``
-next to the router), else the ``default_threshold`` of ``config.pbtxt`` (``calibrated`` takes
-the calibration's parity threshold). A bad request gets its own INVALID_ARG error; a Teacher
+calibrated knob ``teacher_fraction`` / ``min_accuracy`` / ``max_accuracy_drop`` (resolved
+through ``calibration.json`` next to the router; ``teacher_fraction`` through the live scores
+with ``track_window``, ``ebjr.core.tracking``), else the ``default_threshold`` of
+``config.pbtxt`` (``calibrated`` takes the calibration's parity threshold). With
+``audit_share``, a sample of the kept rows is audited after the response
+(``ebjr.serving.audit``). A bad request gets its own INVALID_ARG error; a Teacher
 failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
 ``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Every later
 stage is waited for at most ``teacher_timeout_ms`` and has a circuit breaker
 (``ebjr.core.breaker``): once it opens, the rows that need that stage get the same fallback or
-error at once, without a call. Nothing
-escapes ``execute``, so one bad request never fails its batch-mates. What to route on and how
-answers map back is the routing policy's (``ebjr.core.policy``), named by ``config.pbtxt``.
+error at once, without a call. Nothing escapes ``execute``, so one bad request never fails its
+batch-mates. What to route on and how answers map back is the routing policy's
+(``ebjr.core.policy``), named by ``config.pbtxt``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from ebjr.core.routing import (
     check_batch,
     request_slices,
 )
+from ebjr.core.tracking import ScoreWindow
 from ebjr.serving.audit import AuditMetrics, Auditor
 from ebjr.serving.metrics import NoMetrics, RouterMetrics
 from ebjr.serving.triton import (
@@ -120,6 +124,8 @@ class TritonPythonModel:
             else None
         )
         self.auditor = self._auditor(args) if self.config.audit_share else None
+        window = self.config.track_window
+        self.tracked = ScoreWindow(window) if window else None  # live scores (teacher_fraction)
         self.log.log_info(
             f"{args['model_name']}: {len(self.config.stages)} stages "
             f"{[stage[0] for stage in self.config.stages]}, "
@@ -165,13 +171,15 @@ class TritonPythonModel:
                 "audit_share needs a two-stage classifier router whose calibration.json has "
                 "kept_disagreement: rebuild it with ebjr.tasks.classification.repository"
             )
-        logits = pb_utils.get_output_config_by_name(json.loads(args["model_config"]), "logits")
+        config = json.loads(args["model_config"])
+        logits = pb_utils.get_output_config_by_name(config, "logits")
         return Auditor(
             self.name,
             self.config.audit_share,
             self.config.audit_window,
             Expectation(*found),
             self._audit_call,
+            max(config["max_batch_size"], 1),  # the pair's batch limit, the router's too
             self.log,
             AuditMetrics(self.name, args["model_instance_name"], logits["dims"][-1])
             if self.config.metrics
@@ -248,7 +256,10 @@ class TritonPythonModel:
                 batch = self._images(request)
                 check_batch(batch)
                 threshold = resolve_thresholds(
-                    request.parameters(), self.config.default_thresholds, self.calibration
+                    request.parameters(),
+                    self.config.default_thresholds,
+                    self.calibration,
+                    self.tracked,
                 )
             except RequestError as err:
                 responses[i] = error_response(str(err), invalid_argument=True)
@@ -294,6 +305,8 @@ class TritonPythonModel:
                 [pb_utils.Tensor(name, column[rows]) for name, column in columns if name in wanted]
             )
         self.metrics.record_rows(routed.route[answered], routed.scores[answered])
+        if self.tracked is not None:
+            self.tracked.add(routed.scores)
         if self.auditor is not None:  # after the responses are built; it returns at once
             default = (row_thresholds == np.float32(self.config.default_thresholds)).all(axis=1)
             self.auditor.offer(batch, (routed.route == STUDENT) & default, routed.predictions)

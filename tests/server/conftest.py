@@ -27,9 +27,13 @@ from ebjr.ops.client import connect
 from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
 
-# The default router with the live audit on every kept row, in short windows (test_server_audit)
-AUDITED = "ebjr_router_audited"
-AUDITED_ROUTERS = {AUDITED: {"audit_share": "1.0", "audit_window": "200"}}
+# The default router with the live audit on every kept row, in short windows (test_server_audit),
+# and with teacher_fraction tracking the live scores (test_server_tracking)
+AUDITED, TRACKED = "ebjr_router_audited", "ebjr_router_tracked"
+AUDITED_ROUTERS = {
+    AUDITED: {"audit_share": "1.0", "audit_window": "200"},
+    TRACKED: {"track_window": "1000"},
+}
 
 
 def build_test_repository(dest: Path, certs: Certificates) -> Path:

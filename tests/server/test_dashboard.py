@@ -9,13 +9,14 @@ import math
 import time
 from pathlib import Path
 
-import prometheus_server
 import pytest
 from conftest import AUDITED
 
+from ebjr.core.layout import PROJECT_ROOT
+from ebjr.ops import prometheus as prom
 from ebjr.ops.client import classify, connect
 
-DEPLOY = prometheus_server.DEPLOY
+DEPLOY = PROJECT_ROOT / "deploy"
 
 
 def dashboard_queries() -> list[str]:
@@ -25,10 +26,9 @@ def dashboard_queries() -> list[str]:
 
 @pytest.fixture(scope="module")
 def prometheus(server, tmp_path_factory):
-    """A real Prometheus scraping the test server with ``deploy/prometheus/``."""
-    with prometheus_server.prometheus(
-        server.metrics_url, Path(tmp_path_factory.mktemp("prometheus"))
-    ) as url:
+    """A real Prometheus scraping the test server with ``deploy/prometheus/``, every second."""
+    root = Path(tmp_path_factory.mktemp("prometheus"))
+    with prom.running(server.metrics_url, root, interval_s=1) as url:
         yield url
 
 
@@ -45,7 +45,7 @@ def test_every_dashboard_query_returns_data_through_prometheus(server, prometheu
         classify(http, images, model=AUDITED)  # audited rows (the default thresholds)
         time.sleep(0.5)
         for expr in list(pending):
-            values = prometheus_server.query(prometheus, expr)
+            values = prom.query(prometheus, expr)
             if any(math.isfinite(v) for v in values):  # idle routers give 0/0
                 pending.pop(expr)
     assert not pending, f"queries without data after 90 s: {list(pending)}"

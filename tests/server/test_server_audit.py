@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import prometheus_server
 import pytest
 from conftest import AUDITED
 
+from ebjr.ops import prometheus as prom
 from ebjr.ops.client import classify, connect, infer
 from ebjr.ops.prometheus import scrape, value
 from ebjr.training import data
@@ -110,35 +110,33 @@ def load(server, images: np.ndarray, seconds: float, stop: threading.Event | Non
 @pytest.fixture(scope="module")
 def prometheus(server, tmp_path_factory):
     """A real Prometheus with the shipped rule, its ``for: 1m`` shortened to 5 s."""
-    rules = (prometheus_server.DEPLOY / "prometheus" / "alerts.yml").read_text()
+    rules = (prom.CONFIG_DIR / "alerts.yml").read_text()
     assert "for: 1m" in rules
     root = Path(tmp_path_factory.mktemp("prometheus-audit"))
-    with prometheus_server.prometheus(
-        server.metrics_url, root, rules.replace("for: 1m", "for: 5s")
-    ) as url:
+    shortened = rules.replace("for: 1m", "for: 5s")
+    with prom.running(server.metrics_url, root, interval_s=1, rules=shortened) as url:
         yield url
 
 
 def test_the_alert_stays_quiet_on_clean_traffic_and_fires_on_noisy_traffic(server, prometheus):
     images = data.load_split("test")[0][256:2256]
     assert load(server, images, 20.0) > 100
-    rows = prometheus_server.query(prometheus, f'ebjr_audit_window_rows{{model="{AUDITED}"}}')
+    rows = prom.query(prometheus, f'ebjr_audit_window_rows{{model="{AUDITED}"}}')
     assert len(rows) == 2 and min(rows) >= 100  # both instances audited enough to judge
-    states = prometheus_server.get(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
-    assert not [a for a in states if a["labels"]["alertname"] == ALERT], states
+    assert not prom.alerts(prometheus, ALERT)  # neither pending nor firing
 
     stop = threading.Event()
     sender = threading.Thread(target=load, args=(server, noisy(images, 0.2, 0), 90.0, stop))
     start = time.monotonic()
     sender.start()
     try:
-        while not prometheus_server.firing(prometheus, ALERT) and time.monotonic() - start < 90:
+        while not prom.alerts(prometheus, ALERT, "firing") and time.monotonic() - start < 90:
             time.sleep(1.0)
         fired_after = time.monotonic() - start
     finally:
         stop.set()
         sender.join()
-    fired = prometheus_server.firing(prometheus, ALERT)
+    fired = prom.alerts(prometheus, ALERT, "firing")
     assert fired and {a["model"] for a in fired} == {AUDITED}, fired_after
     assert fired_after < 60
     assert "disagree with the Teacher on" in server.log_file.read_text()

@@ -4,9 +4,9 @@ line is ``ebjr.tasks.classification.report``).
 Runs Student and Teacher once per split with onnxruntime (logits cached under ``build/eval``),
 then reports on the *test* split with every threshold chosen on the *validation* split:
 the paper's Table 1 (Student, Teacher, EBJR), the routing-score ablation (Fig. 3-right) with
-random routing and the oracle, the ``max_accuracy_drop`` violation study
-(``risk_study``), and plots (Figs. 2-4). ``evaluate`` computes the results;
-``report.render`` writes ``EVALUATION.md`` and the PNGs from them.
+random routing and the oracle, the ``max_accuracy_drop`` violation study (``risk_study``),
+``teacher_fraction`` under drift (``drift_study``), and plots (Figs. 2-4). ``evaluate``
+computes the results; ``report.render`` writes ``EVALUATION.md`` and the PNGs from them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from ebjr.core.policy import GeneralPolicy, RoutingPolicy, SpecializedPolicy
 from ebjr.core.routing import to_student
 from ebjr.core.scores import SCORES, ScoreContext, get_score
 from ebjr.tasks.classification import specialized as spec
+from ebjr.tasks.classification.drift_study import SIGMA, Served, drift_study, noisy
 from ebjr.tasks.classification.risk_study import Violations, violation_study
 from ebjr.training import data
 
@@ -111,19 +112,29 @@ def _digest(paths: list[Path]) -> str:
 
 
 def model_outputs(
-    repo: Path, split: str, student: str = STUDENT, source: str | None = None, cache: Path = CACHE
+    repo: Path,
+    split: str,
+    student: str = STUDENT,
+    source: str | None = None,
+    cache: Path = CACHE,
+    noise: float = 0.0,
 ) -> Logits:
     """``student`` and Teacher logits on labelled data ``source`` (default: Fashion-MNIST's
-    ``split``; see ``ebjr.training.data.load_labelled``), cached under ``cache``."""
+    ``split``; see ``ebjr.training.data.load_labelled``), its images with Gaussian ``noise``
+    if any (``drift_study.noisy``), cached under ``cache``."""
     models = [onnx_path(repo, name) for name in (student, TEACHER)]
     source = source or f"fashion-mnist:{split}"
-    key = hashlib.sha256(source.encode()).hexdigest()[:8]
-    path = cache / f"{split}-{key}-{_digest(models)}.npz"
+    key = hashlib.sha256(f"{source}{f' noise {noise!r}' if noise else ''}".encode()).hexdigest()
+    path = cache / f"{split}-{key[:8]}-{_digest(models)}.npz"
     if path.exists():
         with np.load(path) as archive:
             return Logits(archive["student"], archive["teacher"], archive["labels"])
-    log.info("running %s and %s on %s", student, TEACHER, source)
+    log.info(
+        "running %s and %s on %s%s", student, TEACHER, source, f" + noise {noise}" * bool(noise)
+    )
     images, labels = data.load_labelled(source)
+    if noise:
+        images = noisy(images, noise)
     student_logits, teacher = (OnnxClassifier(m, threads=2).predict(images) for m in models)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, student=student_logits, teacher=teacher, labels=labels)
@@ -371,6 +382,7 @@ class Evaluation:
     )
     held_out: dict  # the parity rule's shortfall on held-out halves of validation
     risk: list[Violations]  # the max_accuracy_drop knob against min_accuracy, on test halves
+    drift: list[Served]  # teacher_fraction with and without tracking, clean and noisy
 
 
 def evaluate(
@@ -436,4 +448,14 @@ def evaluate(
         candidates=_candidate_metrics(repo) if fashion else {},
         held_out=held_out_shortfall(val_cascade),
         risk=violation_study(stream.scores, stream.student_ok, stream.teacher_ok),
+        drift=drift_study(
+            {
+                "clean": (test.student, test.teacher, test.labels),
+                f"noisy (sigma={SIGMA})": astuple(
+                    model_outputs(repo, "test", source=test_data, noise=SIGMA)
+                ),
+            },
+            served,
+            calibration,
+        ),
     )

@@ -25,6 +25,7 @@ from ebjr.core.layout import (
     PROJECT_ROOT,
     TEACHER_STUDY,
 )
+from ebjr.tasks.classification import drift_study as drift
 from ebjr.tasks.classification.evaluate import (
     FRACTIONS,
     RANDOM_SEEDS,
@@ -110,6 +111,7 @@ def render(e: Evaluation, out: Path) -> str:
         plots="\n".join(f"![{name}]({name})" for name in pngs),
     )
     lines += risk_lines(e, out)
+    lines += drift_lines(e)
     lines += teacher_lines(e.candidates.get("teacher_candidates"), TEACHER_STUDY)
     lines += candidate_lines(e, ft)
     if e.specialized is not None:
@@ -187,6 +189,30 @@ def risk_lines(e: Evaluation, out: Path) -> list[str]:
         extra_share=f"{(headline.certified_share - headline.min_accuracy_share) * 100:.1f} points",
     )
     _risk_plot(out, e.risk)
+    return [*lines, ""]
+
+
+def drift_lines(e: Evaluation) -> list[str]:
+    """``teacher_fraction`` with and without tracking, on the clean and noisy streams."""
+    rows = [
+        f"| {d.stream} | {d.asked:.0%} | {d.calibrated_share:.1%} | {d.calibrated_accuracy:.2%} | "
+        f"{d.tracked_share:.1%} | {d.tracked_accuracy:.2%} | "
+        f"{'yes' if d.met else 'no' if d.stream != 'clean' else '-'} |"
+        for d in e.drift
+    ]
+    clean, noisy = (next(d for d in e.drift if (d.stream == "clean") == c) for c in (True, False))
+    lines = fill(
+        "drift",
+        noisy_student=f"{noisy.student_accuracy:.1%}",
+        noisy_teacher=f"{noisy.teacher_accuracy:.1%}",
+        clean_student=f"{clean.student_accuracy:.1%}",
+        clean_teacher=f"{clean.teacher_accuracy:.1%}",
+        batch=drift.BATCH,
+        sigma=drift.SIGMA,
+        window=drift.WINDOW,
+        allowed=f"{drift.ALLOWED:.2f}",
+        rows="\n".join(rows),
+    )
     return [*lines, ""]
 
 
