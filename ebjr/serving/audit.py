@@ -2,9 +2,10 @@
 goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
-NumPy operations; one worker thread gathers the queued rows for up to ``GATHER_S`` (or one
-Teacher batch), sends them to the Teacher in one call, compares its answers with the
-Student's, and tallies the agreement (``ebjr.core.audit``). The response never waits for the
+NumPy operations; one worker thread sends what has queued up to the Teacher in one call (it
+does not wait for more: a large audit batch would hold the Teacher while the router's own rows
+queue behind it), compares its answers with the Student's, and tallies the agreement
+(``ebjr.core.audit``). The response never waits for the
 audit and an audited row's answer is never changed. A full queue drops the batch (counted), so
 a slow Teacher cannot make the audit hold memory or requests.
 
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -39,8 +39,7 @@ import triton_python_backend_utils as pb_utils
 from ebjr.core.audit import AuditWindow, Estimate, Expectation, sample
 from ebjr.core.ratelimit import RateLimited
 
-QUEUE_BATCHES = 256  # sampled batches (one per execution) waiting for the Teacher, at most
-GATHER_S = 0.25  # how long the worker gathers rows into one Teacher call, at most
+QUEUE_BATCHES = 64  # sampled batches (one per execution) waiting for the Teacher, at most
 LOG_S = 10.0
 BOUNDS = ("rate", "lower", "upper")
 
@@ -140,15 +139,10 @@ class Auditor:
     def _work(self) -> None:
         stopping = False
         while not stopping:
-            batches, rows = [self.queue.get()], 0
-            due = time.monotonic() + GATHER_S
-            while batches[-1] is not None:  # gather up to one Teacher batch, or GATHER_S
-                rows += len(batches[-1][0])
-                left = due - time.monotonic()
-                if rows >= self.max_rows or left <= 0:
-                    break
+            batches = [self.queue.get()]
+            while batches[-1] is not None:  # what queued up meanwhile goes in the same call
                 try:
-                    batches.append(self.queue.get(timeout=left))
+                    batches.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
             stopping = batches[-1] is None
