@@ -83,7 +83,8 @@ def running(
     (root / "alerts.yml").write_text(rules or (CONFIG_DIR / "alerts.yml").read_text())
     (port,) = free_ports(1)
     log = (root / "prometheus.log").open("wb")
-    process = subprocess.Popen(  # nosec B603: the installed Prometheus on files written here
+    # the installed Prometheus on files written here, no shell
+    process = subprocess.Popen(  # nosec B603
         [
             binary,
             f"--config.file={root / 'prometheus.yml'}",
