@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -29,7 +30,8 @@ def images():
     return data.load_split("test")[0][:4]
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
+def wait_ready(url: str, launcher: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    """Until ``url`` says ready; a timeout shows what the ``launcher`` said last."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -37,7 +39,8 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
                 return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"{url} not ready after {timeout} s")
+    said = "".join(launcher.lines[-30:]) if launcher is not None else ""
+    raise TimeoutError(f"{url} not ready after {timeout} s; the launcher said:\n{said}")
 
 
 def triton_child(launcher_pid: int) -> psutil.Process:
@@ -48,7 +51,8 @@ def triton_child(launcher_pid: int) -> psutil.Process:
 
 def launch(run_dir, repository=DEFAULT_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
     """``python -m ebjr.ops.server`` on three free ports, its output piped; returns once it says
-    where it serves."""
+    where it serves. A thread keeps reading the pipe into ``launcher.lines``: a pipe nobody
+    reads fills up (64 KB: a few server starts' logs) and blocks the launcher's next print."""
     ports = free_ports(3)
     launcher = subprocess.Popen(
         [
@@ -71,6 +75,8 @@ def launch(run_dir, repository=DEFAULT_REPOSITORY) -> tuple[subprocess.Popen, li
         if "Stop with Ctrl-C" in line:
             break
     assert any(f"http://127.0.0.1:{ports[0]}" in line for line in lines), "".join(lines[-20:])
+    launcher.lines = lines
+    threading.Thread(target=lines.extend, args=(launcher.stdout,), daemon=True).start()
     return launcher, ports
 
 
@@ -102,7 +108,7 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         with contextlib.suppress(OSError):
             urllib.request.urlopen(request, timeout=30)
         first.wait(timeout=30)
-        wait_ready(f"http://127.0.0.1:{http}")
+        wait_ready(f"http://127.0.0.1:{http}", launcher)
         second = triton_child(launcher.pid)
         assert second.pid != first.pid
         answer = classify(connect(f"127.0.0.1:{grpc}", "grpc"), images(), threshold="inf")
@@ -114,7 +120,7 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         for process in [second, *second.children(recursive=True)]:
             process.kill()
         second.wait(timeout=30)
-        wait_ready(f"http://127.0.0.1:{http}")
+        wait_ready(f"http://127.0.0.1:{http}", launcher)
         third = triton_child(launcher.pid)
         assert regions - shm.region_names(), "the killed server's regions are still there"
         assert shm.orphans() == orphans_before
