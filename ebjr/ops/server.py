@@ -383,21 +383,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {err}")
     signal.signal(signal.SIGTERM, _raise_stop)
     crashes: list[float] = []
+    served = False
     try:
         while True:
             server.start()
-            server.wait_ready()
-            if not crashes:
-                print(
-                    f"\nEBJR is being served from {args.model_repository}\n"
-                    f"  HTTP     http://{server.http_url}   (e.g. /v2/models/ebjr_router)\n"
-                    f"  gRPC     {server.grpc_url}\n"
-                    f"  metrics  {server.metrics_url}\n"
-                    f"Stop with Ctrl-C or `make stop HTTP_PORT={args.http_port}`.\n",
-                    flush=True,
-                )
+            try:
+                server.wait_ready()
+            except RuntimeError as err:  # it died before it was ready
+                if not served:  # it never came up: the repository or the flags are wrong
+                    sys.exit(f"error: {err} (its log is above)")
+                print(f"{err} while starting", file=sys.stderr, flush=True)  # a crash: restart
             else:
-                print("tritonserver is serving again.", file=sys.stderr, flush=True)
+                if not served:
+                    print(
+                        f"\nEBJR is being served from {args.model_repository}\n"
+                        f"  HTTP     http://{server.http_url}   (e.g. /v2/models/ebjr_router)\n"
+                        f"  gRPC     {server.grpc_url}\n"
+                        f"  metrics  {server.metrics_url}\n"
+                        f"Stop with Ctrl-C or `make stop HTTP_PORT={args.http_port}`.\n",
+                        flush=True,
+                    )
+                else:
+                    print("tritonserver is serving again.", file=sys.stderr, flush=True)
+                served = True
             code = server.process.wait()
             if removed := server.remove_orphans():
                 print(

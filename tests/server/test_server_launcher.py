@@ -49,6 +49,12 @@ def triton_child(launcher_pid: int) -> psutil.Process:
     return triton
 
 
+def triton_child_or_none(launcher_pid: int) -> int | None:
+    """The pid of the launcher's tritonserver, if it has one now."""
+    children = psutil.Process(launcher_pid).children()
+    return next((p.pid for p in children if "tritonserver" in p.name()), None)
+
+
 def launch(run_dir, repository=DEFAULT_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
     """``python -m ebjr.ops.server`` on three free ports, its output piped; returns once it says
     where it serves. A thread keeps reading the pipe into ``launcher.lines``: a pipe nobody
@@ -124,7 +130,17 @@ def test_launcher_serves_survives_a_crash_then_stops_cleanly(tmp_path):
         third = triton_child(launcher.pid)
         assert regions - shm.region_names(), "the killed server's regions are still there"
         assert shm.orphans() == orphans_before
-        second = third
+
+        # Killed again before it is ready (a crash while starting): restarted all the same.
+        third.kill()
+        deadline = time.monotonic() + 30
+        while (fourth := triton_child_or_none(launcher.pid)) in (None, third.pid):
+            assert time.monotonic() < deadline, "".join(launcher.lines[-30:])
+            time.sleep(0.01)
+        psutil.Process(fourth).kill()  # it is still loading its models
+        wait_ready(f"http://127.0.0.1:{http}", launcher)
+        second = triton_child(launcher.pid)
+        assert second.pid not in (third.pid, fourth)
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=30) == 0
