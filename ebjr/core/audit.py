@@ -14,10 +14,11 @@ Shapes: ``kept: (N,) bool``, ``agree: (M,) bool``.
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from ebjr.core.window import RowWindow
 
 Z = 2.5758293035489004  # two-sided 99%
 MIN_ROWS = 50  # fewer audited rows say nothing either way
@@ -80,26 +81,14 @@ def sample(kept: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarr
 
 
 class AuditWindow:
-    """The agreement of the last ``size`` audited rows (a ring buffer)."""
+    """The agreement of the last ``size`` audited rows."""
 
     def __init__(self, size: int) -> None:
-        if size < 1:
-            raise ValueError(f"the audit window must hold at least one row, not {size}")
-        self._disagree = np.zeros(size, dtype=bool)
-        self._next = 0
-        self._filled = 0
-        self._lock = threading.Lock()
+        self._disagree = RowWindow(size, bool, "the audit window")
 
     def add(self, agree: np.ndarray) -> None:
-        size = len(self._disagree)
-        disagree = ~np.asarray(agree, dtype=bool)[-size:]
-        with self._lock:
-            slots = (self._next + np.arange(len(disagree))) % size
-            self._disagree[slots] = disagree
-            self._next = int((self._next + len(disagree)) % size)
-            self._filled = min(size, self._filled + len(disagree))
+        self._disagree.add(~np.asarray(agree, dtype=bool))
 
     def estimate(self) -> Estimate:
-        with self._lock:
-            disagree = int(self._disagree[: self._filled].sum())
-            return Estimate.of(disagree, self._filled)
+        disagree = self._disagree.values()
+        return Estimate.of(int(disagree.sum()), len(disagree))

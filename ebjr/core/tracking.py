@@ -15,44 +15,33 @@ the router is overloaded. Pure NumPy, thread-safe. Shapes: ``scores: (N,)``.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
+
+from ebjr.core.window import RowWindow
 
 MIN_ROWS = 200
 
 
 class ScoreWindow:
-    """The routing scores of the last ``size`` rows (a ring buffer)."""
+    """The routing scores of the last ``size`` rows."""
 
     def __init__(self, size: int, min_rows: int = MIN_ROWS) -> None:
-        if size < 1:
-            raise ValueError(f"track_window must hold at least one row, not {size}")
-        self._scores = np.zeros(size, dtype=np.float64)
-        self._next = self._filled = 0
+        self._scores = RowWindow(size, np.float64, "track_window")
         self.min_rows = min(min_rows, size)
-        self._lock = threading.Lock()
 
     def add(self, scores: np.ndarray) -> None:
         """Record the live rows' scores (non-finite ones, e.g. a specialized Student's "other"
         rows, say nothing about where a finite threshold falls, but they do reach the
-        Teacher: they are kept as ``-inf``)."""
-        size = len(self._scores)
-        values = np.asarray(scores, dtype=np.float64)[-size:]
-        values = np.where(np.isnan(values), -np.inf, values)
-        with self._lock:
-            slots = (self._next + np.arange(len(values))) % size
-            self._scores[slots] = values
-            self._next = int((self._next + len(values)) % size)
-            self._filled = min(size, self._filled + len(values))
+        Teacher: NaN is kept as ``-inf``)."""
+        values = np.asarray(scores, dtype=np.float64)
+        self._scores.add(np.where(np.isnan(values), -np.inf, values))
 
     def threshold(self, fraction: float) -> float | None:
         """The threshold that sends ``fraction`` of the window on (rows with a score below it),
         or None while the window holds fewer than ``min_rows`` rows."""
-        with self._lock:
-            if self._filled < self.min_rows:
-                return None
-            scores = np.sort(self._scores[: self._filled])
+        scores = np.sort(self._scores.values())
+        if len(scores) < self.min_rows:
+            return None
         k = int(round(fraction * len(scores)))  # rows to send on
         if k <= 0:
             return -np.inf
