@@ -22,6 +22,7 @@ STUDENT_EXECUTION = ("in_process", "bls")
 ON_TEACHER_ERROR = ("fallback", "fail")
 MEASURED = -1  # teacher_timeout_ms: the builder measures it (ebjr.build.deadline)
 UNMEASURED_TIMEOUT_MS = 1000  # the deadline of a config that leaves teacher_timeout_ms at -1
+STAGE_SHAPES = "stage_shapes"  # written only where a stage takes another size than the router
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,9 @@ class RouterConfig:
     track_window: int = 0  # 0 = teacher_fraction reads the calibration only
     teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
+    # Each stage's input row (C, H, W), Student first, where a stage takes another size than
+    # the router's image (ebjr.core.resize); None = every stage takes the router's image as is
+    stage_shapes: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def student(self) -> ModelRef:
@@ -197,6 +201,9 @@ class RouterConfig:
             (p["teacher_model"], p["teacher_input"], p["teacher_output"]),
         )
         boundaries = len(stages) - 1
+        shapes = parse_shapes(p[STAGE_SHAPES]) if STAGE_SHAPES in p else None
+        if shapes is not None and len(shapes) != len(stages):
+            raise ValueError(f"{STAGE_SHAPES} needs one shape per stage ({len(stages)})")
         if s.track_window and boundaries != 1:
             raise ValueError("track_window needs a two-stage router (one threshold to track)")
         if "calibrated" in (s.default_threshold, s.score) and calibration is None:
@@ -248,6 +255,7 @@ class RouterConfig:
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"
             else None,
+            stage_shapes=shapes,
         )
 
 
@@ -259,6 +267,22 @@ def _each(value: str, boundaries: int, key: str) -> list[str]:
     if len(values) != boundaries:
         raise ValueError(f"{key} needs 1 or {boundaries} comma-separated values, not {value!r}")
     return values
+
+
+def shapes_parameter(shapes: list[tuple[int, ...]]) -> str:
+    """The ``stage_shapes`` parameter: one ``CxHxW`` per stage, comma-separated."""
+    return ",".join("x".join(str(d) for d in shape) for shape in shapes)
+
+
+def parse_shapes(value: str) -> tuple[tuple[int, ...], ...]:
+    """The shapes ``shapes_parameter`` wrote."""
+    try:
+        shapes = tuple(tuple(int(d) for d in item.split("x")) for item in value.split(","))
+    except ValueError:
+        raise ValueError(f"{STAGE_SHAPES} items must be CxHxW, not {value!r}") from None
+    if not all(len(shape) == 3 and min(shape) > 0 for shape in shapes):
+        raise ValueError(f"{STAGE_SHAPES} items must be CxHxW, not {value!r}")
+    return shapes
 
 
 def stages_parameter(stages: list[ModelRef]) -> str:

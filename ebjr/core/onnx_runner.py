@@ -1,4 +1,6 @@
-"""Run an ONNX model with onnxruntime on the CPU."""
+"""Run an ONNX model with onnxruntime on the CPU. ``predict`` resizes image rows larger than
+the model's input to its size, as the router does for a stage at its own resolution
+(``ebjr.core.resize``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from ebjr.core.resize import fit_to
 
 
 class OnnxModel:
@@ -20,10 +24,18 @@ class OnnxModel:
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.row_shape = tuple(self.session.get_inputs()[0].shape[1:])  # per row; may be symbolic
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: batch})
+
+    def fit(self, images: np.ndarray) -> np.ndarray:
+        """``(N, C, H, W)`` images resized to the model's fixed input height and width (as is
+        when they have it, or when the model's input is not a fixed image)."""
+        if images.ndim == 4 and all(isinstance(d, int) for d in self.row_shape):
+            return fit_to(images, self.row_shape)
+        return images
 
 
 class OnnxClassifier(OnnxModel):
@@ -38,6 +50,8 @@ class OnnxClassifier(OnnxModel):
         return super().__call__(batch)[0]
 
     def predict(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """Run ``images: (N, ...)`` in chunks of ``batch_size`` and return ``(N, C)`` outputs."""
+        """Run ``images: (N, ...)`` in chunks of ``batch_size`` and return ``(N, C)`` outputs;
+        images of another height and width than the model's are resized first (``fit``)."""
+        images = self.fit(images)
         chunks = [self(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         return np.concatenate(chunks)

@@ -15,7 +15,8 @@ stage is waited for at most ``teacher_timeout_ms`` and has a circuit breaker
 (``ebjr.core.breaker``): once it opens, the rows that need that stage get the same fallback or
 error at once, without a call. Nothing escapes ``execute``, so one bad request never fails its
 batch-mates. What to route on and how answers map back is the routing policy's
-(``ebjr.core.policy``), named by ``config.pbtxt``.
+(``ebjr.core.policy``), named by ``config.pbtxt``. A stage whose input is smaller than the
+router's image (``stage_shapes``) gets its rows resized to its own size (``ebjr.core.resize``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, Preprocessing
 from ebjr.core.preprocess import PARAMETER as PREPROCESSING
 from ebjr.core.ratelimit import RateLimited
 from ebjr.core.remote import RemoteModel
+from ebjr.core.resize import fit_to
 from ebjr.core.routing import (
     BUDGET,
     FALLBACK,
@@ -192,7 +194,8 @@ class TritonPythonModel:
         breaker = self.breakers[-1]
         if breaker is not None and breaker.state != CLOSED:
             raise CircuitOpen(f"{self.config.stages[-1][0]}'s circuit breaker is not closed")
-        return self._call_stage(len(self.config.stages) - 1, images)
+        teacher = len(self.config.stages) - 1
+        return self._call_stage(teacher, self._stage_input(teacher, images))
 
     def finalize(self) -> None:
         if self.auditor is not None:
@@ -319,9 +322,15 @@ class TritonPythonModel:
             guards.append((self.shedder.guard(len(counts)), OVERLOAD))
         return guards
 
+    def _stage_input(self, stage: int, images: np.ndarray) -> np.ndarray:
+        """``images`` as stage ``stage`` takes them: resized to its ``stage_shapes`` entry."""
+        shapes = self.config.stage_shapes
+        return images if shapes is None else fit_to(images, shapes[stage])
+
     def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
         """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS
         (``student_execution``), every later stage through its breaker (``_call_later``)."""
+        images = self._stage_input(stage, images)
         if stage > 0:
             return self._call_later(stage, images)
         if self.student_local is None:

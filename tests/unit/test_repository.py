@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from onnx_factory import builder_args, labelled_npz, tiny_classifier
 
@@ -6,7 +8,8 @@ from ebjr.build.model_config import ModelServing
 from ebjr.build.onnx_info import describe
 from ebjr.build.router_config import RouterSettings
 from ebjr.core.preprocess import Preprocessing
-from ebjr.tasks.classification.repository import build_repository, main
+from ebjr.core.tensors import ModelInfo, TensorSpec
+from ebjr.tasks.classification.repository import build_repository, check_pair, main, router_input
 
 
 def expected_onnx_config(name, input_name, platform_or_backend, kind="KIND_CPU", extra=""):
@@ -147,16 +150,51 @@ def test_class_count_mismatch_is_a_clear_error(tmp_path, capsys):
     assert "Student has 5 classes" in capsys.readouterr().err
 
 
-def test_input_shape_mismatch_is_a_clear_error(tmp_path):
-    student = tiny_classifier(tmp_path / "s.onnx", side=4)
+def test_stages_at_their_own_resolution_share_the_largest_input_and_say_their_shapes(tmp_path):
+    student = tiny_classifier(tmp_path / "s.onnx", side=4)  # the low-resolution Student
     teacher = tiny_classifier(tmp_path / "t.onnx", side=6)
-    with pytest.raises(ValueError, match="Student input"):
-        build_repository(student, teacher, tmp_path / "repo")
+    val = labelled_npz(tmp_path / "val.npz", 200, side=6)
+    out = tmp_path / "repo"
+    main([*builder_args(student, teacher, out, val), "--score", "energy"])
+    router = mc.read(out / "ebjr_router" / "config.pbtxt")
+    assert list(router.input[0].dims) == [1, 6, 6]  # the router takes the largest input
+    parameters = mc.parameters(router)
+    assert parameters["stage_shapes"] == "1x4x4,1x6x6"
+    assert Preprocessing.from_parameter(parameters["preprocessing"]).height == 6
+    assert list(mc.read(out / "student" / "config.pbtxt").input[0].dims) == [1, 4, 4]
+    assert json.loads((out / "ebjr_router" / "calibration.json").read_text())["rows"] == 200
+    # a pair of one size writes no stage_shapes (every stage takes the router's image)
+    build_repository(
+        teacher, teacher, tmp_path / "same", RouterSettings(default_threshold="1", score="energy")
+    )
+    assert "stage_shapes" not in mc.parameters(mc.read(tmp_path / "same/ebjr_router/config.pbtxt"))
+
+
+def spec(shape, dtype="TYPE_FP32"):
+    return ModelInfo(TensorSpec("x", shape, dtype), TensorSpec("logits", (5,), "TYPE_FP32"), 1)
+
+
+@pytest.mark.parametrize(
+    "student, teacher, message",
+    [
+        (spec((3, 4, 4)), spec((1, 4, 4)), "Student input \\(3, 4, 4\\)"),
+        (spec((1, 4, 4), "TYPE_UINT8"), spec((1, 6, 6), "TYPE_UINT8"), "float images"),
+        (spec((1, 4, 4), "TYPE_FP16"), spec((1, 4, 4)), "differs from Teacher input"),
+    ],
+)
+def test_inputs_the_router_cannot_resize_between_are_a_clear_error(student, teacher, message):
+    with pytest.raises(ValueError, match=message):
+        check_pair(student, teacher)
+
+
+def test_stage_inputs_must_nest_in_the_largest_one():
+    assert router_input((spec((1, 4, 4)), spec((1, 6, 6)))).shape == (1, 6, 6)
+    assert router_input((spec((1, 6, 6)), spec((1, 4, 4)))).shape == (1, 6, 6)
+    with pytest.raises(ValueError, match="at least as large"):
+        router_input((spec((1, 4, 8)), spec((1, 6, 6))))
 
 
 def test_calibrated_build_writes_calibration_from_validation_data(tmp_path):
-    import json
-
     student = tiny_classifier(tmp_path / "s.onnx", classes=5)
     teacher = tiny_classifier(tmp_path / "t.onnx", classes=5)
     val = labelled_npz(tmp_path / "val.npz", 200)

@@ -10,6 +10,7 @@ from ebjr.build.router_config import (
     RouterSettings,
     parse_stages,
     published_parameters,
+    shapes_parameter,
     stages_parameter,
 )
 from ebjr.core.calibration import calibrate
@@ -146,3 +147,16 @@ def test_router_config_reads_middle_stages_and_one_score_per_boundary():
         RouterConfig.from_parameters({**p, "default_threshold": "1,2,3"}, None, 10)
     with pytest.raises(ValueError, match="model:input:output"):
         parse_stages("student_2:image")
+
+
+def test_router_config_reads_each_stages_input_shape_when_they_differ():
+    p = {**BASE, "default_threshold": "1.5", "score": "energy"}
+    assert RouterConfig.from_parameters(p, None, 10).stage_shapes is None
+    shaped = {**p, "stage_shapes": shapes_parameter([(1, 14, 14), (1, 28, 28)])}
+    assert shaped["stage_shapes"] == "1x14x14,1x28x28"
+    assert RouterConfig.from_parameters(shaped, None, 10).stage_shapes == ((1, 14, 14), (1, 28, 28))
+    with pytest.raises(ValueError, match="one shape per stage"):
+        RouterConfig.from_parameters({**p, "stage_shapes": "1x14x14"}, None, 10)
+    for bad in ("1x14", "1x14x0,1x28x28", "1xAx14,1x28x28"):
+        with pytest.raises(ValueError, match="CxHxW"):
+            RouterConfig.from_parameters({**p, "stage_shapes": bad}, None, 10)

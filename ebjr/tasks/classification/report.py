@@ -284,15 +284,16 @@ def candidate_lines(e: Evaluation, ft: float) -> list[str]:
         accuracy, fraction, flops = row.test
         if len(row.stages) == 2:
             c = found["candidates"][row.stages[0]]
+            size = "x".join(str(d) for d in c["input"]["shape"][1:])
             rows.append(
-                f"| {row.stages[0]} | {'yes' if c['distilled'] else 'no'} | "
+                f"| {row.stages[0]} | {size} | {'yes' if c['distilled'] else 'no'} | "
                 f"{c['flops'] / 1e6:.3f} | {c['val_accuracy']:.2%} | {c['test_accuracy']:.2%} | "
                 f"{c['val_score']} | {row.val_reduction:.2f}x | {accuracy:.2%} | {fraction:.1%} | "
                 f"{ft / flops:.2f}x |"
             )
         else:
             rows.append(
-                f"| {' -> '.join(row.stages)} (three stages) | | | | | | "
+                f"| {' -> '.join(row.stages)} (three stages) | | | | | | | "
                 f"{row.val_reduction:.2f}x | {accuracy:.2%} | {fraction:.1%} | {ft / flops:.2f}x |"
             )
     lines = fill("students", chosen=found["chosen"], rows="\n".join(rows))

@@ -36,7 +36,9 @@ from ebjr.build.repository import (
 )
 from ebjr.build.risk_control import cascade_risk, two_stage_risk
 from ebjr.build.router_config import (
+    STAGE_SHAPES,
     RouterSettings,
+    shapes_parameter,
     stages_parameter,
 )
 from ebjr.core.calibration import Calibration, calibrate_scores
@@ -64,7 +66,7 @@ from ebjr.core.policy import (
 from ebjr.core.preprocess import Preprocessing
 from ebjr.core.remote import check_url
 from ebjr.core.scores import ScoreContext, ScoreFn, energy
-from ebjr.core.tensors import ModelInfo
+from ebjr.core.tensors import ModelInfo, TensorSpec
 from ebjr.tasks.classification import ROUTER_SPEC
 from ebjr.tasks.classification import specialized as spec
 from ebjr.tasks.classification.logits import PairLogits, load_logits, run_pair
@@ -98,9 +100,10 @@ def router_model_config(
     middle: tuple[ModelInfo, ...] = (),
     policy: str = DEFAULT_MODE,
 ) -> mc.ModelConfig:
-    """The BLS router's config: input ``image``, per-row outputs in the Teacher's label space,
-    the models it calls (``middle`` stages between Student and Teacher), the routing ``policy``
-    (a mode of ``POLICIES``) and ``settings`` as parameters."""
+    """The BLS router's config: input ``image`` (the largest stage input: ``router_input``;
+    ``stage_shapes`` where a stage takes another size), per-row outputs in the Teacher's label
+    space, the models it calls (``middle`` stages between Student and Teacher), the routing
+    ``policy`` (a mode of ``POLICIES``) and ``settings`` as parameters."""
     values = {
         "student_model": SPECIALIZED_STUDENT if specialized else STUDENT,
         "student_input": student.input.name,
@@ -120,6 +123,10 @@ def router_model_config(
         values["middle_stages"] = stages_parameter(
             [(middle_stage(k), m.input.name, m.output.name) for k, m in enumerate(middle, 1)]
         )
+    stages = (student, *middle, teacher)
+    image = router_input(stages)
+    if any(stage.input.shape != image.shape for stage in stages):
+        values[STAGE_SHAPES] = shapes_parameter([stage.input.shape for stage in stages])
     outputs = ROUTER_SPEC.tensors(
         {"logits": teacher.output.shape, "class": (1,)},
         boundaries=len(middle) + 1,
@@ -127,7 +134,7 @@ def router_model_config(
     )
     return mc.python_router(
         SPECIALIZED_ROUTER if specialized else ROUTER,
-        student.input,
+        image,
         outputs,
         settings.max_batch_size,
         settings.instances,
@@ -136,15 +143,39 @@ def router_model_config(
     )
 
 
+def check_inputs(stage: ModelInfo, teacher: ModelInfo, what: str = "Student") -> None:
+    """Refuse a stage whose input the router cannot make from the Teacher's: the same dtype
+    and shape, or float images of the same channels at another height and width (resized per
+    stage, ``ebjr.core.resize``)."""
+    a, b = stage.input, teacher.input
+    resizable = (
+        a.triton_dtype == b.triton_dtype == "TYPE_FP32"
+        and len(a.shape) == len(b.shape) == 3
+        and a.shape[0] == b.shape[0]
+    )
+    if a.triton_dtype != b.triton_dtype or (a.shape != b.shape and not resizable):
+        raise ValueError(
+            f"{what} input {a.shape} {a.triton_dtype} differs from Teacher input {b.shape} "
+            f"{b.triton_dtype}: stages may differ only in the height and width of float images"
+        )
+
+
+def router_input(stages: tuple[ModelInfo, ...]) -> TensorSpec:
+    """The router's ``image`` input: the largest of ``stages``' inputs, which every other
+    stage's must fit in (each is resized down to its own, ``stage_shapes``)."""
+    largest = max((s.input for s in stages), key=lambda t: np.prod(t.shape))
+    for stage in stages:
+        if any(d > big for d, big in zip(stage.input.shape, largest.shape, strict=True)):
+            raise ValueError(
+                f"stage inputs {stage.input.shape} and {largest.shape}: one stage's input must "
+                "be at least as large as every other's in each dimension (the router takes it)"
+            )
+    return largest
+
+
 def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
     """Refuse a Student/Teacher pair the router cannot join."""
-    if student.input.shape != teacher.input.shape or (
-        student.input.triton_dtype != teacher.input.triton_dtype
-    ):
-        raise ValueError(
-            f"Student input {student.input.shape} {student.input.triton_dtype} differs from "
-            f"Teacher input {teacher.input.shape} {teacher.input.triton_dtype}"
-        )
+    check_inputs(student, teacher)
     if student.num_classes != teacher.num_classes:
         raise ValueError(
             f"Student has {student.num_classes} classes but Teacher has {teacher.num_classes}: "
@@ -154,8 +185,7 @@ def check_pair(student: ModelInfo, teacher: ModelInfo) -> None:
 
 def check_specialized(student: ModelInfo, teacher: ModelInfo, spec: Specialized) -> None:
     """Refuse a specialized Student whose outputs do not match ``spec.popular`` + "other"."""
-    if student.input.shape != teacher.input.shape:
-        raise ValueError(f"specialized Student input {student.input.shape} differs from Teacher's")
+    check_inputs(student, teacher, "specialized Student")
     if student.num_classes != len(spec.popular) + 1:
         raise ValueError(
             f"specialized Student has {student.num_classes} outputs; expected "
@@ -475,8 +505,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         classes = describe(args.teacher).num_classes
-        # an image folder decodes as the router will serve encoded images: the Student's input
-        preprocessing = Preprocessing.for_shape(describe(args.student).input.shape)
+        # an image folder decodes as the router will serve encoded images: at its input's size
+        stages = (args.student, *args.middle, args.teacher)
+        preprocessing = Preprocessing.for_shape(
+            router_input(tuple(describe(path) for path in stages)).shape
+        )
 
         def labelled(logits: Path | None, data: str | None):
             """A logits file's pair, else labelled images, else None."""

@@ -33,6 +33,7 @@ from ebjr.core.cascade_calibration import Stages, held_out_comparison
 from ebjr.core.layout import STUDENT_CANDIDATES, candidate_gate
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.policy import GeneralPolicy, SpecializedPolicy
+from ebjr.core.resize import resize_batch
 from ebjr.core.scores import energy, get_score
 from ebjr.tasks.classification import specialized as spec
 from ebjr.tasks.classification.repository import Specialized, build_repository
@@ -41,13 +42,18 @@ from ebjr.training.fit import Checkpoint, take_step
 from ebjr.training.onnx_export import export_checked
 
 SEED = 0
-CANDIDATES = {  # name: (architecture in ebjr.training.models, distilled from the Teacher)
-    "student": ("student", False),
-    "student_kd": ("student", True),
-    "student_wide": ("student_wide", False),
-    "student_wide_kd": ("student_wide", True),
-    "student_mid_kd": ("student_mid", True),
-    "student_large_kd": ("student_large", True),
+SIZE = 28  # Fashion-MNIST's images are SIZE x SIZE; the Teacher and most Students take them so
+# name: (architecture in ebjr.training.models, distilled from the Teacher, input size: a
+# smaller one is the paper's low-resolution Student, fed the image resized by ebjr.core.resize)
+CANDIDATES = {
+    "student": ("student", False, SIZE),
+    "student_kd": ("student", True, SIZE),
+    "student_wide": ("student_wide", False, SIZE),
+    "student_wide_kd": ("student_wide", True, SIZE),
+    "student_mid_kd": ("student_mid", True, SIZE),
+    "student_large_kd": ("student_large", True, SIZE),
+    "student_large_kd_14px": ("student_large", True, 14),
+    "student_large_kd_20px": ("student_large", True, 20),
 }
 KD_T, KD_ALPHA = 4.0, 0.7  # distillation temperature and weight of the Teacher's soft targets
 log = logging.getLogger(__name__)
@@ -109,6 +115,7 @@ def train(
     label: str | None = None,
     checkpoints: Path | None = None,
     seed: int = SEED,
+    size: int = SIZE,
 ) -> tuple[nn.Module, float]:
     """Train architecture ``name`` on the ``train`` split by ``recipe``; return the model (in
     eval mode) and the seconds its training took (over every run, when resumed).
@@ -120,6 +127,8 @@ def train(
     ``checkpoints``, save the whole training state there after every epoch and resume from it:
     an interrupted run picks up where it stopped and ends with the same weights, bit for bit.
     ``seed`` draws the initial weights and the batches (another seed: another ensemble member).
+    A ``size`` below ``SIZE`` trains on every augmented batch resized to ``size`` x ``size``
+    (``ebjr.core.resize``, as the router serves it); a Teacher still answers the full batch.
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -143,6 +152,7 @@ def train(
         popular=popular,
         teacher=teacher.key if teacher else None,
         **({} if seed == SEED else {"seed": seed}),  # SEED's keys predate the argument
+        **({} if size == SIZE else {"size": size}),  # and SIZE's predate this one
     )
     state = Checkpoint(checkpoints, name, key, label or name)
     start, seconds = state.restore(model, optimizer, schedule, generator)
@@ -154,11 +164,15 @@ def train(
         progress = tqdm(range(batches), desc=desc, unit="batch")
         for step in progress:
             rows = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-            batch = augment(images[rows], generator).contiguous(memory_format=memory)
+            full = augment(images[rows], generator)
+            batch = (
+                full if size == SIZE else torch.from_numpy(resize_batch(full.numpy(), size, size))
+            )
+            batch = batch.contiguous(memory_format=memory)
             if teacher is None:
                 loss = loss_fn(model(batch), labels[rows])
             else:
-                soft = torch.from_numpy(teacher(batch.numpy()))
+                soft = torch.from_numpy(teacher(full.contiguous(memory_format=memory).numpy()))
                 loss = distillation_loss(model(batch), soft, labels[rows])
             take_step(loss, optimizer, schedule, progress, step)
         seconds += time.perf_counter() - began
@@ -166,9 +180,11 @@ def train(
     return model.eval().to(memory_format=torch.contiguous_format), seconds
 
 
-def export(model: nn.Module, path: Path) -> None:
-    """Export ``model`` to ONNX with a dynamic batch axis and check it against Torch."""
-    export_checked(model, path, data.load_split("val")[0][:64], ["logits"])
+def export(model: nn.Module, path: Path, size: int = SIZE) -> None:
+    """Export ``model`` (of ``size`` x ``size`` inputs) to ONNX with a dynamic batch axis and
+    check it against Torch."""
+    example = resize_batch(data.load_split("val")[0][:64], size, size)
+    export_checked(model, path, example, ["logits"])
 
 
 def accuracy(path: Path, split: str) -> float:
@@ -296,16 +312,17 @@ def train_students(
     (val_x, val_y), (train_x, train_y) = data.load_split("val"), data.load_split("train")
     teacher_val, teacher_train = teacher.predict(val_x), teacher.predict(train_x)
     candidates, stages = {}, {}
-    for name, (architecture, distilled) in CANDIDATES.items():
+    for name, (architecture, distilled, size) in CANDIDATES.items():
         model, seconds = train(
             architecture,
             STUDENT_RECIPE,
             teacher=teacher if distilled else None,
             label=name,
             checkpoints=args.work / "checkpoints",
+            size=size,
         )
         path = args.candidates / f"{name}.onnx"
-        export(model, path)
+        export(model, path, size)
         entry = model_metrics(path, architecture, STUDENT_RECIPE, seconds)
         student = OnnxClassifier(path, threads=2)
         net = train_gate(student.predict(train_x), teacher_train, train_y)
