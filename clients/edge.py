@@ -4,6 +4,7 @@ Triton server (gRPC or HTTP), batched. Classifies Fashion-MNIST test images.
     python clients/edge.py --teacher-url 127.0.0.1:8001 --count 256 --batch-size 64
     python clients/edge.py --teacher-url cloud:8000 --protocol http --teacher-fraction 0.2
     python clients/edge.py --teacher-url cloud:8001 --tls-ca ca.pem --tls-key k.pem --tls-cert c.pem
+    python clients/edge.py --teacher-url 127.0.0.1:8001 --png   # PNG bytes to the cloud
 
 Prints, per batch, how many rows and bytes went to the cloud and how many fell back to the
 Student (cloud unreachable or slower than --timeout), then the accuracy. Problems (no
@@ -17,9 +18,10 @@ import sys
 from pathlib import Path
 
 from ebjr.core.layout import DEFAULT_REPOSITORY, TEACHER
+from ebjr.core.preprocess import encode_png
 from ebjr.core.remote import TLS
 from ebjr.core.routing import RequestError
-from ebjr.ops.client import add_knob_arguments, cli_args, knob_parameters
+from ebjr.ops.client import add_knob_arguments, cli_args, encoded, knob_parameters
 from ebjr.ops.edge import EdgeClient
 from ebjr.training.data import load_split
 
@@ -47,11 +49,19 @@ def run(argv: list[str] | None) -> int:
     parser.add_argument("--index", type=int, default=0, help="first test image")
     parser.add_argument("--count", type=int, default=256, help="number of test images")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--png",
+        action="store_true",
+        help="send each image as PNG bytes: decoded here for the Student, sent as they are to "
+        "the cloud's teacher_bytes ensemble",
+    )
     args = parser.parse_args(cli_args(argv))
 
     images, labels = load_split("test")
     rows = slice(args.index, args.index + args.count)
     images, labels = images[rows], labels[rows]
+    if args.png:
+        images = encoded([encode_png(image) for image in images])
     edge = EdgeClient.from_repository(
         args.repo,
         args.teacher_url,

@@ -1,5 +1,6 @@
 """Stream the whole Fashion-MNIST test set through the EBJR router and report, per threshold,
-accuracy, the fraction answered by the Teacher and throughput.
+accuracy, the fraction answered by the Teacher, the fraction whose Teacher call failed or missed
+its deadline (answered by the Student, ``student_fallback``) and throughput.
 
     python clients/evaluate.py --threshold -inf 6 8 10 inf
     python clients/evaluate.py --protocol grpc --teacher-fraction 0.3
@@ -36,7 +37,8 @@ from ebjr.training.data import load_split
 def evaluate(
     url: str, protocol: str, model: str, images, labels, batch_size: int, workers: int, **params
 ):
-    """Return (accuracy, teacher_fraction, images_per_second, thresholds applied)."""
+    """Return (accuracy, teacher_fraction, fallback_fraction, images_per_second, thresholds
+    applied)."""
     batches = [slice(i, i + batch_size) for i in range(0, len(labels), batch_size)]
     local = threading.local()  # one client per worker thread: the HTTP client is not thread-safe
 
@@ -68,6 +70,7 @@ def evaluate(
     return (
         float((classes == labels).mean()),
         float((routes == "teacher").mean()),
+        float((routes == "student_fallback").mean()),
         len(labels) / seconds,
         applied,
     )
@@ -114,16 +117,22 @@ def run(argv: list[str] | None) -> int:
         f"{len(labels)} test images, {args.protocol} {url}, batch {args.batch_size}, "
         f"{args.workers} workers"
     )
-    print(f"{name:>16} {'t applied':>10} {'accuracy':>9} {'teacher %':>10} {'images/s':>9}")
+    print(
+        f"{name:>16} {'t applied':>10} {'accuracy':>9} {'teacher %':>10} {'fallback %':>10} "
+        f"{'images/s':>9}"
+    )
     for value in values:
         params = {} if value is None else {name: value}
         if args.confidence is not None:
             params["confidence"] = args.confidence
-        accuracy, fraction, speed, applied = evaluate(
+        accuracy, fraction, fallback, speed, applied = evaluate(
             url, args.protocol, args.model, images, labels, args.batch_size, args.workers, **params
         )
         shown = ",".join(f"{t:.3f}" for t in applied[0]) if len(applied) == 1 else "mixed"
-        print(f"{str(value):>16} {shown:>10} {accuracy:>9.4f} {fraction:>10.2%} {speed:>9.0f}")
+        print(
+            f"{str(value):>16} {shown:>10} {accuracy:>9.4f} {fraction:>10.2%} "
+            f"{fallback:>10.2%} {speed:>9.0f}"
+        )
     return 0
 
 

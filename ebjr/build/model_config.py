@@ -185,6 +185,36 @@ def python_router(
     return set_parameters(config, values)
 
 
+def image_decoder(name: str, image: TensorSpec, max_batch_size: int) -> ModelConfig:
+    """The config of a decoder model (``ebjr.serving.decoder``): input ``image_bytes``, one
+    PNG or JPEG per row; output ``image`` of ``image``'s shape and dtype, decoded by the
+    ``preprocessing`` parameter written for that shape."""
+    config = ModelConfig(name=name, backend="python", max_batch_size=max_batch_size)
+    _tensor(config.input, TensorSpec(IMAGE_BYTES, (1,), "TYPE_STRING"))
+    _tensor(config.output, image, IMAGE)
+    set_batching(config, 0, QueuePolicy())
+    config.instance_group.add(count=1, kind=pb.ModelInstanceGroup.KIND_CPU)
+    return set_parameters(
+        config, {PREPROCESSING: Preprocessing.for_shape(image.shape).to_parameter()}
+    )
+
+
+def decoded_ensemble(
+    name: str, decoder: str, model: str, info: ModelInfo, max_batch_size: int
+) -> ModelConfig:
+    """An ensemble that takes ``image_bytes``, decodes them with ``decoder``
+    (``image_decoder``) and answers with ``model``'s output (``info``: its tensors)."""
+    config = ModelConfig(name=name, platform="ensemble", max_batch_size=max_batch_size)
+    _tensor(config.input, TensorSpec(IMAGE_BYTES, (1,), "TYPE_STRING"))
+    _tensor(config.output, info.output)
+    steps = config.ensemble_scheduling.step
+    steps.add(model_name=decoder, model_version=-1).input_map[IMAGE_BYTES] = IMAGE_BYTES
+    steps[0].output_map[IMAGE] = "pixels"
+    steps.add(model_name=model, model_version=-1).input_map[info.input.name] = "pixels"
+    steps[1].output_map[info.output.name] = info.output.name
+    return config
+
+
 def edited(
     config: ModelConfig,
     parameters: dict[str, object] | None = None,

@@ -21,6 +21,8 @@ TEACHER_STUDY = PROJECT_ROOT / "evaluation" / "teacher_study.json"
 # names its own in its package: ``ebjr.tasks.detection``, ``ebjr.tasks.regression``).
 ROUTER, STUDENT, TEACHER = "ebjr_router", "student", "teacher"
 SPECIALIZED_ROUTER, SPECIALIZED_STUDENT = "ebjr_specialized", "student_specialized"
+# A Teacher server's entry for encoded images (the edge client's): decoder, then the Teacher
+DECODER, TEACHER_BYTES = "image_decoder", "teacher_bytes"
 CALIBRATION_FILE = "calibration.json"
 
 

@@ -3,6 +3,11 @@ and only the rows that need the Teacher go to a remote Triton server, batched.
 
     edge = EdgeClient.from_repository("model_repository", "cloud.example:8001")
     answer = edge.classify(images, teacher_fraction=0.3)   # images: (N, 1, 28, 28) float32
+    answer = edge.classify(encoded(pngs))                  # or PNG / JPEG files' bytes
+
+Encoded images are decoded here for the Student, as the router decodes them, and the rows that
+need the Teacher go to the cloud as they came: to its ``teacher_bytes`` ensemble (a decoder,
+then the Teacher; ``make remote-repos`` writes it), a few KB a row instead of the pixels.
 
 It uses the router's own calibration file and score, so the knobs (``threshold``,
 ``teacher_fraction``, ``min_accuracy``) mean the same as on the server. When the cloud is
@@ -19,12 +24,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ebjr.build import model_config as mc
 from ebjr.build.onnx_info import describe
 from ebjr.core.calibration import Calibration, read_calibration, resolve_thresholds
 from ebjr.core.gate import routing_score
-from ebjr.core.layout import ROUTER, STUDENT, TEACHER, calibration_path, onnx_path
+from ebjr.core.layout import (
+    ROUTER,
+    STUDENT,
+    TEACHER,
+    TEACHER_BYTES,
+    calibration_path,
+    config_path,
+    onnx_path,
+)
 from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.policy import GeneralPolicy
+from ebjr.core.preprocess import IMAGE_BYTES, Preprocessing
+from ebjr.core.preprocess import PARAMETER as PREPROCESSING
 from ebjr.core.remote import TLS, HttpRemoteModel, RemoteModel
 from ebjr.core.routing import FALLBACK, ROUTE_NAMES, cascade, check_batch
 from ebjr.core.scores import ScoreContext
@@ -33,7 +49,8 @@ from ebjr.core.scores import ScoreContext
 @dataclass(frozen=True)
 class EdgeAnswer:
     """One batch: ``logits (N, C)``, ``classes (N,)``, ``scores (N,)``, ``routes (N,)`` str,
-    and what went to the cloud: ``sent_rows`` and ``sent_bytes`` (the pixels' size)."""
+    and what went to the cloud: ``sent_rows`` and ``sent_bytes`` (the pixels' size, or the
+    encoded images' own)."""
 
     logits: np.ndarray
     classes: np.ndarray
@@ -81,15 +98,22 @@ class EdgeClient:
         self.policy = GeneralPolicy(
             routing_score(calibration.scores[0], ScoreContext(calibration.temperature, router_dir))
         )
-        remote = {"grpc": RemoteModel, "http": HttpRemoteModel}
-        if protocol not in remote:
+        if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be grpc or http, not {protocol!r}")
         if tls is not None and protocol != "grpc":
             raise ValueError("TLS to the Teacher is supported over gRPC only")
-        args = (teacher_url, teacher_model, info.input.name, info.output.name)
-        self.teacher = (
-            RemoteModel(*args, tls) if protocol == "grpc" else HttpRemoteModel(*args, timeout_s)
+        self.preprocessing = Preprocessing.from_parameter(
+            mc.parameters(mc.read(config_path(router_dir.parent, router_dir.name)))[PREPROCESSING]
         )
+
+        def remote(name: str, input_name: str) -> RemoteModel | HttpRemoteModel:
+            args = (teacher_url, name, input_name, info.output.name)
+            return (
+                RemoteModel(*args, tls) if protocol == "grpc" else HttpRemoteModel(*args, timeout_s)
+            )
+
+        self.teacher = remote(teacher_model, info.input.name)
+        self.teacher_bytes = remote(TEACHER_BYTES, IMAGE_BYTES)  # for encoded images
         self.stats = EdgeStats()
 
     @classmethod
@@ -103,26 +127,40 @@ class EdgeClient:
         return cls(student, read_calibration(path), router_dir, teacher_url, **kwargs)
 
     def classify(self, images: np.ndarray, **knobs: object) -> EdgeAnswer:
-        """Route ``images: (N, ...)`` with at most one knob (``threshold``,
+        """Route ``images``, pixels ``(N, ...)`` or encoded images (``(N,)`` or ``(N, 1)``
+        object: PNG or JPEG bytes), with at most one knob (``threshold``,
         ``teacher_fraction``, ``min_accuracy``, ``max_accuracy_drop`` with its
         ``confidence``; none = the calibrated default)."""
-        batch = np.ascontiguousarray(images, dtype=np.float32)
+        payloads = images.reshape(-1, 1) if images.dtype == np.object_ else None
+        batch = (
+            np.ascontiguousarray(images, dtype=np.float32)
+            if payloads is None
+            else self.preprocessing.decode_batch(payloads)
+        )
         check_batch(batch)
         given = {k: v for k, v in knobs.items() if v is not None}
         (threshold,) = resolve_thresholds(
             json.dumps(given), (self.calibration.parity_thresholds[0],), self.calibration
         )
-        sent: list[int] = []
+        sent: list[np.ndarray] = []
 
-        def run(stage: int, rows: np.ndarray) -> np.ndarray:
+        def run(stage: int, rows: np.ndarray) -> np.ndarray:  # rows: indices into the batch
             if stage == 0:
-                return self.student(self.student.fit(rows))  # a low-resolution one: resized
-            sent.append(len(rows))
-            return self.teacher(rows, self.timeout_s)
+                return self.student(self.student.fit(batch[rows]))  # a low-resolution one: resized
+            sent.append(rows)
+            if payloads is None:
+                return self.teacher(batch[rows], self.timeout_s)
+            return self.teacher_bytes(payloads[rows], self.timeout_s)
 
-        routed, error = cascade(batch, np.full((len(batch), 1), threshold), [self.policy], run)
+        rows = np.arange(len(batch))
+        routed, error = cascade(rows, np.full((len(batch), 1), threshold), [self.policy], run)
         fallbacks = int((routed.route == FALLBACK).sum())
-        sent_rows = sum(sent)
+        sent_rows = sum(len(r) for r in sent)
+        sent_bytes = (
+            sent_rows * int(batch[0].nbytes)
+            if payloads is None
+            else sum(len(p) for r in sent for p in payloads[r, 0])
+        )
         answer = EdgeAnswer(
             logits=routed.logits,
             classes=routed.predictions,
@@ -130,7 +168,7 @@ class EdgeClient:
             routes=np.array(ROUTE_NAMES)[routed.route],
             threshold=threshold,
             sent_rows=sent_rows,
-            sent_bytes=sent_rows * int(batch[0].nbytes),
+            sent_bytes=sent_bytes,
             error=None if error is None else str(error),
         )
         s = self.stats
@@ -141,3 +179,4 @@ class EdgeClient:
 
     def close(self) -> None:
         self.teacher.close()
+        self.teacher_bytes.close()

@@ -2,8 +2,9 @@
 
 It serves a temporary copy of ``model_repository/``, the Python-wrapped Student and Teacher and
 the router's floor model (``ebjr.bench.bench_repository``), plus fault-injection models
-(``tests/server/fault_models``), router variants wired to them (``fault_routers``) and an
-audited copy of the default router.
+(``tests/server/fault_models``), router variants wired to them (``fault_routers``), an
+audited copy of the default router, a router whose Student takes 14x14 images, and the
+Teacher behind a decoder of encoded images (``teacher_bytes``).
 """
 
 from __future__ import annotations
@@ -22,10 +23,20 @@ from fault_routers import FAULT_MODELS, FAULT_ROUTERS, SMALL_QUEUE, hang_flag, m
 
 from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
-from ebjr.core.layout import DEFAULT_REPOSITORY, ROUTER, config_path
+from ebjr.build.router_config import RouterSettings
+from ebjr.core.layout import (
+    DEFAULT_REPOSITORY,
+    ROUTER,
+    STUDENT,
+    STUDENT_CANDIDATES,
+    TEACHER,
+    config_path,
+    onnx_path,
+)
 from ebjr.ops.client import connect
 from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
+from ebjr.tasks.classification.repository import build_repository, write_bytes_entry
 
 # The default router with the live audit on every kept row, in short windows (test_server_audit),
 # and with teacher_fraction tracking the live scores (test_server_tracking)
@@ -34,6 +45,25 @@ AUDITED_ROUTERS = {
     AUDITED: {"audit_share": "1.0", "audit_window": "200"},
     TRACKED: {"track_window": "1000"},
 }
+# The default Teacher behind the 14x14 Student candidate of make models (a router at two
+# resolutions: test_server_mixed_resolution)
+MIXED, MIXED_STUDENT = "ebjr_router_14px", "student_14px"
+LOW_RES_STUDENT = STUDENT_CANDIDATES / "student_large_kd_14px.onnx"
+
+
+def add_mixed_resolution_router(dest: Path) -> None:
+    """``MIXED`` and its Student ``MIXED_STUDENT`` in ``dest``, written by the repository
+    builder (uncalibrated: routing on energy at a numeric default) beside ``dest``'s Teacher."""
+    built = dest.parent / "mixed_resolution"
+    settings = RouterSettings(default_threshold="0", score="energy", teacher_timeout_ms=2000)
+    build_repository(LOW_RES_STUDENT, onnx_path(dest, TEACHER), built, settings)
+    for source, name, overrides in (
+        (STUDENT, MIXED_STUDENT, {}),
+        (ROUTER, MIXED, {"student_model": MIXED_STUDENT}),
+    ):
+        shutil.copytree(built / source, dest / name)
+        config = mc.edited(mc.read(config_path(built, source)), overrides, name=name)
+        mc.write(config_path(dest, name), config)
 
 
 def build_test_repository(dest: Path, certs: Certificates) -> Path:
@@ -53,6 +83,8 @@ def build_test_repository(dest: Path, certs: Certificates) -> Path:
     for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs), **AUDITED_ROUTERS}.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)
         mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
+    add_mixed_resolution_router(dest)
+    write_bytes_entry(dest)  # teacher_bytes: the edge client's encoded images
     return dest
 
 

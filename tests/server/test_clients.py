@@ -48,10 +48,14 @@ def test_evaluate_cli_accuracy_rises_with_the_threshold(server, capsys):
             "--threshold",
             "-inf",
             "inf",
+            "--workers",
+            "1",  # one Teacher call at a time: well within its deadline on a busy machine
         ]
     )
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
-    accuracy = {row[0]: float(row[2]) for row in rows if row and row[0] in ("-inf", "inf")}
+    rows = {row[0]: row for row in rows if row and row[0] in ("-inf", "inf")}
+    accuracy = {t: float(row[2]) for t, row in rows.items()}
+    assert rows["inf"][3:5] == ["100.00%", "0.00%"]  # all to the Teacher, none fell back
     images, labels = data.load_split("test")
     grpc = connect(server.grpc_url, "grpc")
     teacher = np.concatenate(

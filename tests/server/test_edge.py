@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tritonclient.utils import InferenceServerException
 
 from ebjr.core.layout import DEFAULT_REPOSITORY
 from ebjr.core.onnx_runner import OnnxClassifier
+from ebjr.core.preprocess import encode_png
 from ebjr.core.routing import RequestError
-from ebjr.ops.client import connect, infer
+from ebjr.ops.client import connect, encoded, infer
 from ebjr.ops.edge import EdgeClient
 from ebjr.ops.server import free_ports
 
@@ -46,6 +49,52 @@ def test_only_rows_below_the_threshold_go_to_the_cloud_and_come_back_in_order(
     np.testing.assert_allclose(answer.logits[~to_cloud], student[~to_cloud], atol=1e-6)
     assert answer.sent_rows == to_cloud.sum() and answer.sent_bytes == to_cloud.sum() * 784 * 4
     assert edge.stats.sent_rows == answer.sent_rows and edge.stats.fallbacks == 0
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_encoded_images_are_decoded_here_and_sent_to_the_cloud_as_they_came(
+    server, test_images, protocol
+):
+    images = test_images[0][:64]
+    payloads = [encode_png(image) for image in images]
+    edge = edge_for(server, protocol)
+    try:
+        from_pixels = edge.classify(images, teacher_fraction=0.3)
+        from_bytes = edge.classify(encoded(payloads), teacher_fraction=0.3)
+    finally:
+        edge.close()
+    # the same answers: the test images are 8-bit, so their PNGs hold the same pixels
+    assert from_bytes.routes.tolist() == from_pixels.routes.tolist()
+    np.testing.assert_allclose(from_bytes.logits, from_pixels.logits, atol=1e-5)
+    to_cloud = from_bytes.routes == "teacher"
+    assert to_cloud.any() and edge.stats.fallbacks == 0
+    assert from_bytes.sent_bytes == sum(
+        len(p) for p, sent in zip(payloads, to_cloud, strict=True) if sent
+    )
+    assert from_bytes.sent_bytes < from_pixels.sent_bytes / 2  # PNGs, not FP32 pixels
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_clouds_bytes_entry_refuses_a_bad_payload_and_answers_its_batch_mates(
+    server, test_images, protocol
+):
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    good = encoded([encode_png(test_images[0][0])])
+    bad = encoded([b"%PDF-1.4 not an image"])
+
+    def send(payload):  # one client per call: the HTTP client is not thread-safe
+        return infer(connect(url, protocol), "teacher_bytes", {"image_bytes": payload}, ["logits"])
+
+    with ThreadPoolExecutor(4) as pool:  # sent together, so that they can share a batch
+        calls = [pool.submit(send, p) for p in (good, bad, good, bad)]
+    expected = infer(connect(url, protocol), "teacher", {"image": test_images[0][:1]}, ["logits"])
+    for k, call in enumerate(calls):
+        if k % 2:
+            with pytest.raises(InferenceServerException, match="not a PNG or JPEG"):
+                call.result()
+        else:
+            np.testing.assert_allclose(call.result()["logits"], expected["logits"], atol=1e-5)
+    assert connect(url, protocol).is_server_ready()
 
 
 def closed_port() -> str:

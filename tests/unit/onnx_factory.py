@@ -7,12 +7,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def tiny_classifier(path: Path, classes: int = 5, side: int = 4, input_name: str = "x") -> Path:
-    """Conv(1->2, 3x3, pad 1) -> Flatten -> Gemm(2*side*side -> classes).
+def tiny_classifier(
+    path: Path, classes: int = 5, side: int = 4, input_name: str = "x", seed: int = 0
+) -> Path:
+    """Conv(1->2, 3x3, pad 1) -> Flatten -> Gemm(2*side*side -> classes), random weights
+    drawn from ``seed``.
 
     FLOPs per image: conv 2 * (2*side*side) * 9 + gemm 2 * classes * (2*side*side).
     """
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     weights = [
         numpy_helper.from_array(rng.normal(size=(2, 1, 3, 3)).astype(np.float32), "w"),
         numpy_helper.from_array(

@@ -251,6 +251,17 @@ def test_edge_cloud_layout_moves_the_teacher_to_its_own_repository(tmp_path, cap
     main([*args, "--remote-teacher", "10.0.0.7:8001", "--teacher-out", str(cloud)])
     assert not (out / "teacher").exists() and (cloud / "teacher" / "1" / "model.onnx").exists()
     assert mc.read(cloud / "teacher" / "config.pbtxt").name == "teacher"
+    # and the Teacher behind a decoder, for clients that send encoded images (the edge's)
+    ensemble = mc.read(cloud / "teacher_bytes" / "config.pbtxt")
+    assert ensemble.platform == "ensemble" and [i.name for i in ensemble.input] == ["image_bytes"]
+    steps = ensemble.ensemble_scheduling.step
+    assert [(s.model_name, dict(s.input_map)) for s in steps] == [
+        ("image_decoder", {"image_bytes": "image_bytes"}),
+        ("teacher", {"x": "pixels"}),  # the Teacher's own input name
+    ]
+    decoder = mc.read(cloud / "image_decoder" / "config.pbtxt")
+    assert [(o.name, list(o.dims)) for o in decoder.output] == [("image", [1, 4, 4])]
+    assert "ebjr.serving.decoder" in (cloud / "image_decoder/1/model.py").read_text()
     router = mc.parameters(mc.read(out / "ebjr_router" / "config.pbtxt"))
     assert router["teacher_url"] == "10.0.0.7:8001" and router["teacher_model"] == "teacher"
     assert "gRPC at 10.0.0.7:8001" in capsys.readouterr().out

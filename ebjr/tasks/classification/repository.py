@@ -29,6 +29,7 @@ from ebjr.build.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.build.onnx_info import describe
 from ebjr.build.repository import (
     add_deadline_argument,
+    model_py_source,
     publish,
     router_settings,
     write_onnx_model,
@@ -45,11 +46,14 @@ from ebjr.core.calibration import Calibration, calibrate_scores
 from ebjr.core.cascade_calibration import calibrate_cascade
 from ebjr.core.gate import GATE_SCORE, GateScore, routing_score
 from ebjr.core.layout import (
+    DECODER,
     ROUTER,
     SPECIALIZED_ROUTER,
     SPECIALIZED_STUDENT,
     STUDENT,
     TEACHER,
+    TEACHER_BYTES,
+    VERSION,
     config_path,
     gate_path,
     middle_stage,
@@ -211,7 +215,12 @@ def calibrate_router(
     student_name = SPECIALIZED_STUDENT if specialized else STUDENT
     router = SPECIALIZED_ROUTER if specialized else ROUTER
     if isinstance(validation, PairLogits):
-        pair = validation
+        pair = validation if specialized is None else validation.specialized_pair()
+        if specialized is not None:
+            labels = pair.labels
+            pair = pair.rows(
+                spec.skewed_stream(labels, specialized.popular, specialized.share, len(labels))
+            )
     else:
         images, labels = validation
         if specialized is not None:
@@ -258,19 +267,24 @@ def calibrate_router(
 
 def calibrate_cascade_router(
     out: Path,
-    images: np.ndarray,
-    labels: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray] | PairLogits,
     middle: int,
     pinned_score: str | None = None,
     temperature: float = 1.0,
 ) -> Calibration:
-    """Calibrate the N-stage router (``middle`` middle stages) on labelled validation data:
+    """Calibrate the N-stage router (``middle`` middle stages) on labelled validation data
+    (``(images, labels)`` every stage is run on, or their ``PairLogits`` with ``middle``):
     each boundary routes on the score that serves its own stage best against the Teacher
     (a gate where it measures cheaper), then the cheapest threshold tuple reaching the
     Teacher's accuracy is searched jointly. Writes and returns its ``calibration.json``."""
     stages = (STUDENT, *(middle_stage(k) for k in range(1, middle + 1)), TEACHER)
     paths = [onnx_path(out, name) for name in stages]
-    logits = [OnnxClassifier(path, threads=2).predict(images) for path in paths]
+    if isinstance(validation, PairLogits):
+        logits = [validation.student, *validation.middle, validation.teacher]
+        labels = validation.labels
+    else:
+        images, labels = validation
+        logits = [OnnxClassifier(path, threads=2).predict(images) for path in paths]
     flops = [describe(path).flops for path in paths]
     names, scores = [], []
     for k, stage_logits in enumerate(logits[:-1]):
@@ -339,17 +353,17 @@ def build_repository(
             "without validation data give a numeric default threshold and a score name "
             "(--default-threshold, --score), or calibrate with --val-data"
         )
-    logits_given = [d for d in (validation, gate_data) if isinstance(d, PairLogits)]
-    if logits_given and (middle or specialized is not None):
-        raise ValueError(
-            "logits files calibrate a two-stage router (Student and Teacher); for middle "
-            "stages or a specialized Student give images (--val-data, --gate-data)"
-        )
-    for given in logits_given:
+    for given in (d for d in (validation, gate_data) if isinstance(d, PairLogits)):
         if given.student.shape[1] != teacher.num_classes:
             raise ValueError(
                 f"the logits have {given.student.shape[1]} classes, the pair {teacher.num_classes}"
             )
+        if len(given.middle) != len(middle):
+            raise ValueError(
+                f"the logits hold {len(given.middle)} middle stages, the cascade {len(middle)}"
+            )
+    if isinstance(validation, PairLogits) and specialized and validation.specialized is None:
+        raise ValueError("the validation logits lack specialized_logits for the specialized one")
     if middle and policy != DEFAULT_MODE:
         raise ValueError(f"policy {policy!r} is for two-stage routers; an N-stage one is EBJR")
     batch = max(settings.max_batch_size, 1)
@@ -379,14 +393,16 @@ def build_repository(
 
         for k, stage in enumerate((STUDENT, *(middle_stage(k) for k in range(1, len(middle) + 1)))):
             pair = (
-                gate_data if isinstance(gate_data, PairLogits) else run_pair(out, stage, *gate_data)
+                gate_data.stage(k)
+                if isinstance(gate_data, PairLogits)
+                else run_pair(out, stage, *gate_data)
             )
             fit_gate(out, pair, boundary=k)
     if validation is None:
         return None
     if middle:
         record = calibrate_cascade_router(
-            out, *validation, len(middle), pinned_score, settings.temperature
+            out, validation, len(middle), pinned_score, settings.temperature
         )
     else:
         record = calibrate_router(out, validation, pinned_score, settings.temperature)
@@ -395,14 +411,30 @@ def build_repository(
     return record
 
 
+def write_bytes_entry(out: Path) -> None:
+    """``out/{image_decoder,teacher_bytes}``: ``out``'s Teacher behind a decoder of PNG or
+    JPEG bytes (``ebjr.serving.decoder``), as an ensemble taking ``image_bytes``."""
+    teacher = describe(onnx_path(out, TEACHER))
+    batch = mc.read(config_path(out, TEACHER)).max_batch_size
+    model_py = out / DECODER / VERSION / "model.py"
+    model_py.parent.mkdir(parents=True, exist_ok=True)
+    model_py.write_text(model_py_source("ebjr.serving.decoder"))
+    mc.write(config_path(out, DECODER), mc.image_decoder(DECODER, teacher.input, batch))
+    (out / TEACHER_BYTES / VERSION).mkdir(parents=True, exist_ok=True)  # ensembles need one
+    ensemble = mc.decoded_ensemble(TEACHER_BYTES, DECODER, TEACHER, teacher, batch)
+    mc.write(config_path(out, TEACHER_BYTES), ensemble)
+
+
 def split_teacher(out: Path, teacher_out: Path, url: str) -> None:
     """The edge/cloud layout: move ``out``'s Teacher to a repository of its own,
-    ``teacher_out``, for another Triton server, and point ``out``'s routers at it over gRPC
-    at ``url`` (``host:port``)."""
+    ``teacher_out``, for another Triton server (with ``write_bytes_entry``'s ensemble for
+    clients that send encoded images), and point ``out``'s routers at it over gRPC at ``url``
+    (``host:port``)."""
     check_url(url)
     (Path(teacher_out) / TEACHER).parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(Path(teacher_out) / TEACHER, ignore_errors=True)
     shutil.move(str(Path(out) / TEACHER), str(Path(teacher_out) / TEACHER))
+    write_bytes_entry(Path(teacher_out))
     for router in (ROUTER, SPECIALIZED_ROUTER):
         if config_path(out, router).exists():
             config = mc.read(config_path(out, router))
@@ -436,7 +468,8 @@ def main(argv: list[str] | None = None) -> None:
         "--val-logits",
         type=Path,
         help="calibrate on the pair's validation logits from your own pipeline instead: an "
-        ".npz with student_logits (N, C), teacher_logits (N, C), labels (N,)",
+        ".npz with student_logits (N, C), teacher_logits (N, C), labels (N,); with --middle "
+        "also middle_1_logits (N, C), ...; with --specialized-student specialized_logits",
     )
     gate = parser.add_mutually_exclusive_group()
     add_labelled_argument(
@@ -448,7 +481,8 @@ def main(argv: list[str] | None = None) -> None:
     gate.add_argument(
         "--gate-logits",
         type=Path,
-        help="train the gate on the pair's logits of other labelled rows (as --val-logits)",
+        help="train the gates on the cascade's logits of other labelled rows (as --val-logits, "
+        "without specialized_logits)",
     )
     parser.add_argument(
         "--gates",
@@ -511,14 +545,17 @@ def main(argv: list[str] | None = None) -> None:
             router_input(tuple(describe(path) for path in stages)).shape
         )
 
-        def labelled(logits: Path | None, data: str | None):
-            """A logits file's pair, else labelled images, else None."""
+        def labelled(logits: Path | None, data: str | None, outputs: int = 0):
+            """A logits file's logits (a specialized Student's of ``outputs`` too), else
+            labelled images, else None."""
             if logits:
-                return load_logits(logits, classes)
+                return load_logits(logits, classes, len(args.middle), outputs)
             return load_labelled(data, preprocessing) if data else None
 
-        validation = labelled(args.val_logits, args.val_data)
-        gate_data = labelled(args.gate_logits, args.gate_data)
+        validation = labelled(
+            args.val_logits, args.val_data, len(specialized.popular) + 1 if specialized else 0
+        )
+        gate_data = labelled(args.gate_logits, args.gate_data)  # the general router's gates
         if gate_data is not None and (args.gate_data or args.gate_logits) in (
             args.val_data,
             args.val_logits,
@@ -546,7 +583,10 @@ def main(argv: list[str] | None = None) -> None:
     names += [SPECIALIZED_STUDENT, SPECIALIZED_ROUTER] if specialized else []
     if args.remote_teacher:
         names.remove(TEACHER)
-        print(f"Wrote {args.teacher_out}/{TEACHER}: serve it, gRPC at {args.remote_teacher}")
+        print(
+            f"Wrote {args.teacher_out}/{{{TEACHER},{DECODER},{TEACHER_BYTES}}}: serve it, gRPC "
+            f"at {args.remote_teacher}"
+        )
     print(f"Wrote {args.out}/{{{','.join(names)}}}")
     if record:
         print(
