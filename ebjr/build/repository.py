@@ -29,6 +29,13 @@ def model_py_source(serving_module: str) -> str:
     return f"from {serving_module} import TritonPythonModel  # noqa: F401\n"
 
 
+def write_model_py(out: Path, name: str, serving_module: str) -> None:
+    """``out/<name>/1/model.py``: the ``TritonPythonModel`` of ``serving_module``."""
+    model_py = out / name / VERSION / "model.py"
+    model_py.parent.mkdir(parents=True, exist_ok=True)
+    model_py.write_text(model_py_source(serving_module))
+
+
 def publish(out: Path, router: str, record: Calibration) -> None:
     """Write ``record`` as the router's ``calibration.json``, and its score and operating
     points into the router's ``config.pbtxt`` parameters, where clients read them
@@ -86,9 +93,7 @@ def write_router(out: Path, config: mc.ModelConfig, spec: RouterSpec) -> None:
     declared = tuple(o.name for o in config.output)
     if declared != spec.outputs:
         raise ValueError(f"{config.name}'s outputs {declared} are not its spec's {spec.outputs}")
-    model_py = out / config.name / VERSION / "model.py"
-    model_py.parent.mkdir(parents=True, exist_ok=True)
-    model_py.write_text(model_py_source(spec.serving_module))
+    write_model_py(out, config.name, spec.serving_module)
     mc.write(config_path(out, config.name), config)
     calibration_path(out, config.name).unlink(missing_ok=True)
     for gate in (out / config.name).glob("gate*.onnx"):

@@ -29,9 +29,9 @@ from ebjr.build.model_config import BACKENDS, DEVICES, ModelServing
 from ebjr.build.onnx_info import describe
 from ebjr.build.repository import (
     add_deadline_argument,
-    model_py_source,
     publish,
     router_settings,
+    write_model_py,
     write_onnx_model,
     write_router,
 )
@@ -416,9 +416,7 @@ def write_bytes_entry(out: Path) -> None:
     JPEG bytes (``ebjr.serving.decoder``), as an ensemble taking ``image_bytes``."""
     teacher = describe(onnx_path(out, TEACHER))
     batch = mc.read(config_path(out, TEACHER)).max_batch_size
-    model_py = out / DECODER / VERSION / "model.py"
-    model_py.parent.mkdir(parents=True, exist_ok=True)
-    model_py.write_text(model_py_source("ebjr.serving.decoder"))
+    write_model_py(out, DECODER, "ebjr.serving.decoder")
     mc.write(config_path(out, DECODER), mc.image_decoder(DECODER, teacher.input, batch))
     (out / TEACHER_BYTES / VERSION).mkdir(parents=True, exist_ok=True)  # ensembles need one
     ensemble = mc.decoded_ensemble(TEACHER_BYTES, DECODER, TEACHER, teacher, batch)
