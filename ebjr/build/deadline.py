@@ -6,7 +6,9 @@ every request; 100 ms fails a slow but healthy one), so the builder times the sl
 router can make, the Teacher on a full router batch, and writes ``DEADLINE_MULTIPLE`` times the
 slowest of ``RUNS`` such calls, at least ``DEADLINE_FLOOR_MS``, rounded up to ``STEP_MS`` (so a
 rebuild on the same machine writes the same number). The multiple leaves room for the Teacher's
-own queue (each router instance has one call out at a time) and for a busy host.
+own queue (each router instance has one call out at a time) and for a busy host. The router
+raises it on a slower serving machine from the calls it sees answered
+(``ebjr.core.deadline``).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from tritonclient.utils import triton_to_np_dtype
 
+from ebjr.core.deadline import MULTIPLE as DEADLINE_MULTIPLE
 from ebjr.core.onnx_runner import OnnxModel
 from ebjr.core.tensors import GraphInfo, ModelInfo
 
-DEADLINE_MULTIPLE = 4
 DEADLINE_FLOOR_MS = 100
 STEP_MS = 50
 RUNS = 5

@@ -11,7 +11,8 @@ with ``track_window``, ``ebjr.core.tracking``), else the ``default_threshold`` o
 (``ebjr.serving.audit``). A bad request gets its own INVALID_ARG error; a Teacher
 failure follows ``on_teacher_error`` (``fallback``: the Student's answer, marked
 ``student_fallback``; ``fail``: an error for the requests that needed the Teacher). Every later
-stage is waited for at most ``teacher_timeout_ms`` and has a circuit breaker
+stage is waited for at most ``teacher_timeout_ms``, raised on a slower serving machine from
+the stage's answered calls (``ebjr.core.deadline``), and has a circuit breaker
 (``ebjr.core.breaker``): once it opens, the rows that need that stage get the same fallback or
 error at once, without a call. Nothing escapes ``execute``, so one bad request never fails its
 batch-mates. What to route on and how answers map back is the routing policy's
@@ -22,6 +23,7 @@ router's image (``stage_shapes``) gets its rows resized to its own size (``ebjr.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from ebjr.core.audit import Expectation
 from ebjr.core.breaker import CLOSED, STATE_NAMES, CircuitBreaker, CircuitOpen
 from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
+from ebjr.core.deadline import StageDeadline
 from ebjr.core.gate import ROUTING_SCORES
 from ebjr.core.layout import CALIBRATION_FILE, onnx_path
 from ebjr.core.onnx_runner import OnnxClassifier
@@ -113,6 +116,7 @@ class TritonPythonModel:
             for _ in self.config.stages[1:]
         ]
         self.metrics.watch_breakers(self.breakers, args["model_instance_name"])
+        self.deadlines = [StageDeadline(self.config.teacher_timeout_s) for _ in self.breakers]
         self.remote = (  # one reused gRPC connection per router instance
             RemoteModel(self.config.teacher_url, *self.config.stages[-1], self.config.teacher_tls)
             if self.config.teacher_url
@@ -363,10 +367,16 @@ class TritonPythonModel:
         return logits
 
     def _call_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
-        timeout = self.config.teacher_timeout_s
+        """Stage ``stage``'s logits within its deadline; an answered call's duration is the
+        deadline's evidence."""
+        deadline = self.deadlines[stage - 1]
+        began = time.perf_counter()
         if self.remote is not None and stage == len(self.config.stages) - 1:
-            return self.remote(images, timeout)
-        return self._call(self.config.stages[stage], images, timeout)
+            logits = self.remote(images, deadline.seconds)
+        else:
+            logits = self._call(self.config.stages[stage], images, deadline.seconds)
+        deadline.answered(time.perf_counter() - began)
+        return logits
 
     def _breaker_changed(self, stage: int, state: int | None) -> None:
         """Log a breaker's change of state (at most one message a second)."""

@@ -19,7 +19,15 @@ from pathlib import Path
 import psutil
 import pytest
 from certificates import Certificates, make_certificates
-from fault_routers import FAULT_MODELS, FAULT_ROUTERS, SMALL_QUEUE, hang_flag, mtls_routers
+from fault_routers import (
+    FAULT_MODELS,
+    FAULT_ROUTERS,
+    SLOW,
+    SLOW_S,
+    SMALL_QUEUE,
+    hang_flag,
+    mtls_routers,
+)
 
 from ebjr.bench.bench_repository import bench_repository
 from ebjr.build import model_config as mc
@@ -78,10 +86,13 @@ def build_test_repository(dest: Path, certs: Certificates) -> Path:
     switch = config_path(dest, "teacher_switch")
     mc.write(switch, mc.edited(mc.read(switch), {"hang_flag": str(hang_flag(dest))}))
     # teacher_sleeps with room for one waiting request: the admission-control tests
-    small = mc.edited(mc.read(config_path(dest, "teacher_sleeps")), name=SMALL_QUEUE)
+    sleeps = mc.read(config_path(dest, "teacher_sleeps"))
+    small = mc.edited(sleeps, name=SMALL_QUEUE)
     mc.set_batching(small, 0, mc.QueuePolicy(max_queue_size=1))
-    shutil.copytree(dest / "teacher_sleeps", dest / SMALL_QUEUE)
-    mc.write(config_path(dest, SMALL_QUEUE), small)
+    slow = mc.edited(sleeps, {"sleep_s": str(SLOW_S)}, name=SLOW)
+    for name, config in ((SMALL_QUEUE, small), (SLOW, slow)):
+        shutil.copytree(dest / "teacher_sleeps", dest / name)
+        mc.write(config_path(dest, name), config)
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
     for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs), **AUDITED_ROUTERS}.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)

@@ -12,6 +12,8 @@ REMOTE_TEACHER_PORTS = free_ports(3)
 REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
 FAULT_MODELS = Path(__file__).parent / "fault_models"
 SMALL_QUEUE = "teacher_queue_1"  # teacher_sleeps whose queue holds one request
+SLOW = "teacher_slow"  # teacher_sleeps that answers after 0.15 s: healthy, but slow
+SLOW_S = 0.15
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
 # (the fallback, fail and timeout variants have no breaker: each of their calls is a real one)
 NO_BREAKER = {"breaker_failures": "0"}
@@ -25,6 +27,8 @@ FAULT_ROUTERS = {
         "teacher_timeout_ms": "300",
         **NO_BREAKER,
     },
+    # a deadline over one slow call, but under two queued ones: the router must raise it
+    "router_slow": {"teacher_model": SLOW, "teacher_timeout_ms": "200", **NO_BREAKER},
     "router_breaker": {"teacher_model": "teacher_switch", **BREAKER},
     # serves at most 2 requests per execution: the admission test keeps both instances busy
     "router_admit": {

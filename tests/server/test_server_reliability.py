@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import numpy as np
@@ -137,6 +138,33 @@ def test_slow_teacher_times_out_into_fallback(client, test_images):
     assert set(answer.routes) == {"student_fallback"}
     assert elapsed < 1.9, (
         f"the 300 ms Teacher timeout did not cut the 2 s Teacher ({elapsed:.2f} s)"
+    )
+
+
+def test_a_healthy_teacher_slower_than_its_configured_deadline_allows_is_still_waited_for(
+    server, test_images
+):
+    """``router_slow`` was built with a 200 ms deadline, and its Teacher takes 150 ms a call:
+    one call fits, but a call queued behind the other router instance's waits 300 ms. The
+    router raises its deadline from the calls it sees answered, so no row falls back."""
+    images = test_images[0][:2]
+    client = connect(server.http_url, "http")
+    assert set(classify(client, images, model="router_slow", threshold="inf").routes) == {
+        "teacher"
+    }  # one call alone fits the configured deadline: the router's first evidence
+
+    def send(_: int) -> list[str]:
+        own = connect(server.grpc_url, "grpc")
+        return [
+            route
+            for _ in range(5)
+            for route in classify(own, images, model="router_slow", threshold="inf").routes
+        ]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        routes = [route for sent in pool.map(send, range(4)) for route in sent]
+    assert routes.count("teacher") == len(routes), (
+        f"{routes.count('student_fallback')} of {len(routes)} rows fell back on a healthy Teacher"
     )
 
 
