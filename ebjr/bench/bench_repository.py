@@ -48,6 +48,10 @@ CHEAP_TEACHER = "teacher_44m"
 CHEAP_ROUTER = "ebjr_router_44m"
 
 
+# The default router with its Teacher over BLS (teacher_execution: bls) instead of in process
+ROUTER_BLS = "ebjr_router_bls"
+
+
 CHEAP_TEACHER_ONNX = STUDENT_CANDIDATES / "student_large_kd.onnx"
 
 
@@ -87,8 +91,9 @@ def bench_repository(repo: Path, dest: Path) -> Path:
 
 
 def add_teacher_variants(repo: Path, dest: Path) -> None:
-    """``TEACHER_2T`` (the Teacher with 2 intra-op threads), and ``CHEAP_TEACHER`` with
-    ``CHEAP_ROUTER``, the default router calling it instead of the Teacher."""
+    """``TEACHER_2T`` (the Teacher with 2 intra-op threads), ``CHEAP_TEACHER`` with
+    ``CHEAP_ROUTER``, the default router calling it instead of the Teacher, and ``ROUTER_BLS``,
+    the default router calling its Teacher over BLS."""
     teacher = mc.read(config_path(repo, TEACHER))
     shutil.copytree(repo / TEACHER, dest / TEACHER_2T)
     two = mc.edited(teacher, {"intra_op_thread_count": 2}, name=TEACHER_2T)
@@ -96,10 +101,13 @@ def add_teacher_variants(repo: Path, dest: Path) -> None:
     shutil.copytree(repo / TEACHER, dest / CHEAP_TEACHER)
     shutil.copyfile(CHEAP_TEACHER_ONNX, onnx_path(dest, CHEAP_TEACHER))
     mc.write(config_path(dest, CHEAP_TEACHER), mc.edited(teacher, name=CHEAP_TEACHER))
-    shutil.copytree(repo / ROUTER, dest / CHEAP_ROUTER)
     router = mc.read(config_path(repo, ROUTER))
-    cheap = mc.edited(router, {"teacher_model": CHEAP_TEACHER}, name=CHEAP_ROUTER)
-    mc.write(config_path(dest, CHEAP_ROUTER), cheap)
+    for name, edits in (
+        (CHEAP_ROUTER, {"teacher_model": CHEAP_TEACHER}),
+        (ROUTER_BLS, {"teacher_execution": "bls"}),
+    ):
+        shutil.copytree(repo / ROUTER, dest / name)
+        mc.write(config_path(dest, name), mc.edited(router, edits, name=name))
 
 
 def add_three_stage(repo: Path, dest: Path) -> None:

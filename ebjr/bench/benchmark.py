@@ -25,6 +25,7 @@ from ebjr.bench.bench_repository import (
     CHEAP_TEACHER,
     CHEAP_TEACHER_ONNX,
     FLOOR,
+    ROUTER_BLS,
     TEACHER_2T,
     THREE_STAGE,
     bench_repository,
@@ -105,7 +106,7 @@ def benchmark(
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
         # The headline ratios, from back-to-back pairs: this machine's throughput drifts by
         # more than 10% within a run, so each ratio is the median of PAIRS interleaved pairs.
-        pairs = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity)]
+        pairs = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity), (ROUTER_BLS, parity)]
         if three_stage:  # at its calibrated default, beside the two-stage router's
             pairs.append((THREE_STAGE, None))
         results["pairs"] = [

@@ -150,7 +150,8 @@ def fault_repository(repo: Path, dest: Path, teacher_url: str) -> Path:
     )
     router = mc.read(config_path(repo, ROUTER))
     for name, edits in (
-        (LOCAL, {"teacher_model": LOCAL_TEACHER}),
+        # its ONNX file would answer in the router's process: the hang is in its Python model
+        (LOCAL, {"teacher_model": LOCAL_TEACHER, "teacher_execution": "bls"}),
         (REMOTE, {"teacher_url": teacher_url}),
     ):
         shutil.copytree(repo / ROUTER, dest / name)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ebjr.bench.bench_repository import CHEAP_ROUTER, THREE_STAGE
+from ebjr.bench.bench_repository import CHEAP_ROUTER, ROUTER_BLS, THREE_STAGE
 from ebjr.core.layout import PROJECT_ROOT, ROUTER
 from ebjr.core.preprocess import IMAGE, IMAGE_BYTES, encode_png
 from ebjr.core.tally import FLUSH_S
@@ -173,7 +173,7 @@ class Measurer:
         self._tmp.cleanup()
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
-        router = model in (ROUTER, THREE_STAGE, DETECTOR_ROUTER, CHEAP_ROUTER)
+        router = model in (ROUTER, ROUTER_BLS, THREE_STAGE, DETECTOR_ROUTER, CHEAP_ROUTER)
         before = routed_rows(self.server.metrics_url, model) if router else {}
         m = run_perf_analyzer(
             model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold

@@ -51,12 +51,12 @@ def router_settings(
     teacher_onnx: Path,
     teacher: ModelInfo | GraphInfo,
 ) -> RouterSettings:
-    """The router settings a builder writes: ``settings`` (default ``RouterSettings()``), the
-    Student over BLS on GPU (the router's process has no GPU session), and a Teacher deadline
+    """The router settings a builder writes: ``settings`` (default ``RouterSettings()``), every
+    stage over BLS on GPU (the router's process has no GPU session), and a Teacher deadline
     measured on ``teacher_onnx`` where it is left ``MEASURED`` (``measured_deadline_ms``)."""
     settings = settings or RouterSettings()
     if serving.device == "gpu":
-        settings = replace(settings, student_execution="bls")
+        settings = replace(settings, student_execution="bls", teacher_execution="bls")
     if settings.teacher_timeout_ms == MEASURED:
         batch = max(settings.max_batch_size, 1)
         deadline = measured_deadline_ms(teacher_onnx, teacher, batch)

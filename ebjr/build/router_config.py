@@ -18,7 +18,7 @@ from ebjr.core.routing import parse_threshold
 from ebjr.core.scores import ScoreContext, ScoreFactory
 
 ModelRef = tuple[str, str, str]  # (model name, input name, output name)
-STUDENT_EXECUTION = ("in_process", "bls")
+EXECUTION = ("in_process", "bls")  # student_execution, teacher_execution
 ON_TEACHER_ERROR = ("fallback", "fail")
 MEASURED = -1  # teacher_timeout_ms: the builder measures it (ebjr.build.deadline)
 UNMEASURED_TIMEOUT_MS = 1000  # the deadline of a config that leaves teacher_timeout_ms at -1
@@ -37,6 +37,11 @@ class RouterSettings:
     # "in_process": the router runs the Student's ONNX file itself, one batch per execution
     # (measured cheaper: TUNING.md); "bls": it calls the Student model over BLS.
     student_execution: str = "in_process"
+    # The same for every later stage served from this repository (middle stages, the local
+    # Teacher): "in_process" runs its ONNX file in the router's process (no BLS round trip:
+    # BENCHMARKS.md measures both); "bls" calls its model, whatever its backend, within
+    # teacher_timeout_ms. A remote Teacher (teacher_url) is always called over gRPC.
+    teacher_execution: str = "in_process"
     metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
     on_teacher_error: str = "fallback"  # or "fail"
     # How long the router waits for each later stage (local or remote), in ms; 0 = no deadline.
@@ -122,10 +127,9 @@ class RouterSettings:
             check_url(self.teacher_url)
         if self.teacher_tls not in ("on", "off"):
             raise ValueError(f"teacher_tls must be on or off, not {self.teacher_tls!r}")
-        if self.student_execution not in STUDENT_EXECUTION:
-            raise ValueError(
-                f"student_execution must be in_process or bls, not {self.student_execution!r}"
-            )
+        for key in ("student_execution", "teacher_execution"):
+            if getattr(self, key) not in EXECUTION:
+                raise ValueError(f"{key} must be in_process or bls, not {getattr(self, key)!r}")
 
     def parameters(self) -> dict[str, str]:
         """The routing knobs as ``config.pbtxt`` parameters."""
@@ -155,6 +159,8 @@ class RouterConfig:
     teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
     student_in_process: bool
     metrics: bool
+    # the later stages served from this repository run in the router's process (else over BLS)
+    teacher_in_process: bool = False
     breaker_failures: int = 3  # 0 = no circuit breaker
     breaker_open_s: float = 5.0
     teacher_budget_share: float = 0.0  # 0 = no capacity guard
@@ -240,6 +246,7 @@ class RouterConfig:
             )
             / 1000,
             student_in_process=s.student_execution == "in_process",
+            teacher_in_process=s.teacher_execution == "in_process",
             metrics=s.metrics != "off",
             breaker_failures=s.breaker_failures,
             breaker_open_s=s.breaker_open_s,

@@ -26,7 +26,8 @@ class Counts:
     outcome; teacher_failures: failed or timed-out Teacher calls; short_circuited: rows a later
     stage's open circuit breaker answered without a call; buckets: (B + 1,) int64 finite
     scores ``<=`` each of the B edges, cumulative, then all of them (``+Inf``); score_sum: their
-    sum.
+    sum; stage_calls, stage_rows: (S - 1,) int64 calls made to each later stage (stage 1
+    first) and the rows they carried.
     """
 
     rows: np.ndarray
@@ -35,15 +36,18 @@ class Counts:
     short_circuited: int
     buckets: np.ndarray
     score_sum: float
+    stage_calls: np.ndarray
+    stage_rows: np.ndarray
 
 
 class Tally:
-    """Counts of routed rows, request outcomes, Teacher failures, short-circuited rows and a
-    score histogram with
-    upper bucket edges ``edges: (B,)`` ascending (Prometheus ``le`` semantics)."""
+    """Counts of routed rows, request outcomes, Teacher failures, short-circuited rows, the
+    calls to each of ``later_stages`` stages and a score histogram with upper bucket edges
+    ``edges: (B,)`` ascending (Prometheus ``le`` semantics)."""
 
-    def __init__(self, edges: list[float]) -> None:
+    def __init__(self, edges: list[float], later_stages: int = 1) -> None:
         self.edges = np.asarray(edges, dtype=np.float64)
+        self.later_stages = later_stages
         self._lock = threading.Lock()
         self._reset()
 
@@ -54,6 +58,8 @@ class Tally:
         self._short_circuited = 0
         self._per_bucket = np.zeros(len(self.edges) + 1, dtype=np.int64)
         self._sum = 0.0
+        self._stage_calls = np.zeros(self.later_stages, dtype=np.int64)
+        self._stage_rows = np.zeros(self.later_stages, dtype=np.int64)
 
     def add_rows(self, routes: np.ndarray, scores: np.ndarray) -> None:
         """routes: (N,) int route codes; scores: (N,) the routing score (non-finite skipped)."""
@@ -82,6 +88,12 @@ class Tally:
         with self._lock:
             self._short_circuited += rows
 
+    def add_stage_call(self, stage: int, rows: int) -> None:
+        """One call to later stage ``stage`` (1 = the first after the Student) with ``rows``."""
+        with self._lock:
+            self._stage_calls[stage - 1] += 1
+            self._stage_rows[stage - 1] += rows
+
     def take(self) -> Counts:
         """The counts since the last call, and start again from zero."""
         with self._lock:
@@ -92,6 +104,8 @@ class Tally:
                 self._short_circuited,
                 np.cumsum(self._per_bucket),
                 self._sum,
+                self._stage_calls,
+                self._stage_rows,
             )
             self._reset()
         return counts

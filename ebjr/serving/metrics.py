@@ -13,6 +13,9 @@ router's ``model`` name:
   ``ebjr_breaker_opens_total{stage, instance}``: how often it opened;
   ``ebjr_short_circuited_rows_total``: rows answered without a call while a breaker was open
   (they are also counted as ``student_fallback`` rows, or failed in ``fail`` mode);
+- ``ebjr_stage_calls_total{stage}``, ``ebjr_stage_rows_total{stage}``: calls made to each
+  later stage (1 = the first after the Student; the Teacher last), in the router's process or
+  over BLS or gRPC, audit calls included, and the rows they carried;
 - ``ebjr_score_bucket{le}``, ``ebjr_score_count``, ``ebjr_score_sum``: the Student's routing
   score per row, as a Prometheus histogram's series (cumulative ``le`` buckets), so that
   ``histogram_quantile`` and heatmaps work on them.
@@ -48,7 +51,13 @@ class _Watched:
 
 
 class RouterMetrics:
-    def __init__(self, model: str, score_buckets: list[float], flush_s: float = FLUSH_S) -> None:
+    def __init__(
+        self,
+        model: str,
+        score_buckets: list[float],
+        later_stages: int = 1,
+        flush_s: float = FLUSH_S,
+    ) -> None:
         kind = pb_utils.MetricFamily
         m = {"model": model}
         requests = kind("ebjr_requests_total", "Router requests by outcome", kind.COUNTER)
@@ -75,8 +84,14 @@ class RouterMetrics:
         )
         self._families.append(shorted)
         self.short_circuited = shorted.Metric(labels=m)
+        calls = kind("ebjr_stage_calls_total", "Calls to each later stage", kind.COUNTER)
+        carried = kind("ebjr_stage_rows_total", "Rows sent to each later stage", kind.COUNTER)
+        self._families += [calls, carried]
+        stages = [{**m, "stage": str(k)} for k in range(1, later_stages + 1)]
+        self.stage_calls = [calls.Metric(labels=labels) for labels in stages]
+        self.stage_rows = [carried.Metric(labels=labels) for labels in stages]
         self._breakers: list[_Watched] = []
-        self.tally = Tally(score_buckets)
+        self.tally = Tally(score_buckets, later_stages)
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_every, args=(flush_s,), daemon=True)
         self._flusher.start()
@@ -94,6 +109,9 @@ class RouterMetrics:
 
     def record_short_circuit(self, rows: int) -> None:
         self.tally.add_short_circuit(rows)
+
+    def record_stage_call(self, stage: int, rows: int) -> None:
+        self.tally.add_stage_call(stage, rows)
 
     def watch_breakers(self, breakers: list, instance: str) -> None:
         """Export each later stage's breaker (stage 1 first; None: that stage has none) of this
@@ -125,6 +143,8 @@ class RouterMetrics:
             (self.teacher_failures, counts.teacher_failures),
             *zip(self.buckets, counts.buckets, strict=True),
             (self.score_count, counts.buckets[-1]),
+            *zip(self.stage_calls, counts.stage_calls, strict=True),
+            *zip(self.stage_rows, counts.stage_rows, strict=True),
         ]
         for metric, value in pairs:
             if value:
@@ -171,6 +191,9 @@ class NoMetrics:
         pass
 
     def record_short_circuit(self, rows: int) -> None:
+        pass
+
+    def record_stage_call(self, stage: int, rows: int) -> None:
         pass
 
     def watch_breakers(self, breakers: list, instance: str) -> None:

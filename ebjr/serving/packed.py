@@ -34,7 +34,7 @@ class PackedRouter(router.TritonPythonModel):
                 raise ValueError(f"{name}'s outputs {outputs} are not {self.layout.names}")
         return config
 
-    def _load_student(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    def _load_model(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
         model = OnnxModel(path)
         return lambda images: self.layout.pack(model(images))
 

@@ -98,12 +98,9 @@ class TritonPythonModel:
             if PREPROCESSING in parameters
             else None
         )
-        self.student_local = None
-        if self.config.student_in_process:
-            repository = Path(args["model_repository"]).parent
-            self.student_local = self._load_student(onnx_path(repository, self.config.student[0]))
+        self.local = self._load_local(Path(args["model_repository"]).parent)
         self.metrics = (
-            RouterMetrics(args["model_name"], self._score_buckets())
+            RouterMetrics(args["model_name"], self._score_buckets(), len(self.config.stages) - 1)
             if self.config.metrics
             else NoMetrics()
         )
@@ -137,9 +134,35 @@ class TritonPythonModel:
             f"{[stage[0] for stage in self.config.stages]}, "
             f"{type(self.config.policies[0]).__name__}, default thresholds "
             f"{self.config.default_thresholds}, Student "
-            f"{'in process' if self.student_local else 'over BLS'}, Teacher "
-            f"{'at ' + self.config.teacher_url + ' (gRPC)' if self.remote else 'over BLS'}"
+            f"{'in process' if self.local[0] else 'over BLS'}, Teacher "
+            f"{self._teacher_route()}"
         )
+
+    def _load_local(self, repository: Path) -> list[Callable[[np.ndarray], np.ndarray] | None]:
+        """Per stage, its ONNX file loaded in this process (``student_execution`` /
+        ``teacher_execution`` ``in_process``), or None for a stage called over BLS or gRPC."""
+        last = len(self.config.stages) - 1
+        local = [
+            self.config.student_in_process if k == 0 else self.config.teacher_in_process
+            for k in range(len(self.config.stages))
+        ]
+        local[last] = local[last] and not self.config.teacher_url
+        loaded = []
+        for k, ((name, _, _), in_process) in enumerate(zip(self.config.stages, local, strict=True)):
+            path = onnx_path(repository, name)
+            if in_process and not path.exists():
+                key = "teacher_execution" if k else "student_execution"
+                raise ValueError(
+                    f"{key} in_process runs {path}, which does not exist: serve {name} from "
+                    f"an ONNX file, or set {key} to bls"
+                )
+            loaded.append(self._load_model(path) if in_process else None)
+        return loaded
+
+    def _teacher_route(self) -> str:
+        if self.remote:
+            return f"at {self.config.teacher_url} (gRPC)"
+        return "in process" if self.local[-1] else "over BLS"
 
     # What a router of another task (``ebjr.serving.detector``) does differently: how it reads
     # its config, runs its Student in process, calls a stage and builds its outputs.
@@ -153,7 +176,7 @@ class TritonPythonModel:
             registry=self.scores,
         )
 
-    def _load_student(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    def _load_model(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
         return OnnxClassifier(path)
 
     def _call(self, stage: ModelRef, images: np.ndarray, timeout_s: float) -> np.ndarray:
@@ -337,12 +360,16 @@ class TritonPythonModel:
         images = self._stage_input(stage, images)
         if stage > 0:
             return self._call_later(stage, images)
-        if self.student_local is None:
+        if self.local[0] is None:
             return self._call(self.config.student, images, 0.0)
+        return self._run_local(0, images)
+
+    def _run_local(self, stage: int, images: np.ndarray) -> np.ndarray:
         try:
-            return self.student_local(images)
+            return self.local[stage](images)
         except Exception as err:  # onnxruntime's errors are plain Exceptions
-            raise ModelCallError(f"{self.config.student[0]} (in process) failed: {err}") from err
+            name = self.config.stages[stage][0]
+            raise ModelCallError(f"{name} (in process) failed: {err}") from err
 
     def _call_later(self, stage: int, images: np.ndarray) -> np.ndarray:
         """A later stage over BLS with ``teacher_timeout_ms`` (the Teacher over gRPC when
@@ -367,8 +394,11 @@ class TritonPythonModel:
         return logits
 
     def _call_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
-        """Stage ``stage``'s logits within its deadline; an answered call's duration is the
-        deadline's evidence."""
+        """Stage ``stage``'s logits: in this process, else within its deadline (an answered
+        call's duration is the deadline's evidence). Each call is counted."""
+        self.metrics.record_stage_call(stage, len(images))
+        if self.local[stage] is not None:
+            return self._run_local(stage, images)
         deadline = self.deadlines[stage - 1]
         began = time.perf_counter()
         if self.remote is not None and stage == len(self.config.stages) - 1:

@@ -22,8 +22,9 @@ from certificates import Certificates, make_certificates
 from fault_routers import (
     FAULT_MODELS,
     FAULT_ROUTERS,
+    ONE_INSTANCE,
     SLOW,
-    SLOW_S,
+    SLOW_ROW_S,
     SMALL_QUEUE,
     hang_flag,
     mtls_routers,
@@ -89,14 +90,17 @@ def build_test_repository(dest: Path, certs: Certificates) -> Path:
     sleeps = mc.read(config_path(dest, "teacher_sleeps"))
     small = mc.edited(sleeps, name=SMALL_QUEUE)
     mc.set_batching(small, 0, mc.QueuePolicy(max_queue_size=1))
-    slow = mc.edited(sleeps, {"sleep_s": str(SLOW_S)}, name=SLOW)
+    slow = mc.edited(sleeps, {"sleep_s": "0", "row_sleep_s": str(SLOW_ROW_S)}, name=SLOW)
     for name, config in ((SMALL_QUEUE, small), (SLOW, slow)):
         shutil.copytree(dest / "teacher_sleeps", dest / name)
         mc.write(config_path(dest, name), config)
     config = mc.read(config_path(DEFAULT_REPOSITORY, ROUTER))
     for name, overrides in {**FAULT_ROUTERS, **mtls_routers(certs), **AUDITED_ROUTERS}.items():
         shutil.copytree(DEFAULT_REPOSITORY / ROUTER, dest / name)
-        mc.write(config_path(dest, name), mc.edited(config, overrides, name=name))
+        instances = 1 if name in ONE_INSTANCE else None
+        mc.write(
+            config_path(dest, name), mc.edited(config, overrides, name=name, instances=instances)
+        )
     add_mixed_resolution_router(dest)
     write_bytes_entry(dest)  # teacher_bytes: the edge client's encoded images
     return dest

@@ -12,13 +12,20 @@ REMOTE_TEACHER_PORTS = free_ports(3)
 REMOTE_TEACHER_URL = f"127.0.0.1:{REMOTE_TEACHER_PORTS[1]}"
 FAULT_MODELS = Path(__file__).parent / "fault_models"
 SMALL_QUEUE = "teacher_queue_1"  # teacher_sleeps whose queue holds one request
-SLOW = "teacher_slow"  # teacher_sleeps that answers after 0.15 s: healthy, but slow
-SLOW_S = 0.15
+SLOW = "teacher_slow"  # teacher_sleeps that answers after SLOW_ROW_S per row: healthy, but slow
+SLOW_ROW_S = 0.05
 # router variant -> the config.pbtxt parameters that differ from ebjr_router's
-# (the fallback, fail and timeout variants have no breaker: each of their calls is a real one)
-NO_BREAKER = {"breaker_failures": "0"}
+# (the fallback, fail and timeout variants have no breaker: each of their calls is a real one);
+# a fault model is a Python model, called over BLS
+NO_BREAKER = {"breaker_failures": "0", "teacher_execution": "bls"}
 # the breaker variants: open after 2 failures, half-open after 1 s
-BREAKER = {"teacher_timeout_ms": "300", "breaker_failures": "2", "breaker_open_s": "1"}
+BREAKER = {
+    "teacher_timeout_ms": "300",
+    "breaker_failures": "2",
+    "breaker_open_s": "1",
+    "teacher_execution": "bls",
+}
+ONE_INSTANCE = ("router_slow",)  # router variants with one instance, not the router's two
 FAULT_ROUTERS = {
     "router_fallback": {"teacher_model": "teacher_raises", **NO_BREAKER},
     "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail", **NO_BREAKER},
@@ -27,7 +34,8 @@ FAULT_ROUTERS = {
         "teacher_timeout_ms": "300",
         **NO_BREAKER,
     },
-    # a deadline over one slow call, but under two queued ones: the router must raise it
+    # a deadline over a 2-row call (100 ms), but under a 5-row one (250 ms); one instance
+    # (ONE_INSTANCE), so the call that teaches it and the one that needs it meet the same one
     "router_slow": {"teacher_model": SLOW, "teacher_timeout_ms": "200", **NO_BREAKER},
     "router_breaker": {"teacher_model": "teacher_switch", **BREAKER},
     # serves at most 2 requests per execution: the admission test keeps both instances busy
@@ -43,7 +51,7 @@ FAULT_ROUTERS = {
         **BREAKER,
     },
     "router_no_student": {"student_model": "teacher_raises", "student_execution": "bls"},
-    "router_bls": {"student_execution": "bls"},
+    "router_bls": {"student_execution": "bls", "teacher_execution": "bls"},
     "router_budget": {"teacher_budget_share": "0.3", "teacher_budget_window_s": "600"},
     "router_random": {"mode": "random"},  # the random-routing baseline (RandomPolicy)
     # every execution counts as overloaded: a quarter of each batch's rows may reach the Teacher

@@ -1,9 +1,12 @@
-"""The server's own count of what a model ran, read once it has settled."""
+"""The server's own count of what a model ran, and a router's count of what it sent to each
+later stage, read once they have settled."""
 
 from __future__ import annotations
 
 import time
 
+from ebjr.core.tally import FLUSH_S
+from ebjr.ops import prometheus
 from ebjr.ops.client import protocol_of
 from ebjr.ops.restricted import admin_headers
 
@@ -26,3 +29,22 @@ def settled_counts(client, model: str, timeout: float = 5.0) -> tuple[int, int]:
             return now
         last = now
         time.sleep(0.05)
+
+
+def settled_stage_counts(server, router: str, stage: int = 1) -> tuple[int, int]:
+    """``(rows, calls)`` that ``router`` sent to its later stage ``stage`` (1 = the first after
+    the Student), in its process or not, from its own metrics, once two scrapes a flush
+    apart agree (the router flushes its counts every ``FLUSH_S``)."""
+    last = None
+    deadline = time.monotonic() + 5.0
+    while True:
+        text = prometheus.scrape(server.metrics_url)
+        labels = {"model": router, "stage": str(stage)}
+        now = tuple(
+            int(prometheus.value(text, name, **labels))
+            for name in ("ebjr_stage_rows_total", "ebjr_stage_calls_total")
+        )
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
+        time.sleep(2 * FLUSH_S)

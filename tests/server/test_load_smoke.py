@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ebjr.bench.bench_repository import CHEAP_ROUTER, CHEAP_TEACHER, FLOOR, TEACHER_2T, THREE_STAGE
+from ebjr.bench.bench_repository import (
+    CHEAP_ROUTER,
+    CHEAP_TEACHER,
+    FLOOR,
+    ROUTER_BLS,
+    TEACHER_2T,
+    THREE_STAGE,
+)
 from ebjr.bench.benchmark import PAIRS, benchmark
 from ebjr.bench.report import break_even_ms, report
 from ebjr.core.layout import ROUTER
@@ -43,12 +50,14 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
     # 50 test images to the Teacher.
     assert 0.1 <= fractions[repr(results["parity_threshold"])] <= 0.6
     # the headline ratios come from interleaved rounds: the Teacher in its two configs, the
-    # router, the three-stage router; and the same router in front of the cheaper Teacher
+    # router, the router with its Teacher over BLS, the three-stage router; and the same
+    # router in front of the cheaper Teacher
     assert len(results["pairs"]) == len(results["cost_rounds"]) == PAIRS
-    for teacher, two_threads, two, three in results["pairs"]:
-        models = (teacher["model"], two_threads["model"], two["model"], three["model"])
-        assert models == ("teacher", TEACHER_2T, ROUTER, THREE_STAGE)
+    for teacher, two_threads, two, bls, three in results["pairs"]:
+        models = [r["model"] for r in (teacher, two_threads, two, bls, three)]
+        assert models == ["teacher", TEACHER_2T, ROUTER, ROUTER_BLS, THREE_STAGE]
         assert three["throughput"] > 0 and 0 < three["teacher_fraction"] < 1
+        assert bls["teacher_fraction"] == pytest.approx(two["teacher_fraction"], abs=0.03)
     for cheap, router in results["cost_rounds"]:
         assert (cheap["model"], router["model"]) == (CHEAP_TEACHER, CHEAP_ROUTER)
         # same Student, same threshold: the same rows go on, whichever Teacher is behind it
@@ -68,10 +77,15 @@ def test_benchmark_smoke_measures_every_case_and_reports_the_targets(server, tmp
     text = report(results, tmp_path / "BENCHMARKS.md", plot=None)
     floor_ratio = _ratio(results, ROUTER, "-inf", "student", 4)
     assert f"| router at -inf / native Student, c=4 | {floor_ratio:.2f} | >= 0.7 |" in text
-    ratios = sorted(p[3]["throughput"] / p[2]["throughput"] for p in results["pairs"])
+    ratios = sorted(p[4]["throughput"] / p[2]["throughput"] for p in results["pairs"])
     assert (
         f"| three-stage / two-stage router at their defaults, c=4, median of {PAIRS} interleaved "
         f"rounds | {ratios[1]:.2f} |"
+    ) in text
+    ratios = sorted(p[2]["throughput"] / p[3]["throughput"] for p in results["pairs"])
+    assert (
+        f"Teacher in process / over BLS (`teacher_execution`), c=4, median of {PAIRS} "
+        f"interleaved rounds | {ratios[1]:.2f} |"
     ) in text
     best = sorted(
         p[2]["throughput"] / max(p[0]["throughput"], p[1]["throughput"]) for p in results["pairs"]

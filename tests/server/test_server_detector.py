@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from server_stats import settled_counts
+from server_stats import settled_stage_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
@@ -105,9 +105,9 @@ def test_the_teacher_runs_once_per_batch_on_only_the_images_that_need_it(
     client, server, scenes, calibration
 ):
     scores = student_scores(direct(client, DETECTOR_STUDENT, scenes), calibration, server)
-    before = settled_counts(client, DETECTOR_TEACHER)
+    before = settled_stage_counts(server, DETECTOR_ROUTER)
     answer = detect(client, scenes, threshold=repr(float(np.median(scores))))
-    after = settled_counts(client, DETECTOR_TEACHER)
+    after = settled_stage_counts(server, DETECTOR_ROUTER)
     assert after[0] - before[0] == (answer.routes == "teacher").sum()
     assert after[1] - before[1] == 1
 

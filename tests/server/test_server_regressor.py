@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from server_stats import settled_counts
+from server_stats import settled_stage_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.build.model_config import parameters, read
@@ -89,12 +89,12 @@ def test_the_knobs_resolve_through_the_calibration_in_degrees(client, rotated, c
 
 
 def test_the_teacher_runs_once_per_batch_on_only_the_images_that_need_it(
-    client, rotated, calibration, config
+    client, server, rotated, calibration, config
 ):
     _, scores = expected(client, rotated.images, calibration, config)
-    before = settled_counts(client, REGRESSOR_TEACHER)
+    before = settled_stage_counts(server, REGRESSOR_ROUTER)
     answer = ask(client, rotated.images, threshold=repr(float(np.median(scores))))
-    after = settled_counts(client, REGRESSOR_TEACHER)
+    after = settled_stage_counts(server, REGRESSOR_ROUTER)
     assert after[0] - before[0] == (answer["route"] == "teacher").sum()
     assert after[1] - before[1] == 1
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from server_stats import settled_counts
+from server_stats import settled_counts, settled_stage_counts
 from tritonclient.utils import InferenceServerException
 
 from ebjr.core.calibration import Calibration, read_calibration
@@ -155,7 +155,7 @@ def test_router_metadata_lists_the_documented_outputs(server):
     assert json.dumps(meta["inputs"][0]["shape"]) == "[-1, 1, 28, 28]"
 
 
-def test_student_over_bls_and_in_process_give_the_same_answers(client, test_images, served_score):
+def test_stages_over_bls_and_in_process_give_the_same_answers(client, test_images, served_score):
     images = test_images[0][:48]
     threshold = median_score(client, images)
     in_process = classify(client, images, threshold=threshold)
@@ -163,6 +163,23 @@ def test_student_over_bls_and_in_process_give_the_same_answers(client, test_imag
     assert over_bls.routes.tolist() == in_process.routes.tolist()
     np.testing.assert_allclose(over_bls.logits, in_process.logits, atol=1e-5)
     assert_routed_correctly(over_bls, images, client, threshold, served_score)
+
+
+@pytest.mark.parametrize("router", ["ebjr_router", "router_bls"])
+def test_the_teacher_runs_once_per_batch_on_only_the_rows_that_need_it(
+    server, client, test_images, router
+):
+    """The router's own count of its Teacher calls, in its process (the default) or over BLS;
+    over BLS, Triton's count of what the Teacher model ran says the same."""
+    images = test_images[0][:64]
+    threshold = median_score(client, images)
+    before, teacher_before = settled_stage_counts(server, router), settled_counts(client, "teacher")
+    answer = classify(client, images, model=router, threshold=threshold)
+    after, teacher_after = settled_stage_counts(server, router), settled_counts(client, "teacher")
+    sent = (after[0] - before[0], after[1] - before[1])
+    assert sent == ((answer.routes == "teacher").sum(), 1)
+    ran = (teacher_after[0] - teacher_before[0], teacher_after[1] - teacher_before[1])
+    assert ran == (sent if router == "router_bls" else (0, 0))
 
 
 def test_teacher_fraction_knob_holds_on_the_whole_test_set(server):

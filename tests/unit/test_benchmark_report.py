@@ -21,7 +21,8 @@ def test_at_the_break_even_cost_the_router_and_the_teacher_cost_the_same(share):
 
 
 def _round(*throughputs):
-    return [{"throughput": x} for x in throughputs]
+    models = ("teacher", "teacher_2threads", "ebjr_router")
+    return [{"model": m, "throughput": x} for m, x in zip(models, throughputs, strict=True)]
 
 
 def test_the_headline_divides_by_the_faster_teacher_config_of_each_round():

@@ -100,6 +100,21 @@ def test_a_flush_sends_each_series_what_was_tallied_labelled_with_the_router(met
         metrics.close()
 
 
+def test_each_later_stage_is_exported_with_its_calls_and_rows(metrics_module):
+    metrics = metrics_module.RouterMetrics("r", [0.0], later_stages=2, flush_s=3600)
+    try:
+        metrics.record_stage_call(1, 12)
+        metrics.record_stage_call(1, 3)
+        metrics.record_stage_call(2, 5)
+        metrics.flush()
+        assert sent(metrics, "ebjr_stage_calls_total", model="r", stage="1") == 2
+        assert sent(metrics, "ebjr_stage_rows_total", stage="1") == 15
+        assert sent(metrics, "ebjr_stage_calls_total", stage="2") == 1
+        assert sent(metrics, "ebjr_stage_rows_total", stage="2") == 5
+    finally:
+        metrics.close()
+
+
 def test_each_breaker_is_exported_with_its_state_and_only_its_new_opens(metrics_module):
     from ebjr.core.breaker import OPEN, CircuitBreaker
 

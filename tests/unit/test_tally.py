@@ -42,6 +42,16 @@ def test_take_returns_what_happened_since_the_last_take():
     assert second.short_circuited == 0
 
 
+def test_each_later_stage_counts_its_own_calls_and_rows():
+    tally = Tally([0.0], later_stages=2)
+    tally.add_stage_call(1, 10)
+    tally.add_stage_call(2, 4)
+    tally.add_stage_call(2, 0)
+    counts = tally.take()
+    assert counts.stage_calls.tolist() == [1, 2] and counts.stage_rows.tolist() == [10, 4]
+    assert tally.take().stage_calls.sum() == 0
+
+
 def test_concurrent_adds_lose_nothing():
     tally = Tally([0.5])
 

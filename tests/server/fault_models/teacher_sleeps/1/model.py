@@ -6,18 +6,23 @@ import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
-    """A Teacher that answers zeros after sleeping ``sleep_s`` seconds (its config parameter,
-    2 s when absent) per execution."""
+    """A Teacher that answers zeros after sleeping ``sleep_s`` seconds (2 s when absent) plus
+    ``row_sleep_s`` (0 when absent) per row of the execution: its config parameters."""
 
     def initialize(self, args):
         parameters = json.loads(args["model_config"]).get("parameters", {})
-        self.sleep_s = float(parameters.get("sleep_s", {}).get("string_value", "2.0"))
+
+        def value(key: str, default: str) -> float:
+            return float(parameters.get(key, {}).get("string_value", default))
+
+        self.sleep_s, self.row_sleep_s = value("sleep_s", "2.0"), value("row_sleep_s", "0.0")
 
     def execute(self, requests):
-        time.sleep(self.sleep_s)
-        responses = []
-        for request in requests:
-            rows = pb_utils.get_input_tensor_by_name(request, "image").as_numpy().shape[0]
-            logits = np.zeros((rows, 10), dtype=np.float32)
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("logits", logits)]))
-        return responses
+        images = [pb_utils.get_input_tensor_by_name(r, "image").as_numpy() for r in requests]
+        time.sleep(self.sleep_s + self.row_sleep_s * sum(len(i) for i in images))
+        return [
+            pb_utils.InferenceResponse(
+                [pb_utils.Tensor("logits", np.zeros((len(i), 10), dtype=np.float32))]
+            )
+            for i in images
+        ]
