@@ -16,10 +16,14 @@ from ebjr.core.layout import (
 )
 from ebjr.ops.server import TritonServer
 
-# Where the router's own process spends its samples, by the first matching frame from the leaf.
+# A sample with this frame anywhere in its stack is the later stages' (the Teacher's), whichever
+# way the router runs them: in its process, over BLS or gRPC (waiting included).
+LATER_STAGES = ("Teacher (in process, or over BLS with its waits)", "_call_stage")
+# Where the router's own process spends its other samples, by the first matching frame from
+# the leaf.
 PROFILE_CATEGORIES = (
-    ("Student (onnxruntime in process)", ("Session.run", "_run_student")),
-    ("Teacher call (BLS, waiting included)", ("call_model",)),
+    ("Student (onnxruntime in process)", ("Session.run", "_run_local")),
+    ("Student over BLS", ("call_model",)),
     ("metrics tally", ("tally.py", "metrics.py")),
     ("routing score and decision", ("scores.py", "routing.py", "specialized.py")),
     (
@@ -35,10 +39,11 @@ PROFILE_CATEGORIES = (
 
 
 def categorise(stacks: dict[str, int]) -> dict[str, float]:
-    """Share of samples per ``PROFILE_CATEGORIES`` entry, from py-spy's raw stacks
+    """Share of samples in the later stages (``LATER_STAGES``) and per ``PROFILE_CATEGORIES``
+    entry, from py-spy's raw stacks
     ``{"frame;frame;...": count}``; the rest is stub and Python-backend machinery."""
     total = sum(stacks.values()) or 1
-    shares = dict.fromkeys([name for name, _ in PROFILE_CATEGORIES], 0.0)
+    shares = dict.fromkeys([LATER_STAGES[0]] + [name for name, _ in PROFILE_CATEGORIES], 0.0)
     shares["Python-backend stub and idle waits"] = 0.0
     for stack, count in stacks.items():
         frames = stack.split(";")[::-1]
@@ -48,7 +53,10 @@ def categorise(stacks: dict[str, int]) -> dict[str, float]:
             for name, keys in PROFILE_CATEGORIES
             if any(k in frame for k in keys)
         )
-        name = next(matches, "Python-backend stub and idle waits")
+        if any(LATER_STAGES[1] in frame for frame in frames):
+            name = LATER_STAGES[0]
+        else:
+            name = next(matches, "Python-backend stub and idle waits")
         shares[name] += count / total
     return shares
 

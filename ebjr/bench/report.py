@@ -140,11 +140,16 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
         f"{bound / ideal:.2f} | the most any Python-backend router reaches at parity | - |",
         f"| bound: `1 / (1/X_router(-inf) + f/X_best_teacher)` / X_best_teacher, c={high} | "
         f"{headroom:.2f} | the most this router reaches against the faster Teacher config if "
-        "its Teacher calls cost only the Teacher's own work | - |",
+        "each Teacher row costs what that config costs served alone (its Teacher over BLS); "
+        "in process (the default), each router instance runs its own Teacher session in its "
+        "own thread and can pass it | - |",
         "",
         f"Ideal cascade = `1 / (1/X_student + f/X_teacher)` = {ideal:.0f} inf/s, with `f` = "
         f"{fraction:.1%} the router's measured Teacher share at its "
-        f"calibrated default threshold {parity}, and `X` the native models' own throughputs.",
+        f"calibrated default threshold {parity}, and `X` the native models' own throughputs "
+        "(the Teacher's on one instance and one thread, as Triton serves it). With "
+        "`teacher_execution: in_process` each of the router's instances runs a Teacher "
+        "session of its own, so the router can pass this figure.",
     ]
     lines += cost_lines(results, parity, high)
     lines += latency_lines(results, parity, low, high)

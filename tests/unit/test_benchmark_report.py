@@ -29,3 +29,18 @@ def test_the_headline_divides_by_the_faster_teacher_config_of_each_round():
     rounds = [_round(100, 200, 300), _round(250, 100, 500), _round(100, 100, 150)]
     # per round: 300/200, 500/250, 150/100 -> median 1.5
     assert over_best_teacher(rounds) == pytest.approx(1.5)
+
+
+def test_a_sample_inside_a_later_stage_call_is_the_teachers_whichever_way_it_runs():
+    from ebjr.bench.profile import LATER_STAGES, categorise
+
+    stacks = {
+        "execute (router.py:1);_run_stage (router.py:2);_run_local (router.py:3);"
+        "run (onnxruntime_inference_collection.py:4)": 3,  # the Student, in process
+        "execute (router.py:1);_call_later (router.py:5);_call_stage (router.py:6);"
+        "_run_local (router.py:3);run (onnxruntime_inference_collection.py:4)": 1,
+        "execute (router.py:1);_call_stage (router.py:6);call_model (triton.py:7)": 1,
+    }
+    shares = categorise(stacks)
+    assert shares["Student (onnxruntime in process)"] == pytest.approx(0.6)
+    assert shares[LATER_STAGES[0]] == pytest.approx(0.4)
