@@ -372,9 +372,9 @@ class TritonPythonModel:
             raise ModelCallError(f"{name} (in process) failed: {err}") from err
 
     def _call_later(self, stage: int, images: np.ndarray) -> np.ndarray:
-        """A later stage over BLS with ``teacher_timeout_ms`` (the Teacher over gRPC when
-        ``teacher_url`` names a remote one), unless its breaker is open: then ``CircuitOpen``
-        at once. Each answer or failure is the breaker's evidence."""
+        """A later stage (``_call_stage``: in this process, over BLS, or the Teacher over gRPC
+        when ``teacher_url`` names a remote one), unless its breaker is open: then
+        ``CircuitOpen`` at once. Each answer or failure is the breaker's evidence."""
         breaker = self.breakers[stage - 1]
         if breaker is None:
             return self._call_stage(stage, images)
