@@ -47,9 +47,15 @@ def p_values(lost: np.ndarray, rows: int) -> np.ndarray:
 def certified(p: np.ndarray, delta: float) -> int:
     """The index of the cheapest point on a path (``p: (K,)`` its p-values, safest first)
     that fixed-sequence testing certifies with error ``delta``; 0 (the safest, which loses
-    nothing) when none is."""
-    rejected = control_fwer(p, delta, "fixed_sequence")
-    return int(rejected.max()) if len(rejected) else 0
+    nothing) when none is.
+
+    Consecutive points with equal p-values are all rejected or the first of them stops the
+    walk, so MAPIE tests only the last point of each such run: the same answer as testing
+    every point, from one hypothesis per distinct lost count instead of one per threshold
+    (its procedure costs ``O(K^2)`` on ``K`` hypotheses)."""
+    ends = np.flatnonzero(np.append(p[1:] != p[:-1], True))
+    rejected = control_fwer(p[ends], delta, "fixed_sequence")
+    return int(ends[rejected.max()]) if len(rejected) else 0
 
 
 def risk_table(

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from mapie.risk_control import control_fwer
 from scipy.stats import binom
 
 from ebjr.build.risk_control import (
@@ -69,6 +70,18 @@ def test_certified_is_fixed_sequence_testing_with_the_binomial_tail(drop, delta)
     expected = walk(lost, n, drop, delta)
     assert certified(p[:, column(drop)], delta) == expected
     assert 0 < expected < len(lost) - 2
+
+
+@pytest.mark.parametrize("delta", [0.05, 0.1, 0.2])
+def test_certified_answers_as_mapie_testing_every_point_of_a_path_with_ties(delta):
+    """A real path has one point per threshold and long runs of equal lost counts (and equal
+    p-values); certified hands MAPIE one point per run and must pick the same point."""
+    rng = np.random.default_rng(0)
+    lost = np.concatenate([np.zeros(5), np.cumsum(rng.random(3000) < 0.02)]).astype(float)
+    lost[2500:2510] = 0.0  # a dip after the walk has stopped is never reached
+    for p in p_values(lost, 5000)[:, ::7].T:  # 0.1 pt to 4.4 pt
+        every = control_fwer(p, delta, "fixed_sequence")
+        assert certified(p, delta) == (int(every.max()) if len(every) else 0)
 
 
 def test_nothing_certified_falls_back_to_everything_to_the_teacher():
