@@ -61,16 +61,20 @@ def benchmark(
     images: int = 500,
     extra_fractions: tuple[float, ...] = (0.25, 0.75),
     server: TritonServer | None = None,
+    rounds: int = PAIRS,
 ) -> dict:
     """Measure every case on ``server``, which serves ``bench_repository(repo)``, else on a new
-    server for it (see ``report`` for the tables)."""
+    server for it (see ``report`` for the tables); the headline ratios from ``rounds``
+    interleaved rounds."""
     if server is None:
         with tempfile.TemporaryDirectory() as tmp:
             bench_repo = bench_repository(repo, Path(tmp) / "repo")
             with TritonServer.on_free_ports(
                 bench_repo, Path(tmp) / "server.log", restricted_apis=FOR_PERF_ANALYZER
             ) as started:
-                return benchmark(repo, concurrencies, window_ms, images, extra_fractions, started)
+                return benchmark(
+                    repo, concurrencies, window_ms, images, extra_fractions, started, rounds
+                )
     calibration = read_calibration(calibration_path(repo))
     parity = repr(calibration.parity_thresholds[0])
     models = [
@@ -105,50 +109,52 @@ def benchmark(
         for threshold in sweep:
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
         # The headline ratios, from back-to-back pairs: this machine's throughput drifts by
-        # more than 10% within a run, so each ratio is the median of PAIRS interleaved pairs.
+        # more than 10% within a run, so each ratio is the median of interleaved rounds.
         pairs = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity), (ROUTER_BLS, parity)]
         if three_stage:  # at its calibrated default, beside the two-stage router's
             pairs.append((THREE_STAGE, None))
         results["pairs"] = [
             [measure(model, threshold, max(concurrencies)) for model, threshold in pairs]
-            for _ in range(PAIRS)
+            for _ in range(rounds)
         ]
         results["cost_rounds"] = [
             [measure(model, threshold, max(concurrencies)) for model, threshold in cost_cases]
-            for _ in range(PAIRS)
+            for _ in range(rounds)
         ]
         results["profile"] = profile_router(server, measure, parity, max(concurrencies))
         with Measurer(server, window_ms, images, encoded=True) as measure_bytes:
             results["encoded"] = encoded_rounds(
-                measure, measure_bytes, parity, min(concurrencies), max(concurrencies)
+                measure, measure_bytes, parity, min(concurrencies), max(concurrencies), rounds
             )
     if (server.model_repository / DETECTOR_ROUTER).exists():
-        results["detection"] = detection_rounds(server, window_ms, max(concurrencies))
+        results["detection"] = detection_rounds(server, window_ms, max(concurrencies), rounds)
         record = read_calibration(calibration_path(repo, DETECTOR_ROUTER))
         results["detection_flops_ratio"] = record.stage_flops[1] / record.parity_flops
     return results
 
 
 def encoded_rounds(
-    pixels: Measurer, encoded: Measurer, threshold: str, low: int, high: int
+    pixels: Measurer, encoded: Measurer, threshold: str, low: int, high: int, rounds: int
 ) -> list[list[dict]]:
     """The router at ``threshold`` on the same test images sent as pixels and as PNG files
-    (``image_bytes``, decoded in the router), interleaved: ``PAIRS`` rounds at ``high``
+    (``image_bytes``, decoded in the router), interleaved: ``rounds`` rounds at ``high``
     concurrency, then one at ``low`` (the latency decoding adds)."""
-    rounds = [[m(ROUTER, threshold, high) for m in (pixels, encoded)] for _ in range(PAIRS)]
-    return [*rounds, [m(ROUTER, threshold, low) for m in (pixels, encoded)]]
+    high_rounds = [[m(ROUTER, threshold, high) for m in (pixels, encoded)] for _ in range(rounds)]
+    return [*high_rounds, [m(ROUTER, threshold, low) for m in (pixels, encoded)]]
 
 
 DETECTION_SCENES = 200
 DETECTION_MODELS = (DETECTOR_STUDENT, DETECTOR_TEACHER, DETECTOR_ROUTER)
 
 
-def detection_rounds(server: TritonServer, window_ms: int, concurrency: int) -> list[list[dict]]:
-    """``PAIRS`` interleaved rounds of the Student and Teacher detectors and the detector router
+def detection_rounds(
+    server: TritonServer, window_ms: int, concurrency: int, rounds: int
+) -> list[list[dict]]:
+    """``rounds`` interleaved rounds of the Student and Teacher detectors and the detector router
     at its calibrated default, one test scene per request."""
     scenes = make_scenes("test", DETECTION_SCENES).images
     with Measurer(server, window_ms, inputs=scenes) as measure:
-        return [[measure(m, None, concurrency) for m in DETECTION_MODELS] for _ in range(PAIRS)]
+        return [[measure(m, None, concurrency) for m in DETECTION_MODELS] for _ in range(rounds)]
 
 
 def main(argv: list[str] | None = None) -> None:
