@@ -164,6 +164,17 @@ def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float =
         else {}
     )
     client = connect(url, protocol, **kwargs)
+    try:
+        check_ready(client, url, protocol, model, timeout_s)
+    except ClientError:
+        client.close()  # an idle connection left open would hold a server's shutdown
+        raise
+    return client
+
+
+def check_ready(client, url: str, protocol: str, model: str, timeout_s: float) -> None:
+    """``ClientError`` unless the server at ``url`` answers ``client`` within ``timeout_s``
+    and serves ``model``."""
     timeout = {} if protocol == "http" else {"client_timeout": timeout_s}
     try:
         ready = client.is_server_ready(**timeout)
@@ -177,7 +188,6 @@ def open_client(url: str, protocol: str, model: str = ROUTER, timeout_s: float =
         raise ClientError(f"the server at {url} is not ready yet (loading models?); retry soon")
     if not model_ready:
         raise ClientError(f"model {model!r} is not ready at {url}; {ready_models(client)}")
-    return client
 
 
 def ready_models(client) -> str:

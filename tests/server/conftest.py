@@ -168,7 +168,9 @@ def server(tmp_path_factory, certificates) -> TritonServer:
 @pytest.fixture(params=["http", "grpc"])
 def client(request, server):
     url = server.http_url if request.param == "http" else server.grpc_url
-    return connect(url, request.param)
+    opened = connect(url, request.param)
+    yield opened
+    opened.close()  # an idle connection left open holds the server's shutdown
 
 
 def pytest_collection_modifyitems(items):

@@ -25,7 +25,27 @@ BREAKER = {
     "breaker_open_s": "1",
     "teacher_execution": "bls",
 }
-ONE_INSTANCE = ("router_slow",)  # router variants with one instance, not the router's two
+# Router variants served by one instance, not the router's two: each instance is a stub process
+# that costs the server's start and memory. router_slow needs one (below); the others' tests
+# send one request at a time. The breaker, admission, audit and tracking variants keep two:
+# their tests are about what each instance does.
+ONE_INSTANCE = (
+    "router_slow",
+    "router_fallback",
+    "router_fail",
+    "router_timeout",
+    "router_no_student",
+    "router_budget",
+    "router_random",
+    "router_shed",
+    "router_remote",
+    "router_remote_fail",
+    "router_mtls",
+    "router_mtls_no_cert",
+    "router_mtls_stranger",
+    "router_mtls_wrong_ca",
+    "router_mtls_fail",
+)
 FAULT_ROUTERS = {
     "router_fallback": {"teacher_model": "teacher_raises", **NO_BREAKER},
     "router_fail": {"teacher_model": "teacher_raises", "on_teacher_error": "fail", **NO_BREAKER},

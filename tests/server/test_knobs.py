@@ -57,26 +57,33 @@ def cheapest_meeting(shares: list[float], meets: list[bool]) -> int:
 
 
 @pytest.fixture(scope="module")
-def classifier_table():
-    """The default router's table thresholds and, counted on the validation rows, each one's
-    Teacher share and cascade accuracy."""
+def validation_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The default router's routing score on each validation row, and where its Student and
+    its Teacher answer right: ``(N,)`` each, from the models run here."""
     record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
     images, labels = data.load_split("val")
     logits = {
-        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2) for m in (STUDENT, TEACHER)
+        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2).predict(images)
+        for m in (STUDENT, TEACHER)
     }
-    student = logits[STUDENT].predict(images)
-    teacher_right = logits[TEACHER].predict(images).argmax(1) == labels
-    student_right = student.argmax(1) == labels
     scores = routing_score(
         record.scores[0], ScoreContext(record.temperature, DEFAULT_REPOSITORY / ROUTER)
-    )(student)
+    )(logits[STUDENT])
+    return scores, logits[STUDENT].argmax(1) == labels, logits[TEACHER].argmax(1) == labels
+
+
+@pytest.fixture(scope="module")
+def classifier_table(validation_rows):
+    """The default router's table thresholds and, counted on the validation rows, each one's
+    Teacher share and cascade accuracy."""
+    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
+    scores, student_right, teacher_right = validation_rows
     shares, accuracy = [], []
     for t in record.table.thresholds:
         to_teacher = scores < t
         shares.append(float(to_teacher.mean()))
         right = teacher_right[to_teacher].sum() + student_right[~to_teacher].sum()
-        accuracy.append(float(right / len(labels)))
+        accuracy.append(float(right / len(scores)))
     return record.table.thresholds, shares, accuracy
 
 
@@ -174,21 +181,13 @@ def p_value(lost: int, n: int, drop: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def lost_counts():
+def lost_counts(validation_rows):
     """The default router's validation rows: each distinct score threshold from ``+inf`` down
     and the rows it loses to the Teacher (kept, Student wrong, Teacher right)."""
-    record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
-    images, labels = data.load_split("val")
-    logits = {
-        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2).predict(images)
-        for m in (STUDENT, TEACHER)
-    }
-    lost = (logits[STUDENT].argmax(1) != labels) & (logits[TEACHER].argmax(1) == labels)
-    scores = routing_score(
-        record.scores[0], ScoreContext(record.temperature, DEFAULT_REPOSITORY / ROUTER)
-    )(logits[STUDENT])
+    scores, student_right, teacher_right = validation_rows
+    lost = ~student_right & teacher_right
     thresholds = [np.inf, *np.unique(scores)[::-1]]
-    return thresholds, [int((lost & (scores >= t)).sum()) for t in thresholds], len(labels)
+    return thresholds, [int((lost & (scores >= t)).sum()) for t in thresholds], len(scores)
 
 
 @pytest.mark.parametrize(("drop", "confidence"), [(0.005, 0.9), (0.01, 0.95), (0.02, 0.8)])
