@@ -22,10 +22,6 @@ from ebjr.core.window import RowWindow
 
 Z = 2.5758293035489004  # two-sided 99%
 MIN_ROWS = 50  # fewer audited rows say nothing either way
-# With the Teacher in the router's process, an audit call waits for GATHER_ROWS sampled rows,
-# or fewer once the oldest has waited GATHER_S (ebjr.serving.audit)
-GATHER_ROWS = 16
-GATHER_S = 1.0
 
 
 def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:

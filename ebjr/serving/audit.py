@@ -2,12 +2,10 @@
 goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
-NumPy operations; one worker thread sends them to the Teacher, compares its answers with the
-Student's, and tallies the agreement (``ebjr.core.audit``). With the Teacher in the router's
-process, the worker gathers ``GATHER_ROWS`` rows per call (or what waited ``GATHER_S``): its call
-runs in its own thread beside the router's, and a Teacher call costs less per row the more rows
-it holds. Over BLS or gRPC it sends what has queued at once: a large audit call would hold the
-Teacher model while the router's own rows queue behind it. The response never waits for the
+NumPy operations; one worker thread sends what has queued up to the Teacher in one call (it
+does not wait for more: a large audit batch would hold the Teacher while the router's own rows
+queue behind it), compares its answers with the Student's, and tallies the agreement
+(``ebjr.core.audit``). The response never waits for the
 audit and an audited row's answer is never changed. A full queue drops the batch (counted), so
 a slow Teacher cannot make the audit hold memory or requests.
 
@@ -33,13 +31,12 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.core.audit import GATHER_S, AuditWindow, Estimate, Expectation, sample
+from ebjr.core.audit import AuditWindow, Estimate, Expectation, sample
 from ebjr.core.ratelimit import RateLimited
 
 QUEUE_BATCHES = 64  # sampled batches (one per execution) waiting for the Teacher, at most
@@ -94,8 +91,7 @@ class Auditor:
     """Samples ``share`` of the kept rows and audits them in a worker thread.
 
     ``call_teacher``: ``images (M, ...) -> logits (M, C)`` for at most ``max_rows`` rows,
-    raising on failure, called once ``min_rows`` rows have queued (1: at once) or the oldest
-    has waited ``GATHER_S``; ``log``: the router's ``pb_utils.Logger``; ``metrics``: an
+    raising on failure; ``log``: the router's ``pb_utils.Logger``; ``metrics``: an
     ``AuditMetrics``, or None."""
 
     def __init__(
@@ -106,13 +102,12 @@ class Auditor:
         expectation: Expectation,
         call_teacher: Callable[[np.ndarray], np.ndarray],
         max_rows: int,
-        min_rows: int,
         log,
         metrics: AuditMetrics | None,
         seed: int | None = None,
     ) -> None:
         self.name, self.share, self.expectation = name, share, expectation
-        self.max_rows, self.min_rows = max_rows, min_rows
+        self.max_rows = max_rows
         self.call_teacher, self.log, self.metrics = call_teacher, log, metrics
         self.window = AuditWindow(window)
         self.rng = np.random.default_rng(seed)
@@ -142,41 +137,21 @@ class Auditor:
         self._worker.join()
 
     def _work(self) -> None:
-        pending: list[tuple[np.ndarray, np.ndarray]] = []  # sampled, not yet audited
-        due = 0.0  # when the oldest pending rows have waited GATHER_S
-        closing = False
-        while not closing:
-            items = self._take(max(due - time.monotonic(), 0.0) if pending else None)
-            closing = bool(items) and items[-1] is None
-            if not pending:
-                due = time.monotonic() + GATHER_S
-            pending += [item for item in items if item is not None]
-            if closing or not items or sum(len(c) for _, c in pending) >= self.min_rows:
-                self._audit_all(pending)
-                pending = []
-
-    def _take(self, wait: float | None) -> list:
-        """What has queued: the first item within ``wait`` seconds (None: however long it
-        takes), then whatever else is there at once; empty if nothing came in time."""
-        try:
-            items = [self.queue.get(timeout=wait)]
-        except queue.Empty:
-            return []
-        while items[-1] is not None:
-            try:
-                items.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _audit_all(self, pending: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Audit the ``(images, classes)`` batches in ``pending``, ``max_rows`` at a time."""
-        if not pending:
-            return
-        images, classes = (np.concatenate(part) for part in zip(*pending, strict=True))
-        for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
-            chunk = slice(start, start + self.max_rows)
-            self._audit(images[chunk], classes[chunk])
+        stopping = False
+        while not stopping:
+            batches = [self.queue.get()]
+            while batches[-1] is not None:  # what queued up meanwhile goes in the same call
+                try:
+                    batches.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = batches[-1] is None
+            batches = [b for b in batches if b is not None]
+            if batches:
+                images, classes = (np.concatenate(part) for part in zip(*batches, strict=True))
+                for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
+                    chunk = slice(start, start + self.max_rows)
+                    self._audit(images[chunk], classes[chunk])
 
     def _audit(self, images: np.ndarray, classes: np.ndarray) -> None:
         """One Teacher call for ``images``; tally, export and check its agreement."""

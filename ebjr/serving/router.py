@@ -31,7 +31,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ebjr.build.router_config import ModelRef, RouterConfig
-from ebjr.core.audit import GATHER_ROWS, Expectation
+from ebjr.core.audit import Expectation
 from ebjr.core.breaker import CLOSED, STATE_NAMES, CircuitBreaker, CircuitOpen
 from ebjr.core.budget import LoadShedder, TeacherBudget
 from ebjr.core.calibration import read_calibration, resolve_thresholds
@@ -209,7 +209,6 @@ class TritonPythonModel:
             Expectation(*found),
             self._audit_call,
             max(config["max_batch_size"], 1),  # the pair's batch limit, the router's too
-            GATHER_ROWS if self.local[-1] is not None else 1,  # gathered only in process
             self.log,
             AuditMetrics(self.name, args["model_instance_name"], logits["dims"][-1])
             if self.config.metrics
