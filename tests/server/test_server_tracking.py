@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from conftest import TRACKED
 
-from ebjr.ops.client import classify
+from ebjr.ops.client import classify, connect
 from ebjr.tasks.classification.drift_study import noisy
 from ebjr.training import data
 
@@ -22,7 +22,10 @@ def teacher_share(client, model: str, images: np.ndarray) -> float:
     return float((routes == "teacher").mean())
 
 
-def test_teacher_fraction_tracks_the_live_scores_under_noise(client):
+def test_teacher_fraction_tracks_the_live_scores_under_noise(server):
+    # one protocol: this is the router's tracking, and the knob's parsing is the same over
+    # HTTP and gRPC (test_knobs.py runs both)
+    client = connect(server.grpc_url, "grpc")
     images = noisy(data.load_split("test")[0][:4000])
     teacher_share(client, TRACKED, images[:2000])  # fills both instances' windows
     tracked = teacher_share(client, TRACKED, images[2000:])
