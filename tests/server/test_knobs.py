@@ -20,20 +20,17 @@ from ebjr.core.gate import routing_score
 from ebjr.core.layout import (
     DEFAULT_REPOSITORY,
     ROUTER,
-    STUDENT,
-    TEACHER,
     calibration_path,
     config_path,
     onnx_path,
 )
-from ebjr.core.onnx_runner import OnnxClassifier
 from ebjr.core.scores import ScoreContext
 from ebjr.ops.client import classify, detect, infer
+from ebjr.tasks.classification.evaluate import model_outputs
 from ebjr.tasks.regression import REGRESSOR_ROUTER, REGRESSOR_STUDENT, REGRESSOR_TEACHER
 from ebjr.tasks.regression.data import make_rotated
 from ebjr.tasks.regression.repository import outputs
 from ebjr.tasks.regression.scores import EnergyHead, predict, score
-from ebjr.training import data
 
 
 def nearest_share(shares: list[float], wanted: float) -> int:
@@ -59,17 +56,14 @@ def cheapest_meeting(shares: list[float], meets: list[bool]) -> int:
 @pytest.fixture(scope="module")
 def validation_rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The default router's routing score on each validation row, and where its Student and
-    its Teacher answer right: ``(N,)`` each, from the models run here."""
+    its Teacher answer right: ``(N,)`` each, from the models' own logits (run by the evaluation,
+    cached by the models' digest: the unit tests' evaluation has run them already)."""
     record = read_calibration(calibration_path(DEFAULT_REPOSITORY, ROUTER))
-    images, labels = data.load_split("val")
-    logits = {
-        m: OnnxClassifier(onnx_path(DEFAULT_REPOSITORY, m), threads=2).predict(images)
-        for m in (STUDENT, TEACHER)
-    }
+    val = model_outputs(DEFAULT_REPOSITORY, "val")
     scores = routing_score(
         record.scores[0], ScoreContext(record.temperature, DEFAULT_REPOSITORY / ROUTER)
-    )(logits[STUDENT])
-    return scores, logits[STUDENT].argmax(1) == labels, logits[TEACHER].argmax(1) == labels
+    )(val.student)
+    return scores, val.student.argmax(1) == val.labels, val.teacher.argmax(1) == val.labels
 
 
 @pytest.fixture(scope="module")
