@@ -40,8 +40,10 @@ SEED = 0  # the N-stage path's random half
 
 def p_values(lost: np.ndarray, rows: int) -> np.ndarray:
     """``(K, E)``: each path point's p-value for the null "loss > drop", for each drop in
-    ``MAX_DROPS`` (``lost: (K,)`` counts on ``rows`` rows)."""
-    return compute_hoeffding_bentkus_p_value(lost / rows, rows, MAX_DROPS, binary=True)
+    ``MAX_DROPS`` (``lost: (K,)`` counts on ``rows`` rows). A path repeats few distinct
+    counts, so each is computed once."""
+    counts, each = np.unique(lost, return_inverse=True)
+    return compute_hoeffding_bentkus_p_value(counts / rows, rows, MAX_DROPS, binary=True)[each]
 
 
 def certified(p: np.ndarray, delta: float) -> int:
