@@ -50,9 +50,9 @@ def url(server, protocol: str) -> str:
 
 
 @pytest.fixture
-def opened(server, protocol):
-    """A client of this module's server, closed after the test: an idle connection left open
-    holds the server's shutdown for its whole exit timeout."""
+def client(server, protocol):
+    """A client of this module's server (not the session's), closed after the test: an idle
+    connection left open holds the server's shutdown for its whole exit timeout."""
     client = connect(url(server, protocol), protocol)
     yield client
     client.close()
@@ -64,8 +64,7 @@ def refused_as_restricted(call) -> None:
     assert "restricted" in str(err.value), err.value
 
 
-def test_registering_the_python_backends_ipc_memory_needs_the_token(opened, server, protocol):
-    client = opened
+def test_registering_the_python_backends_ipc_memory_needs_the_token(client, server, protocol):
     key = python_backend_region(server)
     refused_as_restricted(lambda: client.register_system_shared_memory("probe", key, 1024))
     refused_as_restricted(lambda: client.get_system_shared_memory_status())
@@ -79,8 +78,7 @@ def test_registering_the_python_backends_ipc_memory_needs_the_token(opened, serv
         client.unregister_system_shared_memory("probe", headers=token)
 
 
-def test_statistics_repository_trace_and_logging_need_the_token(opened, server, protocol):
-    client = opened
+def test_statistics_repository_trace_and_logging_need_the_token(client, server, protocol):
     token = admin_headers(protocol)
     for call in (
         client.get_inference_statistics,
@@ -94,8 +92,7 @@ def test_statistics_repository_trace_and_logging_need_the_token(opened, server, 
     refused_as_restricted(lambda: client.get_inference_statistics(headers=wrong))
 
 
-def test_inference_health_and_metadata_stay_open(opened, test_images):
-    client = opened
+def test_inference_health_and_metadata_stay_open(client, test_images):
     assert client.is_server_live() and client.is_server_ready()
     assert client.get_model_metadata("ebjr_router") is not None
     assert client.get_model_config("ebjr_router") is not None

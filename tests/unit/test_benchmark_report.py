@@ -1,11 +1,12 @@
 """The benchmark report's arithmetic, without a server: the break-even Teacher cost and the
-headline ratio against the faster Teacher config."""
+headline ratio against the faster Teacher config, and the profile's categories."""
 
 from __future__ import annotations
 
 import pytest
 
 from ebjr.bench.perf import ideal_cascade
+from ebjr.bench.profile import LATER_STAGES, categorise
 from ebjr.bench.report import break_even_ms, over_best_teacher
 
 
@@ -32,8 +33,6 @@ def test_the_headline_divides_by_the_faster_teacher_config_of_each_round():
 
 
 def test_a_sample_inside_a_later_stage_call_is_the_teachers_whichever_way_it_runs():
-    from ebjr.bench.profile import LATER_STAGES, categorise
-
     stacks = {
         "execute (router.py:1);_run_stage (router.py:2);_run_local (router.py:3);"
         "run (onnxruntime_inference_collection.py:4)": 3,  # the Student, in process
