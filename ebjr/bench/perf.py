@@ -132,9 +132,30 @@ def run_perf_analyzer(
 
 
 def routed_rows(metrics_url: str, model: str = ROUTER) -> dict[str, float]:
-    """The router's ``ebjr_rows_total`` counters by route."""
-    rows = prometheus.samples(prometheus.scrape(metrics_url), "ebjr_rows_total")
-    return {labels["route"]: v for labels, v in rows if labels.get("model") == model}
+    """The router's ``ebjr_rows_total`` counters by route, and under ``""`` the rows Triton
+    counts as ``model``'s inferences (``nv_inference_count``)."""
+    text = prometheus.scrape(metrics_url)
+    rows = prometheus.samples(text, "ebjr_rows_total")
+    routed = {labels["route"]: v for labels, v in rows if labels.get("model") == model}
+    return {**routed, "": prometheus.value(text, "nv_inference_count", model=model)}
+
+
+def routed_since(
+    metrics_url: str, before: dict[str, float], model: str = ROUTER, timeout: float = 5.0
+) -> dict[str, float]:
+    """The rows ``model`` routed since ``before`` (a ``routed_rows`` read), by route, once its
+    tally, flushed every ``FLUSH_S``, has caught up with Triton's count of its inferences (or
+    after ``timeout`` s, with a warning)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        after = routed_rows(metrics_url, model)
+        delta = {k: after[k] - before.get(k, 0.0) for k in after}
+        served = delta.pop("")
+        if sum(delta.values()) >= served or time.monotonic() > deadline:
+            if sum(delta.values()) < served:
+                log.warning("%s's tally lags: %s of %d rows", model, delta, served)
+            return delta
+        time.sleep(FLUSH_S / 5)
 
 
 def ideal_cascade(x_student: float, x_teacher: float, teacher_fraction: float) -> float:
@@ -180,9 +201,7 @@ class Measurer:
         )
         fraction = None
         if router:
-            time.sleep(2 * FLUSH_S + 0.2)  # the router flushes its tally every FLUSH_S
-            after = routed_rows(self.server.metrics_url, model)
-            delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+            delta = routed_since(self.server.metrics_url, before, model)
             total = sum(delta.values())
             fraction = delta.get("teacher", 0.0) / total if total else None
         row = {
