@@ -58,7 +58,7 @@ def router_settings(
     if serving.device == "gpu":
         settings = replace(settings, student_execution="bls", teacher_execution="bls")
     if settings.teacher_timeout_ms == MEASURED:
-        batch = max(settings.max_batch_size, 1)
+        batch = settings.stage_batch_size
         deadline = measured_deadline_ms(teacher_onnx, teacher, batch)
         settings = replace(settings, teacher_timeout_ms=deadline)
         log.info("Teacher deadline %d ms, measured on %s (%d rows)", deadline, teacher_onnx, batch)

@@ -62,9 +62,10 @@ class RouterSettings:
     shed_requests: int = 0
     shed_teacher_share: float = 0.05
     # Admission control: one execution serves at most admit_requests requests, the newest, and
-    # refuses the older ones at once (HTTP 503 / gRPC UNAVAILABLE; 0 = serve them all). At its
-    # own pace an instance sees a few requests per execution; 32 bounds what an admitted
-    # request waits to about two executions (OVERLOAD.md)
+    # refuses the older ones at once (HTTP 500 / gRPC INTERNAL, "overloaded"; 0 = serve them
+    # all; docs/operations.md says why not 503 / UNAVAILABLE). At its own pace an instance
+    # sees a few requests per execution; 32 bounds what an admitted request waits to about
+    # two executions (OVERLOAD.md)
     admit_requests: int = 32
     # The live audit (ebjr.serving.audit; a two-stage classifier router): this share of the rows
     # the Student keeps at the default thresholds also goes to the Teacher, after the response,
@@ -83,7 +84,16 @@ class RouterSettings:
     teacher_tls_ca: str = ""
     teacher_tls_key: str = ""
     teacher_tls_cert: str = ""
-    max_batch_size: int = 64
+    # The pair's batch limit: each stage model's max_batch_size, and the most rows the router
+    # sends a stage over BLS or gRPC in one call (a larger batch goes in pieces of this size)
+    stage_batch_size: int = 64
+    # The router's own max_batch_size: the most rows one execution takes from its queue, and
+    # so the most a request carries. Wider than the pair's, so that under overload one
+    # execution takes in the queue that has built up and admission control refuses all but
+    # admit_requests of it at once (OVERLOAD.md measures both widths; 256 served no better).
+    # A full request of 28x28 pixels stays about 2 MB as JSON, under this Triton's 4 MB
+    # HTTP body crash (docs/operations.md)
+    admission_window: int = 128
     max_queue_delay_us: int = 0  # batch what is already queued; never wait for more
     instances: int = 2  # two overlap the Teacher wait; measured in TUNING.md
 
@@ -102,6 +112,11 @@ class RouterSettings:
             )
         if self.admit_requests < 0:
             raise ValueError(f"admit_requests must be >= 0 (0 = off), not {self.admit_requests}")
+        if not 1 <= self.stage_batch_size <= self.admission_window:
+            raise ValueError(
+                f"need 1 <= stage_batch_size <= admission_window, not {self.stage_batch_size} and "
+                f"{self.admission_window}"
+            )
         if self.shed_requests < 0:
             raise ValueError(f"shed_requests must be >= 0 (0 = off), not {self.shed_requests}")
         if not 0.0 <= self.shed_teacher_share <= 1.0:
@@ -133,7 +148,7 @@ class RouterSettings:
 
     def parameters(self) -> dict[str, str]:
         """The routing knobs as ``config.pbtxt`` parameters."""
-        shaping = ("max_batch_size", "max_queue_delay_us", "instances")
+        shaping = ("admission_window", "max_queue_delay_us", "instances")
         return {k: str(v) for k, v in asdict(self).items() if k not in shaping}
 
     @classmethod
@@ -168,6 +183,7 @@ class RouterConfig:
     shed_requests: int = 0  # 0 = no load shedding
     shed_teacher_share: float = 0.05
     admit_requests: int = 32  # 0 = no admission control
+    stage_batch_size: int = 64  # the most rows one call of a stage over BLS or gRPC carries
     audit_share: float = 0.0  # 0 = no live audit
     audit_window: int = 500
     track_window: int = 0  # 0 = teacher_fraction reads the calibration only
@@ -255,6 +271,7 @@ class RouterConfig:
             shed_requests=s.shed_requests,
             shed_teacher_share=s.shed_teacher_share,
             admit_requests=s.admit_requests,
+            stage_batch_size=s.stage_batch_size,
             audit_share=s.audit_share,
             audit_window=s.audit_window,
             track_window=s.track_window,

@@ -159,6 +159,14 @@ def request_slices(counts: list[int], total: int) -> list[slice]:
     return [slice(stop - count, stop) for count, stop in zip(counts, stops, strict=True)]
 
 
+def in_pieces(call: Callable[[np.ndarray], np.ndarray], rows: np.ndarray, size: int) -> np.ndarray:
+    """``call`` on ``rows: (N, ...)`` in pieces of at most ``size`` rows (a stage's batch
+    limit), its outputs ``(n, ...)`` concatenated in order; one call when ``N <= size``."""
+    if len(rows) <= size:
+        return call(rows)
+    return np.concatenate([call(rows[i : i + size]) for i in range(0, len(rows), size)])
+
+
 def check_batch(images: np.ndarray) -> None:
     """Reject an empty batch, or one holding NaN or infinite values (no score is meaningful)."""
     if len(images) == 0:

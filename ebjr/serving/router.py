@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,7 @@ from ebjr.core.routing import (
     StageError,
     cascade,
     check_batch,
+    in_pieces,
     request_slices,
 )
 from ebjr.core.tracking import ScoreWindow
@@ -208,7 +210,7 @@ class TritonPythonModel:
             self.config.audit_window,
             Expectation(*found),
             self._audit_call,
-            max(config["max_batch_size"], 1),  # the pair's batch limit, the router's too
+            self.config.stage_batch_size,  # the pair's batch limit
             self.log,
             AuditMetrics(self.name, args["model_instance_name"], logits["dims"][-1])
             if self.config.metrics
@@ -361,7 +363,8 @@ class TritonPythonModel:
         if stage > 0:
             return self._call_later(stage, images)
         if self.local[0] is None:
-            return self._call(self.config.student, images, 0.0)
+            call = partial(self._call, self.config.student, timeout_s=0.0)
+            return in_pieces(call, images, self.config.stage_batch_size)
         return self._run_local(0, images)
 
     def _run_local(self, stage: int, images: np.ndarray) -> np.ndarray:
@@ -394,11 +397,18 @@ class TritonPythonModel:
         return logits
 
     def _call_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
-        """Stage ``stage``'s logits: in this process, else within its deadline (an answered
+        """Stage ``stage``'s logits: in this process, else in calls of at most
+        ``stage_batch_size`` rows (its model's batch limit)."""
+        if self.local[stage] is not None:
+            self.metrics.record_stage_call(stage, len(images))
+            return self._run_local(stage, images)
+        call = partial(self._call_served, stage)
+        return in_pieces(call, images, self.config.stage_batch_size)
+
+    def _call_served(self, stage: int, images: np.ndarray) -> np.ndarray:
+        """One call of stage ``stage`` served by a model, within its deadline (an answered
         call's duration is the deadline's evidence). Each call is counted."""
         self.metrics.record_stage_call(stage, len(images))
-        if self.local[stage] is not None:
-            return self._run_local(stage, images)
         deadline = self.deadlines[stage - 1]
         began = time.perf_counter()
         if self.remote is not None and stage == len(self.config.stages) - 1:

@@ -39,7 +39,7 @@ def assert_still_serving(client, images):
     [
         (lambda x: x.astype(np.float64), "FP64", "data-type|datatype|FP64"),
         (lambda x: x[:, :, :27], "FP32", "shape"),
-        (lambda x: np.repeat(x, 17, axis=0)[:65], "FP32", "batch-size must be <= 64"),
+        (lambda x: np.repeat(x, 33, axis=0)[:129], "FP32", "batch-size must be <= 128"),
         (lambda x: x[:0], "FP32", "empty batch|byte size mismatch"),
     ],
     ids=["wrong-dtype", "wrong-shape", "batch-above-max", "empty-batch"],

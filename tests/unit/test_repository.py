@@ -44,7 +44,10 @@ def test_builds_native_onnx_models_and_a_router_from_the_onnx_specs(tmp_path):
     )
     assert "ebjr.serving.router" in (out / "ebjr_router" / "1" / "model.py").read_text()
     router = mc.read(out / "ebjr_router" / "config.pbtxt")
-    assert (router.backend, router.max_batch_size) == ("python", 64)
+    # the router takes in a wider batch than its stages (admission_window): admission control
+    # sees a built-up queue and refuses all but admit_requests of it; its stages get 64 rows
+    assert (router.backend, router.max_batch_size) == ("python", 128)
+    assert mc.parameters(router)["stage_batch_size"] == "64"
     # pixels as the Student takes them, or encoded images decoded to that shape; one of the two
     assert [(i.name, list(i.dims), i.optional) for i in router.input] == [
         ("image", [1, 4, 4], True),

@@ -112,6 +112,10 @@ def test_explicit_settings_and_specialized_mode():
             {"default_threshold": "1", "score": "energy", "shed_teacher_share": "2"},
             "shed_teacher_share must be in",
         ),
+        (
+            {"default_threshold": "1", "score": "energy", "stage_batch_size": "0"},
+            "1 <= stage_batch_size <= admission_window",
+        ),
     ],
 )
 def test_bad_settings_are_clear_errors(change, message):

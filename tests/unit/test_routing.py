@@ -15,6 +15,7 @@ from ebjr.core.routing import (
     StageError,
     cascade,
     check_batch,
+    in_pieces,
     parse_threshold,
     to_student,
 )
@@ -110,6 +111,21 @@ def test_cascade_rejects_a_stage_answering_the_wrong_row_count():
 
     with pytest.raises(ValueError, match="stage 1 answered shape"):
         cascade(np.zeros((2, 1)), np.full((2, 1), np.inf), [Above()], run)
+
+
+def test_in_pieces_calls_at_most_the_batch_limit_and_keeps_the_row_order():
+    calls = []
+
+    def double(rows):
+        calls.append(len(rows))
+        return rows * 2
+
+    rows = np.arange(150, dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(in_pieces(double, rows, 64), rows * 2)
+    assert calls == [64, 64, 22]
+    calls.clear()
+    np.testing.assert_array_equal(in_pieces(double, rows[:64], 64), rows[:64] * 2)
+    assert calls == [64]  # within the limit: one call
 
 
 def test_check_batch_rejects_empty_and_names_the_non_finite_rows():

@@ -140,7 +140,7 @@ def router_model_config(
         SPECIALIZED_ROUTER if specialized else ROUTER,
         image,
         outputs,
-        settings.max_batch_size,
+        settings.admission_window,
         settings.instances,
         settings.max_queue_delay_us,
         values,
@@ -366,7 +366,7 @@ def build_repository(
         raise ValueError("the validation logits lack specialized_logits for the specialized one")
     if middle and policy != DEFAULT_MODE:
         raise ValueError(f"policy {policy!r} is for two-stage routers; an N-stage one is EBJR")
-    batch = max(settings.max_batch_size, 1)
+    batch = settings.stage_batch_size
     middles = tuple(describe(path) for path in middle)
     for info in middles:
         check_pair(info, teacher)
@@ -506,7 +506,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--score", help="pin the routing score instead of choosing by measurement")
     parser.add_argument("--temperature", type=float, default=1.0, help="energy temperature T")
     parser.add_argument("--default-threshold", help="numeric default (required without --val-data)")
-    parser.add_argument("--max-batch-size", type=int, default=RouterSettings.max_batch_size)
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=RouterSettings.stage_batch_size,
+        help="each model's max_batch_size (the router takes in up to its admission window)",
+    )
     add_deadline_argument(parser)
     parser.add_argument(
         "--specialized-student", type=Path, help="also serve a top-C + 'other' Student"
@@ -532,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
         default_threshold=args.default_threshold or "calibrated",
         score="calibrated" if args.val_data or args.val_logits else (args.score or "energy"),
         temperature=args.temperature,
-        max_batch_size=args.max_batch_size,
+        stage_batch_size=args.max_batch_size,
         teacher_timeout_ms=args.teacher_timeout_ms,
     )
     try:

@@ -63,7 +63,7 @@ def detector_router_config(
         DETECTOR_ROUTER,
         image.input,
         outputs,
-        settings.max_batch_size,
+        settings.admission_window,
         settings.instances,
         settings.max_queue_delay_us,
         values,
@@ -90,7 +90,7 @@ def build_detector_router(
     settings = builder.router_settings(settings, serving, teacher_onnx, teacher)
     if validation is None and "calibrated" in (settings.default_threshold, settings.score):
         raise ValueError("without validation scenes give a numeric default threshold and a score")
-    batch = max(settings.max_batch_size, 1)
+    batch = settings.stage_batch_size
     builder.write_onnx_model(out, DETECTOR_STUDENT, student_onnx, student, batch, serving)
     builder.write_onnx_model(out, DETECTOR_TEACHER, teacher_onnx, teacher, batch, serving)
     builder.write_router(
@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
                 default_threshold=args.default_threshold,
                 score=args.score,
                 teacher_timeout_ms=args.teacher_timeout_ms,
+                # a scene is 36 KB: a wider window would let a valid request's body pass this
+                # Triton's 4 MB HTTP crash (docs/operations.md)
+                admission_window=RouterSettings.stage_batch_size,
             ),
             ModelServing(args.backend, args.device),
             args.bin_width,

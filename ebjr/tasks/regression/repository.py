@@ -135,7 +135,7 @@ def build_regressor_router(
         (student.flops, teacher.flops),
         (REGRESSOR_STUDENT, REGRESSOR_TEACHER),
     )
-    batch = max(settings.max_batch_size, 1)
+    batch = settings.stage_batch_size
     builder.write_onnx_model(out, REGRESSOR_STUDENT, student_onnx, student, batch, serving)
     builder.write_onnx_model(out, REGRESSOR_TEACHER, teacher_onnx, teacher, batch, serving)
     values = {
@@ -148,7 +148,7 @@ def build_regressor_router(
         REGRESSOR_ROUTER,
         student.input,
         ROUTER_SPEC.tensors({"prediction": (1,)}),
-        settings.max_batch_size,
+        settings.admission_window,
         settings.instances,
         settings.max_queue_delay_us,
         values,
