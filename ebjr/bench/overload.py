@@ -16,11 +16,14 @@ It records every request's outcome and latency, counting as:
 - **timed out**: the client's own 10 s deadline passed first (the failure to avoid);
 - **failed**: any other error.
 
-It measures the router as built, the same with load shedding on (``SHED``: past 32 requests per
-execution only 5% of the rows reach the Teacher) and with a Triton queue policy (``BOUNDS``:
-256 waiting requests, a 100 ms queue timeout, REJECT), on one server, with the accuracy of the
-answered requests against the test labels, and the server's memory (RSS of tritonserver and
-its stubs) and idle latency before and after each load. First, perf_analyzer measures what
+It measures the router as built, the same with its batch no wider than its stages' (``NARROW``:
+an execution takes in 64 requests, not its ``admission_window`` of 128, so admission control
+can refuse at most 32 of a built-up queue at a time), with load shedding on (``SHED``: past 32
+requests per execution only 5% of the rows reach the Teacher) and with a Triton queue policy
+(``BOUNDS``: 256 waiting requests, a 100 ms queue timeout, REJECT), on one server, with the
+accuracy of the answered requests against the test labels, the server's memory (RSS of
+tritonserver and its stubs) and idle latency before and after each load, and the CPU the
+client and the server used during it. First, perf_analyzer measures what
 the queue policy costs the Teacher when nothing is overloaded. The client shares the
 machine's cores with the server; the offered rate it achieved is reported next to the one it
 aimed at.
@@ -55,6 +58,7 @@ from ebjr.training.data import load_split
 log = logging.getLogger(__name__)
 
 BOUNDED = "router_bounded"  # the router with a Triton queue policy (BOUNDS)
+NARROW = "router_narrow"  # the router taking in no more rows per execution than its stages
 BOUNDS = mc.QueuePolicy(max_queue_size=256, timeout_ms=100)
 # the Teacher (one and two intra-op threads) and the router, with a bounded queue and no
 # timeout (see queue_policy_cost)
@@ -97,14 +101,25 @@ class LoadResult:
     rss_after_mb: float
     idle_p50_before_ms: float
     idle_p50_after_ms: float
+    client_cores: float  # CPU seconds per second used by this client process during the load
+    server_cores: float  # and by the server and its stubs
     errors: list[str] = field(default_factory=list)
 
 
-def server_rss_mb(server: TritonServer) -> float:
-    """Resident memory of the server and every process under it (the Python-backend stubs)."""
+def server_processes(server: TritonServer) -> list[psutil.Process]:
+    """The server and every process under it (the Python-backend stubs)."""
     root = psutil.Process(server.process.pid)
-    processes = [root, *root.children(recursive=True)]
-    return sum(p.memory_info().rss for p in processes if p.is_running()) / 2**20
+    return [root, *root.children(recursive=True)]
+
+
+def server_rss_mb(server: TritonServer) -> float:
+    """Resident memory of the server and its stubs."""
+    return sum(p.memory_info().rss for p in server_processes(server) if p.is_running()) / 2**20
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User and system CPU time of ``processes`` so far."""
+    return sum(sum(p.cpu_times()[:2]) for p in processes if p.is_running())
 
 
 def request(image: np.ndarray) -> tuple[list, list]:
@@ -217,9 +232,15 @@ def measure(
     seconds: float,
 ) -> LoadResult:
     rss_before, idle_before = server_rss_mb(server), idle_p50(server.grpc_url, model, images)
+    client, processes = [psutil.Process()], server_processes(server)
+    cpu_before = cpu_seconds(client), cpu_seconds(processes)
+    began = time.perf_counter()
     outcomes, offered = asyncio.run(
         open_loop(server.grpc_url, model, images, labels, load * capacity, seconds)
     )
+    elapsed = time.perf_counter() - began
+    client_cores = (cpu_seconds(client) - cpu_before[0]) / elapsed
+    server_cores = (cpu_seconds(processes) - cpu_before[1]) / elapsed
     rss_after = server_rss_mb(server)
     time.sleep(1.0)  # "back to idle within 1 s after the load stops"
     idle_after = idle_p50(server.grpc_url, model, images)
@@ -246,18 +267,23 @@ def measure(
         rss_after_mb=rss_after,
         idle_p50_before_ms=idle_before,
         idle_p50_after_ms=idle_after,
+        client_cores=client_cores,
+        server_cores=server_cores,
         errors=sorted({o.route for o in outcomes if o.kind == "failed"})[:5],
     )
 
 
 def overload_repository(repo: Path, dest: Path) -> Path:
-    """``repo`` plus ``SHEDDING``, its router with load shedding (``SHED``), and ``BOUNDED``,
-    its router with a Triton queue policy (``BOUNDS``)."""
+    """``repo`` plus its router's variants: ``NARROW``, taking in no more rows per execution
+    than its stages, ``SHEDDING``, with load shedding (``SHED``), and ``BOUNDED``, with a
+    Triton queue policy (``BOUNDS``)."""
     shutil.copytree(repo, dest)
     config = mc.read(config_path(repo, ROUTER))
     bounded = mc.edited(config, name=BOUNDED)
     mc.set_batching(bounded, config.dynamic_batching.max_queue_delay_microseconds, BOUNDS)
-    for variant in (mc.edited(config, SHED, name=SHEDDING), bounded):
+    narrow = mc.edited(config, name=NARROW)
+    narrow.max_batch_size = int(mc.parameters(config)["stage_batch_size"])
+    for variant in (narrow, mc.edited(config, SHED, name=SHEDDING), bounded):
         shutil.copytree(repo / ROUTER, dest / variant.name)
         mc.write(config_path(dest, variant.name), variant)
     two = {"intra_op_thread_count": 2}
@@ -301,6 +327,7 @@ def queue_policy_cost(server: TritonServer) -> list[dict]:
 
 def run(repo: Path, loads: list[float], seconds: float) -> dict:
     images, labels = (part[:2000] for part in load_split("test"))
+    router = mc.read(config_path(repo, ROUTER))
     with tempfile.TemporaryDirectory() as tmp:
         served = overload_repository(repo, Path(tmp) / "repo")
         with TritonServer.on_free_ports(
@@ -310,13 +337,16 @@ def run(repo: Path, loads: list[float], seconds: float) -> dict:
             capacity = rate(asyncio.run(closed_loop(server.grpc_url, ROUTER, images, 5.0, 16)))
             log.info("capacity (closed loop, 16 in flight): %.0f requests/s", capacity)
             results = []
-            for model in (ROUTER, SHEDDING, BOUNDED):
+            for model in (ROUTER, NARROW, SHEDDING, BOUNDED):
                 for load in loads:
                     result = measure(server, model, images, labels, capacity, load, seconds)
                     log.info(json.dumps(asdict(result)))
                     results.append(asdict(result))
     return {
         "capacity_rps": capacity,
+        "admission_window": router.max_batch_size,
+        "admit_requests": int(mc.parameters(router)["admit_requests"]),
+        "stage_batch_size": int(mc.parameters(router)["stage_batch_size"]),
         "slo_ms": SLO_MS,
         "seconds": seconds,
         "results": results,
@@ -340,17 +370,22 @@ def render(found: dict) -> str:
         f"{found['seconds']:.0f} s per load, against the router's capacity measured "
         f"closed-loop first (16 in flight): **{found['capacity_rps']:.0f} requests/s**. "
         f"Goodput: answered within {found['slo_ms']:.0f} ms, per second. `{ROUTER}` is the "
-        f"router as built; `{SHEDDING}` adds load shedding (`shed_requests` "
+        f"router as built (an execution takes in up to {found['admission_window']} requests, "
+        f"its `admission_window`, and serves the newest {found['admit_requests']}); `{NARROW}` "
+        f"takes in no more than its stages' {found['stage_batch_size']}, as before "
+        f"`admission_window`; `{SHEDDING}` adds load shedding (`shed_requests` "
         f"{SHED['shed_requests']}, `shed_teacher_share` {SHED['shed_teacher_share']}); "
         f"`{BOUNDED}` adds a Triton queue policy (`max_queue_size` {BOUNDS.max_queue_size}, "
         f"a {BOUNDS.timeout_ms} ms queue timeout, `timeout_action: REJECT`). Accuracy is that "
         "of the answered requests against the test labels. Client and server share the machine's "
-        "2 cores: 'offered' is the rate the client achieved.",
+        "2 cores: 'offered' is the rate the client achieved, and the CPU columns are the cores "
+        "(CPU seconds per second) that the client and the server (tritonserver and its stubs) "
+        "used during the load.",
         "",
         "| router | load | aimed / offered req/s | answered | refused | client timeouts | "
         "goodput / capacity | p50 / p99 answered ms | p99 refused ms | accuracy | "
-        "RSS growth MB | idle p50 before / 1 s after ms | routes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "RSS growth MB | idle p50 before / 1 s after ms | client / server cores | routes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in found["results"]:
         c = r["counts"]
@@ -362,7 +397,8 @@ def render(found: dict) -> str:
             f"{r['goodput_share_of_capacity']:.2f} | {ms(r['p50_ms'])} / {ms(r['p99_ms'])} | "
             f"{ms(r['refused_p99_ms'])} | {accuracy} | "
             f"{r['rss_after_mb'] - r['rss_before_mb']:+.0f} | "
-            f"{r['idle_p50_before_ms']:.1f} / {r['idle_p50_after_ms']:.1f} | {routes} |"
+            f"{r['idle_p50_before_ms']:.1f} / {r['idle_p50_after_ms']:.1f} | "
+            f"{r['client_cores']:.2f} / {r['server_cores']:.2f} | {routes} |"
         )
     lines += [
         "",
