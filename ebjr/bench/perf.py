@@ -139,28 +139,31 @@ def run_perf_analyzer(
     )
 
 
-def routed_rows(metrics_url: str, model: str = ROUTER) -> dict[str, float]:
-    """The router's ``ebjr_rows_total`` counters by route, and under ``""`` the rows Triton
-    counts as ``model``'s inferences (``nv_inference_count``)."""
+def routed_rows(metrics_url: str, model: str = ROUTER) -> tuple[dict[str, float], float]:
+    """The router's ``ebjr_rows_total`` counters by route, and the rows Triton counts as
+    ``model``'s inferences (``nv_inference_count``)."""
     text = prometheus.scrape(metrics_url)
     rows = prometheus.samples(text, "ebjr_rows_total")
     routed = {labels["route"]: v for labels, v in rows if labels.get("model") == model}
-    return {**routed, "": prometheus.value(text, "nv_inference_count", model=model)}
+    return routed, prometheus.value(text, "nv_inference_count", model=model)
 
 
 def routed_since(
-    metrics_url: str, before: dict[str, float], model: str = ROUTER, timeout: float = 5.0
+    metrics_url: str,
+    before: tuple[dict[str, float], float],
+    model: str = ROUTER,
+    timeout: float = 5.0,
 ) -> dict[str, float]:
     """The rows ``model`` routed since ``before`` (a ``routed_rows`` read), by route, once its
     tally, flushed every ``FLUSH_S``, has caught up with Triton's count of its inferences (or
     after ``timeout`` s, with a warning)."""
     deadline = time.monotonic() + timeout
     while True:
-        after = routed_rows(metrics_url, model)
-        delta = {k: after[k] - before.get(k, 0.0) for k in after}
-        served = delta.pop("")
-        if sum(delta.values()) >= served or time.monotonic() > deadline:
-            if sum(delta.values()) < served:
+        routes, inferences = routed_rows(metrics_url, model)
+        delta = {k: v - before[0].get(k, 0.0) for k, v in routes.items()}
+        served, caught_up = inferences - before[1], sum(delta.values())
+        if caught_up >= served or time.monotonic() > deadline:
+            if caught_up < served:
                 log.warning("%s's tally lags: %s of %d rows", model, delta, served)
             return delta
         time.sleep(FLUSH_S / 5)
@@ -203,7 +206,7 @@ class Measurer:
 
     def __call__(self, model: str, threshold: str | None, concurrency: int) -> dict:
         router = model in (ROUTER, ROUTER_BLS, THREE_STAGE, DETECTOR_ROUTER, CHEAP_ROUTER)
-        before = routed_rows(self.server.metrics_url, model) if router else {}
+        before = routed_rows(self.server.metrics_url, model) if router else None
         m = run_perf_analyzer(
             model, self.server.grpc_url, concurrency, self.input_file, self.window_ms, threshold
         )
