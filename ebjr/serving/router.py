@@ -310,7 +310,7 @@ class TritonPythonModel:
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts, axis=0)
         try:
             routed, later_error = cascade(
-                batch, row_thresholds, self.config.policies, self._run_stage, self._guards(counts)
+                batch, row_thresholds, self.config.policies, self._run_stage, self._guards(requests)
             )
         except ModelCallError as err:  # the Student failed: nothing to answer with
             for i in accepted:
@@ -343,12 +343,13 @@ class TritonPythonModel:
             default = (row_thresholds == np.float32(self.config.default_thresholds)).all(axis=1)
             self.auditor.offer(batch, (routed.route == STUDENT) & default, routed.predictions)
 
-    def _guards(self, counts: list[int]) -> list:
-        """The capacity guard and the load shedder, for an execution of ``counts`` rows per
-        request (``ebjr.core.budget``)."""
+    def _guards(self, requests: list) -> list:
+        """The capacity guard and the load shedder (``ebjr.core.budget``) for an execution of
+        ``requests``: the shedder counts every request it took in, those admission control
+        refused included, as the queue that had built up."""
         guards = [] if self.budget is None else [(self.budget.admit, BUDGET)]
         if self.shedder is not None:
-            guards.append((self.shedder.guard(len(counts)), OVERLOAD))
+            guards.append((self.shedder.guard(len(requests)), OVERLOAD))
         return guards
 
     def _stage_input(self, stage: int, images: np.ndarray) -> np.ndarray:

@@ -58,11 +58,14 @@ FAULT_ROUTERS = {
     # (ONE_INSTANCE), so the call that teaches it and the one that needs it meet the same one
     "router_slow": {"teacher_model": SLOW, "teacher_timeout_ms": "200", **NO_BREAKER},
     "router_breaker": {"teacher_model": "teacher_switch", **BREAKER},
-    # serves at most 2 requests per execution: the admission test keeps both instances busy
+    # serves at most 2 requests per execution: the admission test keeps both instances busy;
+    # an execution that took in 3 or more sheds all its Teacher rows
     "router_admit": {
         "teacher_model": "teacher_sleeps",
         "teacher_timeout_ms": "5000",
         "admit_requests": "2",
+        "shed_requests": "3",
+        "shed_teacher_share": "0",
         **NO_BREAKER,
     },
     "router_breaker_fail": {
