@@ -188,7 +188,8 @@ class TritonServer:
     Its ``restricted_apis`` (by default shared memory, repository, statistics, trace and
     logging) need the admin token (``ebjr.ops.restricted``); none do when it is empty.
     Python-backend shared memory it leaves behind when it dies is removed by ``stop()`` and
-    ``remove_orphans()``.
+    ``remove_orphans()``. ``cpus``: the CPUs it and its stubs may run on (None: all), for a
+    benchmark whose load generator must not take the server's cores.
     """
 
     def __init__(
@@ -202,6 +203,7 @@ class TritonServer:
         extra: list[str] | None = None,
         restricted_apis: tuple[str, ...] = restricted.RESTRICTED,
         admin_token: str | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
         self.model_repository = Path(model_repository)
         self.admin_token = (
@@ -217,6 +219,13 @@ class TritonServer:
             self.admin_token,
             restricted_apis,
         )
+        if cpus:  # the server and its stubs on these CPUs only (util-linux's taskset)
+            self.command = [
+                "taskset",
+                "--cpu-list",
+                ",".join(map(str, sorted(cpus))),
+                *self.command,
+            ]
         self.host = local_address(host)
         self.http_url = f"{self.host}:{http_port}"
         self.grpc_url = f"{self.host}:{grpc_port}"
