@@ -56,17 +56,18 @@ class RouterSettings:
     # last teacher_budget_window_s seconds, per router instance; 0 = off
     teacher_budget_share: float = 0.0
     teacher_budget_window_s: float = 10.0
-    # Load shedding (ebjr.core.budget.LoadShedder): while an execution holds at least
-    # shed_requests requests (a queue has built up; 0 = off), at most shed_teacher_share of its
-    # rows go to the Teacher, the rest keep the Student's answer (route student_overload)
+    # Load shedding (ebjr.core.budget.LoadShedder): while an execution takes in at least
+    # shed_requests requests, refused ones included (a queue has built up; 0 = off), at most
+    # shed_teacher_share of its rows go to the Teacher, the rest keep the Student's answer
+    # (route student_overload)
     shed_requests: int = 0
     shed_teacher_share: float = 0.05
     # Admission control: one execution serves at most admit_requests requests, the newest, and
     # refuses the older ones at once (HTTP 500 / gRPC INTERNAL, "overloaded"; 0 = serve them
     # all; docs/operations.md says why not 503 / UNAVAILABLE). At its own pace an instance
-    # sees a few requests per execution; 32 bounds what an admitted request waits to about
-    # two executions (OVERLOAD.md)
-    admit_requests: int = 32
+    # sees a few requests per execution; 16 bounds what an admitted request waits to about
+    # two short executions (docs/operations.md: measured against 32)
+    admit_requests: int = 16
     # The live audit (ebjr.serving.audit; a two-stage classifier router): this share of the rows
     # the Student keeps at the default thresholds also goes to the Teacher, after the response,
     # and the disagreement of the last audit_window of them is watched (0 = off)
@@ -182,7 +183,7 @@ class RouterConfig:
     teacher_budget_window_s: float = 10.0
     shed_requests: int = 0  # 0 = no load shedding
     shed_teacher_share: float = 0.05
-    admit_requests: int = 32  # 0 = no admission control
+    admit_requests: int = 16  # 0 = no admission control
     stage_batch_size: int = 64  # the most rows one call of a stage over BLS or gRPC carries
     audit_share: float = 0.0  # 0 = no live audit
     audit_window: int = 500
