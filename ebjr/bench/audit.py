@@ -9,7 +9,8 @@ On one real server:
    ``audit_share`` 0.1 and 1.0. Throughput, p50 and p99, and the CPU the server's processes
    spent per request (``psutil``, tritonserver and its stubs). What auditing must cost at
    least is the Teacher's own work on the audited rows: ``audit_share`` x the kept share x the
-   Teacher's CPU per row, measured on the same router at ``threshold=inf`` against ``-inf``.
+   Teacher's CPU per row, measured on the same router at ``threshold=inf`` against ``-inf``
+   in each round (the median of the rounds': a difference of two noisy measurements).
 2. **The alert.** A real Prometheus with the shipped ``deploy/prometheus/`` config and rule as
    they are (5 s intervals, ``for: 1m``) scrapes the router with ``audit_share`` 0.1 and its
    default 500-row window, while ``USERS`` closed-loop gRPC clients send one image per request:
@@ -102,15 +103,18 @@ def costed(
 
 
 def cost(server: TritonServer) -> dict:
-    """Interleaved rounds of the router and its audited copies, and the Teacher's CPU per row."""
-    rounds = []
+    """Interleaved rounds of the router and its audited copies, and of the router at both
+    ends (``-inf``, ``inf``) for the Teacher's CPU per row (the median of the rounds')."""
+    rounds, ends = [], []
     with Measurer(server, WINDOW_MS) as measure:
-        ends = {t: costed(server, measure, ROUTER, t) for t in ("-inf", "inf")}
         idle = []  # one request in flight: cores to spare
         for _ in range(ROUNDS):
             rounds.append({m: costed(server, measure, m, None) for m in (ROUTER, *SHARES)})
+            ends.append({t: costed(server, measure, ROUTER, t) for t in ("-inf", "inf")})
             idle.append({m: costed(server, measure, m, None, 1) for m in (ROUTER, WATCHED)})
-    teacher_ms = ends["inf"]["cpu_ms_per_request"] - ends["-inf"]["cpu_ms_per_request"]
+    teacher_ms = statistics.median(
+        e["inf"]["cpu_ms_per_request"] - e["-inf"]["cpu_ms_per_request"] for e in ends
+    )
     return {"ends": ends, "rounds": rounds, "idle": idle, "teacher_cpu_ms_per_row": teacher_ms}
 
 
@@ -178,6 +182,20 @@ def median(rounds: list[dict], model: str, key: str) -> float:
     return statistics.median(r[model][key] for r in rounds)
 
 
+def per_round(c: dict, kept: float) -> list[str]:
+    """Each round's added CPU over the Teacher's work on the audited rows, from that round's
+    own measurements: how much the ratio moves from one round to the next."""
+    found = []
+    for model, share in SHARES.items():
+        ratios = []
+        for run, ends in zip(c["rounds"], c["ends"], strict=True):
+            teacher = ends["inf"]["cpu_ms_per_request"] - ends["-inf"]["cpu_ms_per_request"]
+            added = run[model]["cpu_ms_per_request"] - run[ROUTER]["cpu_ms_per_request"]
+            ratios.append(f"{added / (share * kept * teacher):.2f}")
+        found.append(f"{model} {', '.join(ratios)}")
+    return [f"Added / Teacher's work, round by round: {'; '.join(found)}."]
+
+
 def render(found: dict) -> str:
     c, a = found["cost"], found["alert"]
     rounds = c["rounds"]
@@ -191,7 +209,8 @@ def render(found: dict) -> str:
         "default threshold (medians). CPU is the server's processes' user and system time per "
         "answered request. At least, auditing costs the Teacher's own work on the audited rows: "
         f"`audit_share` x the kept share ({1 - teacher_share:.1%}) x the Teacher's CPU per row "
-        f"({c['teacher_cpu_ms_per_row']:.3f} ms: the router at `threshold=inf` minus at `-inf`).",
+        f"({c['teacher_cpu_ms_per_row']:.3f} ms: the router at `threshold=inf` minus at `-inf`, "
+        "the median of the rounds').",
         "",
         "| router | audit_share | inferences/s | p50 ms | p99 ms | p50 / off | p99 / off | "
         "CPU ms per request | added CPU ms | Teacher's work on the audited rows, ms | "
@@ -209,6 +228,7 @@ def render(found: dict) -> str:
             f"{p50 / base['p50_ms']:.2f} | {p99 / base['p99_ms']:.2f} | {cpu:.3f} | "
             f"{cpu - plain_cpu:+.3f} | {work:.3f} | {ratio} |"
         )
+    lines += ["", *per_round(c, 1 - teacher_share)]
     idle = c["idle"]
     p50s, p99s = ({m: median(idle, m, k) for m in (ROUTER, WATCHED)} for k in ("p50_ms", "p99_ms"))
     lines += [
