@@ -102,6 +102,11 @@ def costed(
     return row
 
 
+def teacher_cpu(ends: dict) -> float:
+    """The Teacher's CPU per row (ms) from one round's router at ``inf`` and ``-inf``."""
+    return ends["inf"]["cpu_ms_per_request"] - ends["-inf"]["cpu_ms_per_request"]
+
+
 def cost(server: TritonServer) -> dict:
     """Interleaved rounds of the router and its audited copies, and of the router at both
     ends (``-inf``, ``inf``) for the Teacher's CPU per row (the median of the rounds')."""
@@ -112,9 +117,7 @@ def cost(server: TritonServer) -> dict:
             rounds.append({m: costed(server, measure, m, None) for m in (ROUTER, *SHARES)})
             ends.append({t: costed(server, measure, ROUTER, t) for t in ("-inf", "inf")})
             idle.append({m: costed(server, measure, m, None, 1) for m in (ROUTER, WATCHED)})
-    teacher_ms = statistics.median(
-        e["inf"]["cpu_ms_per_request"] - e["-inf"]["cpu_ms_per_request"] for e in ends
-    )
+    teacher_ms = statistics.median(teacher_cpu(e) for e in ends)
     return {"ends": ends, "rounds": rounds, "idle": idle, "teacher_cpu_ms_per_row": teacher_ms}
 
 
@@ -189,9 +192,8 @@ def per_round(c: dict, kept: float) -> list[str]:
     for model, share in SHARES.items():
         ratios = []
         for run, ends in zip(c["rounds"], c["ends"], strict=True):
-            teacher = ends["inf"]["cpu_ms_per_request"] - ends["-inf"]["cpu_ms_per_request"]
             added = run[model]["cpu_ms_per_request"] - run[ROUTER]["cpu_ms_per_request"]
-            ratios.append(f"{added / (share * kept * teacher):.2f}")
+            ratios.append(f"{added / (share * kept * teacher_cpu(ends)):.2f}")
         found.append(f"{model} {', '.join(ratios)}")
     return [f"Added / Teacher's work, round by round: {'; '.join(found)}."]
 

@@ -372,8 +372,8 @@ def under_load(
 
 
 def run(repo: Path, loads: list[float], seconds: float) -> dict:
-    """Both layouts (``LAYOUTS``), each on a server of its own, and what a queue policy
-    costs (on the shared one)."""
+    """Both layouts (``OWN``, then ``SHARED``), each on a server of its own, and what a queue
+    policy costs (on the shared one)."""
     images, labels = (part[:2000] for part in load_split("test"))
     router = mc.read(config_path(repo, ROUTER))
     found = {

@@ -73,11 +73,11 @@ class LoadShedder:
     """Graceful degradation under overload (off unless a router's config sets
     ``shed_requests``). An execution that takes in at least ``requests`` requests (those
     admission control refuses included) means a queue has built up in front of the router (at
-    its own pace it sees a few); then at most
-    ``share`` of that batch's rows go to the Teacher, the lowest scores first, and the rest
-    keep the Student's answer (route ``student_overload``). Under a full load the Teacher's
-    rows cost most of the router's time (a Teacher row costs several Student rows), so
-    shedding them raises the router's capacity at once; accuracy drops only while it lasts."""
+    its own pace it sees a few); then at most ``share`` of that batch's rows go to the
+    Teacher, the lowest scores first, and the rest keep the Student's answer (route
+    ``student_overload``). Under a full load the Teacher's rows cost most of the router's time
+    (a Teacher row costs several Student rows), so shedding them raises the router's capacity
+    at once; accuracy drops only while it lasts."""
 
     def __init__(self, requests: int, share: float) -> None:
         if requests < 1:
