@@ -117,6 +117,10 @@ def benchmark(
             [measure(model, threshold, max(concurrencies)) for model, threshold in pairs]
             for _ in range(rounds)
         ]
+        results["latency_rounds"] = [  # c=1 p50 drifts as much: the same, one in flight
+            [measure(model, threshold, min(concurrencies)) for model, threshold in pairs[:3]]
+            for _ in range(rounds)
+        ]
         results["cost_rounds"] = [
             [measure(model, threshold, max(concurrencies)) for model, threshold in cost_cases]
             for _ in range(rounds)

@@ -42,6 +42,10 @@ class RouterSettings:
     # BENCHMARKS.md measures both); "bls" calls its model, whatever its backend, within
     # teacher_timeout_ms. A remote Teacher (teacher_url) is always called over gRPC.
     teacher_execution: str = "in_process"
+    # Intra-op threads of the in-process stages for an execution that holds one request: the
+    # queue held nothing else, so the other cores are likely free (c=1 latency). Busier
+    # executions run on one thread each, the two instances side by side. 1 = always one
+    lone_request_threads: int = 2
     metrics: str = "on"  # the router's custom Prometheus metrics ("off" to skip their cost)
     on_teacher_error: str = "fallback"  # or "fail"
     # How long the router waits for each later stage (local or remote), in ms; 0 = no deadline.
@@ -111,6 +115,10 @@ class RouterSettings:
             raise ValueError(
                 f"teacher_budget_window_s must be > 0, not {self.teacher_budget_window_s}"
             )
+        if self.lone_request_threads < 1:
+            raise ValueError(
+                f"lone_request_threads must be >= 1 (1 = off), not {self.lone_request_threads}"
+            )
         if self.admit_requests < 0:
             raise ValueError(f"admit_requests must be >= 0 (0 = off), not {self.admit_requests}")
         if not 1 <= self.stage_batch_size <= self.admission_window:
@@ -177,6 +185,7 @@ class RouterConfig:
     metrics: bool
     # the later stages served from this repository run in the router's process (else over BLS)
     teacher_in_process: bool = False
+    lone_request_threads: int = 2  # intra-op threads of in-process stages for a lone request
     breaker_failures: int = 3  # 0 = no circuit breaker
     breaker_open_s: float = 5.0
     teacher_budget_share: float = 0.0  # 0 = no capacity guard
@@ -264,6 +273,7 @@ class RouterConfig:
             / 1000,
             student_in_process=s.student_execution == "in_process",
             teacher_in_process=s.teacher_execution == "in_process",
+            lone_request_threads=s.lone_request_threads,
             metrics=s.metrics != "off",
             breaker_failures=s.breaker_failures,
             breaker_open_s=s.breaker_open_s,

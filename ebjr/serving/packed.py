@@ -34,8 +34,8 @@ class PackedRouter(router.TritonPythonModel):
                 raise ValueError(f"{name}'s outputs {outputs} are not {self.layout.names}")
         return config
 
-    def _load_model(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
-        model = OnnxModel(path)
+    def _load_model(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        model = OnnxModel(path, threads)
         return lambda images: self.layout.pack(model(images))
 
     def _call(self, stage: ModelRef, images: np.ndarray, timeout_s: float) -> np.ndarray:

@@ -100,7 +100,10 @@ class TritonPythonModel:
             if PREPROCESSING in parameters
             else None
         )
-        self.local = self._load_local(Path(args["model_repository"]).parent)
+        repository = Path(args["model_repository"]).parent
+        self.local = self._load_local(repository, threads=1)
+        wide = self.config.lone_request_threads
+        self.lone = self._load_local(repository, wide) if wide > 1 else self.local
         self.metrics = (
             RouterMetrics(args["model_name"], self._score_buckets(), len(self.config.stages) - 1)
             if self.config.metrics
@@ -140,9 +143,12 @@ class TritonPythonModel:
             f"{self._teacher_route()}"
         )
 
-    def _load_local(self, repository: Path) -> list[Callable[[np.ndarray], np.ndarray] | None]:
-        """Per stage, its ONNX file loaded in this process (``student_execution`` /
-        ``teacher_execution`` ``in_process``), or None for a stage called over BLS or gRPC."""
+    def _load_local(
+        self, repository: Path, threads: int
+    ) -> list[Callable[[np.ndarray], np.ndarray] | None]:
+        """Per stage, its ONNX file loaded in this process on ``threads`` intra-op threads
+        (``student_execution`` / ``teacher_execution`` ``in_process``), or None for a stage
+        called over BLS or gRPC."""
         last = len(self.config.stages) - 1
         local = [
             self.config.student_in_process if k == 0 else self.config.teacher_in_process
@@ -158,7 +164,7 @@ class TritonPythonModel:
                     f"{key} in_process runs {path}, which does not exist: serve {name} from "
                     f"an ONNX file, or set {key} to bls"
                 )
-            loaded.append(self._load_model(path) if in_process else None)
+            loaded.append(self._load_model(path, threads) if in_process else None)
         return loaded
 
     def _teacher_route(self) -> str:
@@ -178,8 +184,8 @@ class TritonPythonModel:
             registry=self.scores,
         )
 
-    def _load_model(self, path: Path) -> Callable[[np.ndarray], np.ndarray]:
-        return OnnxClassifier(path)
+    def _load_model(self, path: Path, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+        return OnnxClassifier(path, threads)
 
     def _call(self, stage: ModelRef, images: np.ndarray, timeout_s: float) -> np.ndarray:
         return call_model(*stage, images, timeout_s=timeout_s)
@@ -308,9 +314,10 @@ class TritonPythonModel:
         counts = [len(b) for b in images]
         batch = np.concatenate(images)
         row_thresholds = np.repeat(np.array(thresholds, dtype=np.float32), counts, axis=0)
+        run = partial(self._run_stage, lone=len(requests) == 1)
         try:
             routed, later_error = cascade(
-                batch, row_thresholds, self.config.policies, self._run_stage, self._guards(requests)
+                batch, row_thresholds, self.config.policies, run, self._guards(requests)
             )
         except ModelCallError as err:  # the Student failed: nothing to answer with
             for i in accepted:
@@ -357,31 +364,32 @@ class TritonPythonModel:
         shapes = self.config.stage_shapes
         return images if shapes is None else fit_to(images, shapes[stage])
 
-    def _run_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
+    def _run_stage(self, stage: int, images: np.ndarray, lone: bool) -> np.ndarray:
         """Stage ``stage``'s logits for ``images``: the Student in this process or over BLS
-        (``student_execution``), every later stage through its breaker (``_call_later``)."""
+        (``student_execution``), every later stage through its breaker (``_call_later``).
+        ``lone``: the execution holds one request (in process: ``lone_request_threads``)."""
         images = self._stage_input(stage, images)
         if stage > 0:
-            return self._call_later(stage, images)
+            return self._call_later(stage, images, lone)
         if self.local[0] is None:
             call = partial(self._call, self.config.student, timeout_s=0.0)
             return in_pieces(call, images, self.config.stage_batch_size)
-        return self._run_local(0, images)
+        return self._run_local(0, images, lone)
 
-    def _run_local(self, stage: int, images: np.ndarray) -> np.ndarray:
+    def _run_local(self, stage: int, images: np.ndarray, lone: bool) -> np.ndarray:
         try:
-            return self.local[stage](images)
+            return (self.lone if lone else self.local)[stage](images)
         except Exception as err:  # onnxruntime's errors are plain Exceptions
             name = self.config.stages[stage][0]
             raise ModelCallError(f"{name} (in process) failed: {err}") from err
 
-    def _call_later(self, stage: int, images: np.ndarray) -> np.ndarray:
+    def _call_later(self, stage: int, images: np.ndarray, lone: bool) -> np.ndarray:
         """A later stage (``_call_stage``: in this process, over BLS, or the Teacher over gRPC
         when ``teacher_url`` names a remote one), unless its breaker is open: then
         ``CircuitOpen`` at once. Each answer or failure is the breaker's evidence."""
         breaker = self.breakers[stage - 1]
         if breaker is None:
-            return self._call_stage(stage, images)
+            return self._call_stage(stage, images, lone)
         allowed, change = breaker.allow()
         self._breaker_changed(stage, change)
         if not allowed:
@@ -390,19 +398,19 @@ class TritonPythonModel:
                 f"after {breaker.failures} failed calls in a row"
             )
         try:
-            logits = self._call_stage(stage, images)
+            logits = self._call_stage(stage, images, lone)
         except StageError:
             self._breaker_changed(stage, breaker.failed())
             raise
         self._breaker_changed(stage, breaker.succeeded())
         return logits
 
-    def _call_stage(self, stage: int, images: np.ndarray) -> np.ndarray:
+    def _call_stage(self, stage: int, images: np.ndarray, lone: bool = False) -> np.ndarray:
         """Stage ``stage``'s logits: in this process, else in calls of at most
         ``stage_batch_size`` rows (its model's batch limit)."""
         if self.local[stage] is not None:
             self.metrics.record_stage_call(stage, len(images))
-            return self._run_local(stage, images)
+            return self._run_local(stage, images, lone)
         call = partial(self._call_served, stage)
         return in_pieces(call, images, self.config.stage_batch_size)
 

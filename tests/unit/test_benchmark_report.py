@@ -21,15 +21,25 @@ def test_at_the_break_even_cost_the_router_and_the_teacher_cost_the_same(share):
         assert (ideal_cascade(1000 / router_ms, 1000 / t, share) > 1000 / t) is wins
 
 
-def _round(*throughputs):
+def _round(*values, field="throughput"):
     models = ("teacher", "teacher_2threads", "ebjr_router")
-    return [{"model": m, "throughput": x} for m, x in zip(models, throughputs, strict=True)]
+    return [{"model": m, field: x} for m, x in zip(models, values, strict=True)]
 
 
 def test_the_headline_divides_by_the_faster_teacher_config_of_each_round():
     rounds = [_round(100, 200, 300), _round(250, 100, 500), _round(100, 100, 150)]
     # per round: 300/200, 500/250, 150/100 -> median 1.5
     assert over_best_teacher(rounds) == pytest.approx(1.5)
+
+
+def test_the_latency_headline_divides_by_the_lower_teacher_p50_of_each_round():
+    rounds = [
+        _round(4.0, 2.0, 1.0, field="p50_ms"),
+        _round(2.0, 3.0, 1.5, field="p50_ms"),
+        _round(5.0, 2.5, 2.0, field="p50_ms"),
+    ]
+    # per round: 1/2, 1.5/2, 2/2.5 -> median 0.75
+    assert over_best_teacher(rounds, "p50_ms") == pytest.approx(0.75)
 
 
 def test_a_sample_inside_a_later_stage_call_is_the_teachers_whichever_way_it_runs():

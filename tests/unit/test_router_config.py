@@ -57,6 +57,7 @@ def test_settings_round_trip_through_parameters_and_missing_keys_take_one_defaul
         breaker_open_s=1.5,
         shed_requests=48,
         shed_teacher_share=0.1,
+        lone_request_threads=1,
     )
     assert RouterSettings.from_parameters(settings.parameters()) == settings
     assert RouterSettings.from_parameters({}) == RouterSettings()
@@ -75,9 +76,11 @@ def test_explicit_settings_and_specialized_mode():
         "student_classes": "7,2",
         "other_index": "2",
         "on_teacher_error": "fail",
+        "lone_request_threads": "3",
     }
     config = RouterConfig.from_parameters(p, None, 10)
     assert config.default_thresholds == (-math.inf,) and config.teacher_timeout_s == 0.25
+    assert config.lone_request_threads == 3
     assert config.student_in_process and config.on_teacher_error == "fail"
     assert config.policies == (SpecializedPolicy(energy, (7, 2), 2, 10),)
 
@@ -111,6 +114,10 @@ def test_explicit_settings_and_specialized_mode():
         (
             {"default_threshold": "1", "score": "energy", "shed_teacher_share": "2"},
             "shed_teacher_share must be in",
+        ),
+        (
+            {"default_threshold": "1", "score": "energy", "lone_request_threads": "0"},
+            "lone_request_threads must be >= 1",
         ),
         (
             {"default_threshold": "1", "score": "energy", "stage_batch_size": "0"},
