@@ -110,7 +110,8 @@ def benchmark(
             results["sweep"].append(measure(ROUTER, threshold, max(concurrencies)))
         # The headline ratios, from back-to-back pairs: this machine's throughput drifts by
         # more than 10% within a run, so each ratio is the median of interleaved rounds.
-        pairs = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity), (ROUTER_BLS, parity)]
+        headline = [("teacher", None), (TEACHER_2T, None), (ROUTER, parity)]
+        pairs = [*headline, (ROUTER_BLS, parity)]
         if three_stage:  # at its calibrated default, beside the two-stage router's
             pairs.append((THREE_STAGE, None))
         results["pairs"] = [
@@ -118,7 +119,7 @@ def benchmark(
             for _ in range(rounds)
         ]
         results["latency_rounds"] = [  # c=1 p50 drifts as much: the same, one in flight
-            [measure(model, threshold, min(concurrencies)) for model, threshold in pairs[:3]]
+            [measure(model, threshold, min(concurrencies)) for model, threshold in headline]
             for _ in range(rounds)
         ]
         results["cost_rounds"] = [

@@ -230,7 +230,8 @@ class TritonPythonModel:
         if breaker is not None and breaker.state != CLOSED:
             raise CircuitOpen(f"{self.config.stages[-1][0]}'s circuit breaker is not closed")
         teacher = len(self.config.stages) - 1
-        return self._call_stage(teacher, self._stage_input(teacher, images))
+        # off the response path, beside the executions: never the lone_request_threads sessions
+        return self._call_stage(teacher, self._stage_input(teacher, images), lone=False)
 
     def finalize(self) -> None:
         if self.auditor is not None:
@@ -405,7 +406,7 @@ class TritonPythonModel:
         self._breaker_changed(stage, breaker.succeeded())
         return logits
 
-    def _call_stage(self, stage: int, images: np.ndarray, lone: bool = False) -> np.ndarray:
+    def _call_stage(self, stage: int, images: np.ndarray, lone: bool) -> np.ndarray:
         """Stage ``stage``'s logits: in this process, else in calls of at most
         ``stage_batch_size`` rows (its model's batch limit)."""
         if self.local[stage] is not None:
