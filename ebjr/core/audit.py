@@ -2,7 +2,8 @@
 
 A uniform sample of the rows the Student keeps is also answered by the Teacher, off the
 response path (``ebjr.serving.audit``). This module decides which rows (``sample``), keeps the
-last ``size`` audited rows' agreement (``AuditWindow``) and says whether their disagreement
+last ``size`` audited rows' agreement (``AuditWindow``), counts them for export
+(``AgreementTally``) and says whether their disagreement
 with the Teacher has left what calibration measured at the served operating point
 (``Expectation``): both sides are Wilson intervals at ``Z`` (99%), and the audit "drifts" when
 the live lower bound is above the calibrated upper bound, or the live upper bound below the
@@ -92,3 +93,24 @@ class AuditWindow:
     def estimate(self) -> Estimate:
         disagree = self._disagree.values()
         return Estimate.of(int(disagree.sum()), len(disagree))
+
+
+class AgreementTally:
+    """Audited rows counted by agreement and by the Student's answered class, since the last
+    ``take`` (the audit's worker adds and takes; one thread)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self._counts = np.zeros((2, num_classes), dtype=np.int64)
+
+    def add(self, agree: np.ndarray, classes: np.ndarray) -> None:
+        """``agree: (M,) bool``, ``classes: (M,) int``."""
+        agree = np.asarray(agree, dtype=bool)
+        for row, rows in enumerate((agree, ~agree)):
+            self._counts[row] += np.bincount(classes[rows], minlength=self.num_classes)
+
+    def take(self) -> np.ndarray:
+        """``(2, C) int64``: rows that agreed (row 0) and disagreed (row 1) per class; then
+        zero."""
+        counts, self._counts = self._counts, np.zeros_like(self._counts)
+        return counts

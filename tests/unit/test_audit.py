@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from ebjr.core.audit import MIN_ROWS, AuditWindow, Estimate, Expectation, sample, wilson
+from ebjr.core.audit import (
+    MIN_ROWS,
+    AgreementTally,
+    AuditWindow,
+    Estimate,
+    Expectation,
+    sample,
+    wilson,
+)
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 50), (3, 500), (27, 4270), (40, 200), (200, 200)])
@@ -56,3 +64,11 @@ def test_the_sample_is_uniform_over_the_kept_rows_only():
     assert abs(np.mean(rows) - np.mean(np.flatnonzero(kept))) < 500  # spread, not a prefix
     assert len(sample(kept, 0.0, rng)) == 0
     assert (sample(kept, 1.0, rng) == np.flatnonzero(kept)).all()
+
+
+def test_the_tally_counts_audited_rows_by_agreement_and_class_until_taken():
+    tally = AgreementTally(num_classes=4)
+    tally.add(np.array([True, False, True]), np.array([2, 2, 0]))
+    tally.add(np.array([False]), np.array([3]))
+    np.testing.assert_array_equal(tally.take(), [[1, 0, 1, 0], [0, 0, 1, 1]])
+    np.testing.assert_array_equal(tally.take(), np.zeros((2, 4)))
