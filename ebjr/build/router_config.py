@@ -176,28 +176,18 @@ class RouterSettings:
 
 @dataclass(frozen=True)
 class RouterConfig:
+    """What a served router runs on: its ``settings`` as written (every knob there is read from
+    them), and what they resolve to."""
+
     stages: tuple[ModelRef, ...]  # Student first, Teacher last, middle stages between
     policies: tuple[RoutingPolicy, ...]  # one per stage boundary
     default_thresholds: tuple[float, ...]  # one per stage boundary
-    on_teacher_error: str  # "fallback" or "fail"
+    settings: RouterSettings
     teacher_timeout_s: float  # for every stage after the Student; 0 = no timeout
     student_in_process: bool
     metrics: bool
     # the later stages served from this repository run in the router's process (else over BLS)
     teacher_in_process: bool = False
-    lone_request_threads: int = 2  # intra-op threads of in-process stages for a lone request
-    breaker_failures: int = 3  # 0 = no circuit breaker
-    breaker_open_s: float = 5.0
-    teacher_budget_share: float = 0.0  # 0 = no capacity guard
-    teacher_budget_window_s: float = 10.0
-    shed_requests: int = 0  # 0 = no load shedding
-    shed_teacher_share: float = 0.05
-    admit_requests: int = 16  # 0 = no admission control
-    stage_batch_size: int = 64  # the most rows one call of a stage over BLS or gRPC carries
-    audit_share: float = 0.0  # 0 = no live audit
-    audit_window: int = 500
-    track_window: int = 0  # 0 = teacher_fraction reads the calibration only
-    teacher_url: str = ""  # "" = the local Teacher over BLS
     teacher_tls: TLS | None = None
     # Each stage's input row (C, H, W), Student first, where a stage takes another size than
     # the router's image (ebjr.core.resize); None = every stage takes the router's image as is
@@ -266,27 +256,14 @@ class RouterConfig:
             stages=stages,
             policies=(first, *(GeneralPolicy(score) for score in scores[1:])),
             default_thresholds=default,
-            on_teacher_error=s.on_teacher_error,
+            settings=s,
             teacher_timeout_s=(
                 UNMEASURED_TIMEOUT_MS if s.teacher_timeout_ms == MEASURED else s.teacher_timeout_ms
             )
             / 1000,
             student_in_process=s.student_execution == "in_process",
             teacher_in_process=s.teacher_execution == "in_process",
-            lone_request_threads=s.lone_request_threads,
             metrics=s.metrics != "off",
-            breaker_failures=s.breaker_failures,
-            breaker_open_s=s.breaker_open_s,
-            teacher_budget_share=s.teacher_budget_share,
-            teacher_budget_window_s=s.teacher_budget_window_s,
-            shed_requests=s.shed_requests,
-            shed_teacher_share=s.shed_teacher_share,
-            admit_requests=s.admit_requests,
-            stage_batch_size=s.stage_batch_size,
-            audit_share=s.audit_share,
-            audit_window=s.audit_window,
-            track_window=s.track_window,
-            teacher_url=s.teacher_url,
             teacher_tls=TLS(s.teacher_tls_ca, s.teacher_tls_key, s.teacher_tls_cert)
             if s.teacher_tls == "on"
             else None,

@@ -27,7 +27,7 @@ class PackedRouter(router.TritonPythonModel):
             num_classes=0,  # no class labels to map: general EBJR only
             registry=self.scores,
         )
-        if config.teacher_url or len(config.stages) != 2:
+        if config.settings.teacher_url or len(config.stages) != 2:
             raise ValueError(f"{args['model_name']} has a Student and a local Teacher, no more")
         for name, _, outputs in config.stages:
             if tuple(outputs.split(",")) != self.layout.names:

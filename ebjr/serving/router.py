@@ -95,6 +95,7 @@ class TritonPythonModel:
         self.calibration = read_calibration(path) if path.exists() else None
         parameters = model_parameters(args)
         self.config = self._read_config(args, parameters)
+        settings = self.config.settings
         self.preprocessing = (  # how image_bytes rows are decoded
             Preprocessing.from_parameter(parameters[PREPROCESSING])
             if PREPROCESSING in parameters
@@ -102,7 +103,7 @@ class TritonPythonModel:
         )
         repository = Path(args["model_repository"]).parent
         self.local = self._load_local(repository, threads=1)
-        wide = self.config.lone_request_threads
+        wide = settings.lone_request_threads
         self.lone = self._load_local(repository, wide) if wide > 1 else self.local
         self.metrics = (
             RouterMetrics(args["model_name"], self._score_buckets(), len(self.config.stages) - 1)
@@ -112,27 +113,27 @@ class TritonPythonModel:
         self.fallback_log = RateLimited(interval_s=10.0)
         self.breaker_log = RateLimited(interval_s=1.0)
         self.breakers = [  # one per later stage
-            CircuitBreaker(self.config.breaker_failures, self.config.breaker_open_s)
-            if self.config.breaker_failures
+            CircuitBreaker(settings.breaker_failures, settings.breaker_open_s)
+            if settings.breaker_failures
             else None
             for _ in self.config.stages[1:]
         ]
         self.metrics.watch_breakers(self.breakers, args["model_instance_name"])
         self.deadlines = [StageDeadline(self.config.teacher_timeout_s) for _ in self.breakers]
         self.remote = (  # one reused gRPC connection per router instance
-            RemoteModel(self.config.teacher_url, *self.config.stages[-1], self.config.teacher_tls)
-            if self.config.teacher_url
+            RemoteModel(settings.teacher_url, *self.config.stages[-1], self.config.teacher_tls)
+            if settings.teacher_url
             else None
         )
-        share = self.config.teacher_budget_share
-        self.budget = TeacherBudget(share, self.config.teacher_budget_window_s) if share else None
+        share = settings.teacher_budget_share
+        self.budget = TeacherBudget(share, settings.teacher_budget_window_s) if share else None
         self.shedder = (
-            LoadShedder(self.config.shed_requests, self.config.shed_teacher_share)
-            if self.config.shed_requests
+            LoadShedder(settings.shed_requests, settings.shed_teacher_share)
+            if settings.shed_requests
             else None
         )
-        self.auditor = self._auditor(args) if self.config.audit_share else None
-        window = self.config.track_window
+        self.auditor = self._auditor(args) if settings.audit_share else None
+        window = settings.track_window
         self.tracked = ScoreWindow(window) if window else None  # live scores (teacher_fraction)
         self.log.log_info(
             f"{args['model_name']}: {len(self.config.stages)} stages "
@@ -154,7 +155,7 @@ class TritonPythonModel:
             self.config.student_in_process if k == 0 else self.config.teacher_in_process
             for k in range(len(self.config.stages))
         ]
-        local[last] = local[last] and not self.config.teacher_url
+        local[last] = local[last] and not self.config.settings.teacher_url
         loaded = []
         for k, ((name, _, _), in_process) in enumerate(zip(self.config.stages, local, strict=True)):
             path = onnx_path(repository, name)
@@ -169,7 +170,7 @@ class TritonPythonModel:
 
     def _teacher_route(self) -> str:
         if self.remote:
-            return f"at {self.config.teacher_url} (gRPC)"
+            return f"at {self.config.settings.teacher_url} (gRPC)"
         return "in process" if self.local[-1] else "over BLS"
 
     # What a router of another task (``ebjr.serving.detector``) does differently: how it reads
@@ -212,11 +213,11 @@ class TritonPythonModel:
         logits = pb_utils.get_output_config_by_name(config, "logits")
         return Auditor(
             self.name,
-            self.config.audit_share,
-            self.config.audit_window,
+            self.config.settings.audit_share,
+            self.config.settings.audit_window,
             Expectation(*found),
             self._audit_call,
-            self.config.stage_batch_size,  # the pair's batch limit
+            self.config.settings.stage_batch_size,  # the pair's batch limit
             self.log,
             AuditMetrics(self.name, args["model_instance_name"], logits["dims"][-1])
             if self.config.metrics
@@ -265,7 +266,7 @@ class TritonPythonModel:
         """Admission control: an execution answers at most ``admit_requests`` requests, the
         newest (Triton hands them over oldest first); the older ones waited longest, likely
         past any deadline already, and are refused at once."""
-        admit = self.config.admit_requests
+        admit = self.config.settings.admit_requests
         excess = len(responses) - admit if admit else 0
         for i in range(max(excess, 0)):
             reason = f"{len(responses)} requests waiting in one batch, at most {admit} served"
@@ -332,7 +333,7 @@ class TritonPythonModel:
 
         columns = self.spec.ordered(self._columns(routed, row_thresholds))
         answered = np.ones(len(batch), dtype=bool)
-        fail = later_error is not None and self.config.on_teacher_error == "fail"
+        fail = later_error is not None and self.config.settings.on_teacher_error == "fail"
         for i, rows in zip(accepted, request_slices(counts, len(batch)), strict=True):
             if fail and (routed.route[rows] == FALLBACK).any():
                 responses[i] = error_response(str(later_error))
@@ -374,7 +375,7 @@ class TritonPythonModel:
             return self._call_later(stage, images, lone)
         if self.local[0] is None:
             call = partial(self._call, self.config.student, timeout_s=0.0)
-            return in_pieces(call, images, self.config.stage_batch_size)
+            return in_pieces(call, images, self.config.settings.stage_batch_size)
         return self._run_local(0, images, lone)
 
     def _run_local(self, stage: int, images: np.ndarray, lone: bool) -> np.ndarray:
@@ -413,7 +414,7 @@ class TritonPythonModel:
             self.metrics.record_stage_call(stage, len(images))
             return self._run_local(stage, images, lone)
         call = partial(self._call_served, stage)
-        return in_pieces(call, images, self.config.stage_batch_size)
+        return in_pieces(call, images, self.config.settings.stage_batch_size)
 
     def _call_served(self, stage: int, images: np.ndarray) -> np.ndarray:
         """One call of stage ``stage`` served by a model, within its deadline (an answered
@@ -444,7 +445,9 @@ class TritonPythonModel:
         self.metrics.record_teacher_failure()
         held = self.fallback_log.take()
         if held is not None:
-            action = "failing" if self.config.on_teacher_error == "fail" else "falling back for"
+            action = (
+                "failing" if self.config.settings.on_teacher_error == "fail" else "falling back for"
+            )
             self.log.log_warn(
                 f"{self.name}: Teacher call failed, {action} {rows} rows: {cause} "
                 f"({held} more failures since the last message)"

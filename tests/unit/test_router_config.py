@@ -39,10 +39,10 @@ def test_calibrated_settings_come_from_the_calibration_file():
     assert config.default_thresholds == (-0.25,)
     assert config.policies == (GeneralPolicy(negative_entropy),)
     # A config without a (measured) deadline still has one, never an unbounded wait.
-    assert (config.on_teacher_error, config.teacher_timeout_s) == ("fallback", 1.0)
+    assert (config.settings.on_teacher_error, config.teacher_timeout_s) == ("fallback", 1.0)
     # Missing parameters take RouterSettings' defaults, the same ones the builder writes.
     assert config.student_in_process and config.metrics
-    assert (config.breaker_failures, config.breaker_open_s) == (3, 5.0)
+    assert (config.settings.breaker_failures, config.settings.breaker_open_s) == (3, 5.0)
 
 
 def test_settings_round_trip_through_parameters_and_missing_keys_take_one_default():
@@ -80,8 +80,8 @@ def test_explicit_settings_and_specialized_mode():
     }
     config = RouterConfig.from_parameters(p, None, 10)
     assert config.default_thresholds == (-math.inf,) and config.teacher_timeout_s == 0.25
-    assert config.lone_request_threads == 3
-    assert config.student_in_process and config.on_teacher_error == "fail"
+    assert config.settings.lone_request_threads == 3
+    assert config.student_in_process and config.settings.on_teacher_error == "fail"
     assert config.policies == (SpecializedPolicy(energy, (7, 2), 2, 10),)
 
 
