@@ -32,7 +32,7 @@ from ebjr.bench.bench_repository import (
 )
 from ebjr.bench.perf import Measurer
 from ebjr.bench.profile import profile_router
-from ebjr.bench.report import machine, report
+from ebjr.bench.report import ADDED, machine, report
 from ebjr.build.onnx_info import describe
 from ebjr.core.calibration import read_calibration
 from ebjr.core.layout import (
@@ -120,6 +120,10 @@ def benchmark(
         ]
         results["latency_rounds"] = [  # c=1 p50 drifts as much: the same, one in flight
             [measure(model, threshold, min(concurrencies)) for model, threshold in headline]
+            for _ in range(rounds)
+        ]
+        results["added_rounds"] = [  # what the router adds to the Student at c=1, the same
+            [measure(model, threshold, min(concurrencies)) for model, threshold in ADDED]
             for _ in range(rounds)
         ]
         results["cost_rounds"] = [

@@ -46,7 +46,6 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
     router, floor = row(ROUTER, parity), row(ROUTER, "-inf")
     fraction = router["teacher_fraction"] or 0.0
     ideal = ideal_cascade(s["throughput"], t["throughput"], fraction)
-    added = row(ROUTER, "-inf", low)["p50_ms"] - row("student", None, low)["p50_ms"]
     ceiling = row(FLOOR)["throughput"] / s["throughput"]
     # A router that costs no more than the floor per request and calls the Teacher for f of
     # the rows: the most a Python-backend router can serve at this Teacher share.
@@ -60,7 +59,12 @@ def report(results: dict, out: Path, plot: Path | None) -> str:
             floor["throughput"] / s["throughput"],
             ">= 0.7",
         ),
-        (f"added p50 at c={low} over the native Student (ms)", added, "<= 0.6"),
+        (
+            f"added p50 at c={low} over the native Student (ms; router at -inf), median of "
+            f"{len(results['added_rounds'])} interleaved rounds",
+            added_p50(results["added_rounds"]),
+            "<= 0.6",
+        ),
         *[
             (
                 f"native / Python-wrapped {m}, c={c}",
@@ -355,6 +359,18 @@ def over_best_teacher(pairs: list[list[dict]], field: str = "throughput") -> flo
                 for p in pairs
             ]
         )
+    )
+
+
+# The pair behind "added p50 at c=1": the native Student and the router that never calls on
+ADDED = (("student", None), (ROUTER, "-inf"))
+
+
+def added_p50(rounds: list[list[dict]]) -> float:
+    """The median over interleaved rounds of the router at ``-inf``'s p50 minus the native
+    Student's (``ADDED``), in ms."""
+    return float(
+        np.median([_in(r, ROUTER)["p50_ms"] - _in(r, "student")["p50_ms"] for r in rounds])
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from ebjr.bench.perf import ideal_cascade
 from ebjr.bench.profile import LATER_STAGES, categorise
-from ebjr.bench.report import break_even_ms, over_best_teacher
+from ebjr.bench.report import added_p50, break_even_ms, over_best_teacher
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.5])
@@ -53,3 +53,12 @@ def test_a_sample_inside_a_later_stage_call_is_the_teachers_whichever_way_it_run
     shares = categorise(stacks)
     assert shares["Student (onnxruntime in process)"] == pytest.approx(0.6)
     assert shares[LATER_STAGES[0]] == pytest.approx(0.4)
+
+
+def test_the_added_p50_is_the_median_of_each_rounds_difference():
+    rounds = [
+        [{"model": "student", "p50_ms": s}, {"model": "ebjr_router", "p50_ms": r}]
+        for s, r in ((1.0, 1.5), (0.8, 1.6), (2.0, 2.3))
+    ]
+    # per round: 0.5, 0.8, 0.3 -> median 0.5 (the difference of the medians would be 0.6)
+    assert added_p50(rounds) == pytest.approx(0.5)
