@@ -7,7 +7,7 @@ import pytest
 
 from ebjr.bench.perf import ideal_cascade
 from ebjr.bench.profile import LATER_STAGES, categorise
-from ebjr.bench.report import added_p50, break_even_ms, over_best_teacher
+from ebjr.bench.report import added_p50, best_teacher_ratios, break_even_ms, over_best_teacher
 
 
 @pytest.mark.parametrize("share", [0.0, 0.1, 0.5])
@@ -62,3 +62,12 @@ def test_the_added_p50_is_the_median_of_each_rounds_difference():
     ]
     # per round: 0.5, 0.8, 0.3 -> median 0.5 (the difference of the medians would be 0.6)
     assert added_p50(rounds) == pytest.approx(0.5)
+
+
+def test_the_headline_of_another_router_reads_that_routers_row():
+    rounds = [
+        [*_round(100, 200, 300), {"model": "ebjr_router_bls", "throughput": 250}],
+        [*_round(100, 100, 300), {"model": "ebjr_router_bls", "throughput": 150}],
+    ]
+    assert best_teacher_ratios(rounds, model="ebjr_router_bls") == [1.25, 1.5]
+    assert best_teacher_ratios(rounds) == [1.5, 3.0]
