@@ -30,14 +30,43 @@ def weights(size_in: int, size_out: int) -> np.ndarray:
 
 def resize_batch(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """``images: (N, C, H, W)`` float as ``(N, C, height, width) float32``; the same array
-    when it has that size already."""
+    when it has that size already. The same bits on every CPU (``along``)."""
     if images.ndim != 4:
         raise ValueError(f"images are (N, C, H, W), not {images.shape}")
     if images.shape[2:] == (height, width):
         return images
-    rows = weights(images.shape[2], height)
-    columns = weights(images.shape[3], width)
-    return (rows @ images.astype(np.float32, copy=False) @ columns.T).astype(np.float32)
+    rows = along(images.astype(np.float32, copy=False), height, 2)
+    return np.ascontiguousarray(along(rows, width, 3))
+
+
+@lru_cache(maxsize=64)
+def taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """``weights`` as each output pixel's nonzero taps, in input order: ``(size_out, T)``
+    input indices and ``(size_out, T) float32`` weights, padded with zero weights."""
+    full = weights(size_in, size_out)
+    width = int((full > 0).sum(axis=1).max())
+    index = np.zeros((size_out, width), dtype=np.intp)
+    weight = np.zeros((size_out, width), dtype=np.float32)
+    for i, row in enumerate(full):
+        found = np.flatnonzero(row)
+        index[i, : len(found)], index[i, len(found) :] = found, found[-1]
+        weight[i, : len(found)] = row[found]
+    return index, weight
+
+
+def along(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """``x`` float32 resized to ``size`` along ``axis``: each output pixel sums its taps one
+    by one, in input order, with elementwise float32 operations, so every CPU gets the same
+    bits. A matrix product does these sums in an order that depends on the BLAS kernel the CPU
+    gets (OpenBLAS's SSE3, AVX, AVX2 and AVX-512 kernels each gave other pixels), and a
+    low-resolution Student trained on one machine could not be retrained bit for bit on
+    another."""
+    index, weight = taps(x.shape[axis], size)
+    gathered = np.moveaxis(x, axis, -1)[..., index]  # (..., size, T)
+    out = gathered[..., 0] * weight[:, 0]
+    for t in range(1, weight.shape[1]):
+        out += gathered[..., t] * weight[:, t]
+    return np.moveaxis(out, -1, axis)
 
 
 def fit_to(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -38,3 +42,26 @@ def test_a_row_of_the_target_size_is_passed_through_and_channels_must_match():
     assert fit_to(np.zeros((2, 1, 28, 28), dtype=np.float32), (1, 14, 14)).shape == (2, 1, 14, 14)
     with pytest.raises(ValueError, match="cannot be resized"):
         fit_to(images, (3, 14, 14))
+
+
+def test_the_pixels_do_not_depend_on_the_blas_kernel_the_cpu_gets():
+    """Resizing gives the same bits under OpenBLAS's SSE3, AVX and AVX2 kernels (a matrix
+    product gave different bits under each, and under this machine's AVX-512 one), so a
+    low-resolution Student retrains bit for bit on another machine."""
+    script = (
+        "import hashlib, numpy as np; from ebjr.core.resize import resize_batch; "
+        "x = np.random.default_rng(0).random((64, 1, 28, 28), dtype=np.float32); "
+        "print(hashlib.sha1(resize_batch(x, 14, 14).tobytes()).hexdigest(), "
+        "hashlib.sha1(resize_batch(x, 20, 40).tobytes()).hexdigest())"
+    )
+    found = {
+        core: subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "OPENBLAS_CORETYPE": core},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for core in ("Prescott", "Sandybridge", "Haswell")  # every x86-64 CPU with AVX2 runs them
+    }
+    assert len(set(found.values())) == 1, found
