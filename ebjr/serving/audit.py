@@ -2,13 +2,18 @@
 goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
-NumPy operations. One worker thread gathers them until it holds ``BATCH_ROWS`` rows or
+NumPy operations. A worker thread gathers them until it holds ``BATCH_ROWS`` rows or
 ``FLUSH_S`` has passed, sends them to the Teacher in one call, compares its answers with
-the Student's and tallies the agreement (``ebjr.core.audit``). It sends the tally to Triton's
-metrics at most every ``FLUSH_S`` (each metric update is a round trip to the server), as the
-router's own metrics do. The response never waits for the audit and an audited row's answer is
-never changed. A full queue drops the batch (counted), so a slow Teacher cannot make the audit
-hold memory or requests.
+the Student's and tallies the agreement (``ebjr.core.audit``). That worker runs only on
+otherwise idle CPU (``ebjr.core.priority``): at normal priority its Teacher calls took cores
+from the requests on a saturated server. So that a saturated server is still audited, a clock
+thread at normal priority audits one gathered batch itself whenever ``FLOOR_S`` has passed
+without an audit (at most ``BATCH_ROWS`` rows per ``FLOOR_S`` per router instance; both in
+``ebjr.core.audit``). The clock also sends the tally and the dropped rows to Triton's metrics
+every ``FLUSH_S`` (each metric update is a round trip to the server, so ``execute`` makes
+none), as the router's own metrics do. The response never waits for the audit and an
+audited row's answer is never changed. A full queue drops the batch (counted), so a slow
+Teacher or a busy server cannot make the audit hold memory or requests.
 
 Exported, labelled with the router's ``model``:
 
@@ -38,14 +43,20 @@ from collections.abc import Callable
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.core.audit import AgreementTally, AuditWindow, Estimate, Expectation, sample
+from ebjr.core.audit import (
+    BATCH_ROWS,
+    FLOOR_S,
+    AgreementTally,
+    AuditWindow,
+    Estimate,
+    Expectation,
+    sample,
+)
+from ebjr.core.priority import run_when_idle
 from ebjr.core.ratelimit import RateLimited
 from ebjr.core.tally import FLUSH_S
 
 QUEUE_BATCHES = 64  # sampled batches (one per execution) waiting for the Teacher, at most
-# Rows per audit call: the default Teacher's CPU per row (one thread) is 3.57 ms alone, 3.06 ms
-# at 8 rows and 3.09 ms at 16; fewer rows wait at most FLUSH_S.
-BATCH_ROWS = 8
 LOG_S = 10.0
 BOUNDS = ("rate", "lower", "upper")
 
@@ -95,7 +106,8 @@ class AuditMetrics:
 
 
 class Auditor:
-    """Samples ``share`` of the kept rows and audits them in a worker thread.
+    """Samples ``share`` of the kept rows and audits them off the response path: in a worker
+    on idle CPU, and at least one batch per ``FLOOR_S`` at normal priority (see the module).
 
     ``call_teacher``: ``images (M, ...) -> logits (M, C)`` for at most ``max_rows`` rows,
     raising on failure; ``log``: the router's ``pb_utils.Logger``; ``metrics``: an
@@ -119,14 +131,22 @@ class Auditor:
         self.window = AuditWindow(window)
         self.tally = AgreementTally(metrics.num_classes) if metrics is not None else None
         self.live: Estimate | None = None  # the window at the last audit not yet sent
+        self.dropped = 0  # rows sampled but not queued since the last send
         self.rng = np.random.default_rng(seed)
         self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
         self.drift_log = RateLimited(LOG_S)
         self.failure_log = RateLimited(LOG_S)
         if metrics is not None:
             metrics.set_expected(expectation.estimate)
-        self._worker = threading.Thread(target=self._work, name="audit", daemon=True)
-        self._worker.start()
+        self._lock = threading.Lock()  # the window, tally, ``live`` and ``dropped``: three threads
+        self._audited = time.monotonic()  # when the last audit call ended
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name="audit", daemon=True),
+            threading.Thread(target=self._clock, name="audit-clock", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def offer(self, images: np.ndarray, kept: np.ndarray, classes: np.ndarray) -> None:
         """Queue the sampled rows of ``kept: (N,) bool`` (``images: (N, ...)``, the Student's
@@ -136,43 +156,54 @@ class Auditor:
             return
         try:
             self.queue.put_nowait((images[rows], classes[rows]))
-        except queue.Full:
-            if self.metrics is not None:
-                self.metrics.dropped.increment(float(len(rows)))
+        except queue.Full:  # counted here, sent by the clock: no metric round trip in execute
+            with self._lock:
+                self.dropped += len(rows)
 
     def close(self) -> None:
-        """Finish the queued audits and stop the worker."""
-        self.queue.put(None)
-        self._worker.join()
+        """Stop both threads (a call under way finishes; rows still queued are not audited)
+        and send the last tally."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
 
     def _work(self) -> None:
-        stopping, sent = False, time.monotonic()
-        while not stopping:
-            batches, stopping = self._gather()
-            if batches:
-                images, classes = (np.concatenate(part) for part in zip(*batches, strict=True))
-                for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
-                    chunk = slice(start, start + self.max_rows)
-                    self._audit(images[chunk], classes[chunk])
-            if stopping or time.monotonic() - sent >= FLUSH_S:
-                self._send()
-                sent = time.monotonic()
+        """The worker, on idle CPU: every batch it gathers, in the Teacher's batch limit."""
+        if not run_when_idle():
+            self.log.log_warn(f"{self.name}: the audit runs at normal priority (no SCHED_IDLE)")
+        while not self._stop.is_set():
+            self._audit_all(self._gather(FLUSH_S))
 
-    def _gather(self) -> tuple[list, bool]:
-        """The queued batches, from the first until they hold ``BATCH_ROWS`` rows or
-        ``FLUSH_S`` has passed (none if nothing came), and whether ``close`` was asked."""
+    def _clock(self) -> None:
+        """At normal priority, every ``FLUSH_S``: one gathered batch if no audit call ended in
+        ``FLOOR_S`` (the worker is starved), then the tally to the metrics."""
+        while not self._stop.wait(FLUSH_S):
+            if time.monotonic() - self._audited >= FLOOR_S:
+                self._audit_all(self._gather(0.0))
+            self._send()
+        self._send()
+
+    def _gather(self, wait_s: float) -> list:
+        """Queued batches, from the first until they hold ``BATCH_ROWS`` rows or ``wait_s`` has
+        passed (none if nothing came)."""
         batches: list = []
-        rows, until = 0, time.monotonic() + FLUSH_S
-        while rows < BATCH_ROWS:
+        rows, until = 0, time.monotonic() + wait_s
+        while rows < BATCH_ROWS and not self._stop.is_set():
             try:
                 batch = self.queue.get(timeout=max(until - time.monotonic(), 0.0))
             except queue.Empty:
                 break
-            if batch is None:
-                return batches, True
             batches.append(batch)
             rows += len(batch[0])
-        return batches, False
+        return batches
+
+    def _audit_all(self, batches: list) -> None:
+        if not batches:
+            return
+        images, classes = (np.concatenate(part) for part in zip(*batches, strict=True))
+        for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
+            chunk = slice(start, start + self.max_rows)
+            self._audit(images[chunk], classes[chunk])
 
     def _audit(self, images: np.ndarray, classes: np.ndarray) -> None:
         """One Teacher call for ``images``; tally and check its agreement."""
@@ -182,17 +213,26 @@ class Auditor:
             self._failed(err)
             return
         agree = classes == teacher
-        self.window.add(agree)
-        self.live = self.window.estimate()
-        if self.tally is not None:
-            self.tally.add(agree, classes)
-        self._check(self.live)
+        with self._lock:
+            self.window.add(agree)
+            self.live = live = self.window.estimate()
+            if self.tally is not None:
+                self.tally.add(agree, classes)
+            self._audited = time.monotonic()
+        self._check(live)
 
     def _send(self) -> None:
-        """Send the tally since the last send to Triton's metrics (nothing if no audit)."""
-        if self.metrics is not None and self.live is not None:
-            self.metrics.send(self.tally.take(), self.live)
-            self.live = None
+        """Send the tally and the dropped rows since the last send to Triton's metrics."""
+        if self.metrics is None:
+            return
+        with self._lock:
+            live, self.live = self.live, None
+            counts = self.tally.take() if live is not None else None
+            dropped, self.dropped = self.dropped, 0
+        if dropped:
+            self.metrics.dropped.increment(float(dropped))
+        if live is not None:
+            self.metrics.send(counts, live)
 
     def _check(self, live: Estimate) -> None:
         drift = self.expectation.drift(live)
