@@ -166,6 +166,7 @@ class Auditor:
         self._stop.set()
         for thread in self._threads:
             thread.join()
+        self._send()  # after both: what the worker's last call tallied is sent too
 
     def _work(self) -> None:
         """The worker, on idle CPU: every batch it gathers, in the Teacher's batch limit."""
@@ -181,7 +182,6 @@ class Auditor:
             if time.monotonic() - self._audited >= FLOOR_S:
                 self._audit_all(self._gather(0.0))
             self._send()
-        self._send()
 
     def _gather(self, wait_s: float) -> list:
         """Queued batches, from the first until they hold ``BATCH_ROWS`` rows or ``wait_s`` has

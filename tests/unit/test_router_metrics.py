@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 import types
 
 import numpy as np
 import pytest
 
+from ebjr.core.audit import Expectation
 from ebjr.core.routing import ROUTE_NAMES
 from ebjr.core.tally import OUTCOMES
 
@@ -52,15 +54,26 @@ class Response:
 INVALID_ARG, INTERNAL = 3, 13
 
 
-@pytest.fixture
-def metrics_module(monkeypatch):
+def on_stand_in(monkeypatch, name: str):
+    """``name`` imported against the stand-in backend, then forgotten (bound to the stand-in:
+    not for later tests)."""
     backend = types.ModuleType("triton_python_backend_utils")
     backend.MetricFamily = MetricFamily
     backend.TritonError = types.SimpleNamespace(INVALID_ARG=INVALID_ARG)
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", backend)
-    sys.modules.pop("ebjr.serving.metrics", None)
-    yield importlib.import_module("ebjr.serving.metrics")
-    sys.modules.pop("ebjr.serving.metrics", None)  # bound to the stand-in: not for later tests
+    sys.modules.pop(name, None)
+    yield importlib.import_module(name)
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def metrics_module(monkeypatch):
+    yield from on_stand_in(monkeypatch, "ebjr.serving.metrics")
+
+
+@pytest.fixture
+def audit_module(monkeypatch):
+    yield from on_stand_in(monkeypatch, "ebjr.serving.audit")
 
 
 def sent(metrics, name: str, **labels) -> float:
@@ -171,3 +184,32 @@ def test_the_background_flusher_sends_without_being_asked(metrics_module):
         assert sent(metrics, "ebjr_teacher_failures_total") == 1
     finally:
         metrics.close()
+
+
+def test_rows_a_full_audit_queue_drops_are_counted_off_the_request_path(audit_module):
+    """A Teacher that hangs fills the audit's queue; ``offer`` (on the request path) then drops
+    rows and makes no metric round trip; the clock sends their count, and every offered row is
+    audited, dropped or still queued."""
+    release = threading.Event()
+
+    def teacher(images: np.ndarray) -> np.ndarray:
+        release.wait()
+        return np.zeros((len(images), 10), dtype=np.float32)
+
+    log = types.SimpleNamespace(log_warn=lambda message: None)
+    metrics = audit_module.AuditMetrics("r", "0", 10)
+    expectation = Expectation(kept=1000, disagree=10)
+    auditor = audit_module.Auditor("r", 1.0, 200, expectation, teacher, 8, log, metrics, seed=0)
+    offered = audit_module.QUEUE_BATCHES + 40
+    image, kept, classes = np.zeros((1, 1, 28, 28), np.float32), np.ones(1, bool), np.zeros(1, int)
+    try:
+        for _ in range(offered):
+            auditor.offer(image, kept, classes)
+        assert metrics.dropped.increments == []
+    finally:
+        release.set()
+        auditor.close()
+    dropped = sum(metrics.dropped.increments)
+    audited = sent(metrics, "ebjr_audit_rows_total", agree="yes", **{"class": "0"})
+    assert dropped > 0
+    assert audited + dropped + auditor.queue.qsize() == offered
