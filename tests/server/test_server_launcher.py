@@ -43,16 +43,27 @@ def wait_ready(url: str, launcher: subprocess.Popen | None = None, timeout: floa
     raise TimeoutError(f"{url} not ready after {timeout} s; the launcher said:\n{said}")
 
 
+def tritons(launcher_pid: int) -> list[psutil.Process]:
+    """The launcher's tritonserver children now; a child that is reaped while they are listed
+    (a killed server) is not one of them."""
+    found = []
+    for child in psutil.Process(launcher_pid).children():
+        try:
+            if "tritonserver" in child.name():
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def triton_child(launcher_pid: int) -> psutil.Process:
-    children = psutil.Process(launcher_pid).children()
-    (triton,) = [p for p in children if "tritonserver" in p.name()]
+    (triton,) = tritons(launcher_pid)
     return triton
 
 
 def triton_child_or_none(launcher_pid: int) -> int | None:
     """The pid of the launcher's tritonserver, if it has one now."""
-    children = psutil.Process(launcher_pid).children()
-    return next((p.pid for p in children if "tritonserver" in p.name()), None)
+    return next((p.pid for p in tritons(launcher_pid)), None)
 
 
 def launch(run_dir, repository=DEFAULT_REPOSITORY) -> tuple[subprocess.Popen, list[int]]:
