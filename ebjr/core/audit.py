@@ -28,8 +28,9 @@ MIN_ROWS = 50  # fewer audited rows say nothing either way
 # at 8 rows and 3.09 ms at 16; fewer rows wait at most FLUSH_S.
 BATCH_ROWS = 8
 # The longest a router instance with queued rows goes without an audit call: at most
-# BATCH_ROWS rows per FLOOR_S at normal priority (16 rows/s), enough for the alert to judge a
-# 200-row window within its minute on a saturated server (tests/server/test_server_audit.py).
+# BATCH_ROWS rows per FLOOR_S at normal priority (16 rows/s per router instance), enough for the
+# alert to judge a 200-row window within its minute on a saturated server
+# (tests/server/test_server_audit.py).
 FLOOR_S = 0.5
 
 
