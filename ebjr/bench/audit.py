@@ -37,8 +37,9 @@ import psutil
 from ebjr.bench.overload import closed_loop
 from ebjr.bench.perf import Measurer
 from ebjr.build import model_config as mc
-from ebjr.core.audit import BATCH_ROWS, FLOOR_S
+from ebjr.core.audit import BATCH_ROWS
 from ebjr.core.layout import DEFAULT_REPOSITORY, PROJECT_ROOT, ROUTER, config_path
+from ebjr.core.tally import FLUSH_S
 from ebjr.ops import prometheus as prom
 from ebjr.ops.restricted import FOR_PERF_ANALYZER
 from ebjr.ops.server import TritonServer
@@ -206,7 +207,15 @@ def per_round(c: dict, kept: float) -> list[str]:
             added = run[model]["cpu_ms_per_request"] - run[ROUTER]["cpu_ms_per_request"]
             ratios.append(f"{added / (share * kept * teacher_cpu(ends)):.2f}")
         found.append(f"{model} {', '.join(ratios)}")
-    return [f"Added / Teacher's work at audit_share, round by round: {'; '.join(found)}."]
+    latency = []
+    for model in SHARES:
+        for key in ("p50_ms", "p99_ms"):
+            ratios = [f"{run[model][key] / run[ROUTER][key]:.2f}" for run in c["rounds"]]
+            latency.append(f"{model} {key[:3]} {', '.join(ratios)}")
+    return [
+        f"Added / Teacher's work at audit_share, round by round: {'; '.join(found)}.",
+        f"Latency / off, round by round: {'; '.join(latency)}.",
+    ]
 
 
 def render(found: dict) -> str:
@@ -223,11 +232,11 @@ def render(found: dict) -> str:
         "answered request. The target is the Teacher's own work at `audit_share`: "
         f"`audit_share` x the kept share ({1 - teacher_share:.1%}) x the Teacher's CPU per row "
         f"({c['teacher_cpu_ms_per_row']:.3f} ms: the router at `threshold=inf` minus at `-inf`, "
-        "the median of the rounds'). The audit's worker runs on otherwise idle CPU, and at "
-        f"normal priority only {BATCH_ROWS} rows per {FLOOR_S:g} s per router instance when "
-        "it has not audited in that time (`ebjr.serving.audit`), so on a saturated server it "
-        "audits fewer rows than `audit_share` asks: 'audited / kept rows' is what it "
-        "achieved (the rows sampled but not audited were dropped from its full queue, counted).",
+        "the median of the rounds'). The audit calls the Teacher once per "
+        f"{FLUSH_S:g} s per router instance with at most {BATCH_ROWS} rows, the newest "
+        "(`ebjr.serving.audit`), so where more rows are sampled than that it audits fewer "
+        "than `audit_share` asks: 'audited / kept rows' is what it achieved (the rows sampled "
+        "but not audited were dropped from its queue, counted).",
         "",
         "| router | audit_share | audited / kept rows | dropped / kept rows | inferences/s | "
         "p50 ms | p99 ms | p50 / off | p99 / off | CPU ms per request | added CPU ms | "

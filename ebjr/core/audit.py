@@ -23,15 +23,12 @@ from ebjr.core.window import RowWindow
 
 Z = 2.5758293035489004  # two-sided 99%
 MIN_ROWS = 50  # fewer audited rows say nothing either way
-# The served audit's pace (ebjr.serving.audit).
-# Rows per audit call: the default Teacher's CPU per row (one thread) is 3.57 ms alone, 3.06 ms
-# at 8 rows and 3.09 ms at 16; fewer rows wait at most FLUSH_S.
+# The served audit's pace (ebjr.serving.audit): one Teacher call of at most BATCH_ROWS rows per
+# FLUSH_S (ebjr.core.tally) per router instance, 16 rows/s, enough for the alert to judge a
+# 200-row window within its minute on a saturated server (tests/server/test_server_audit.py).
+# The default Teacher's CPU per row (one thread) is 3.57 ms alone, 3.06 ms at 8 rows and 3.09 ms
+# at 16.
 BATCH_ROWS = 8
-# The longest a router instance with queued rows goes without an audit call: at most
-# BATCH_ROWS rows per FLOOR_S at normal priority (16 rows/s per router instance), enough for the
-# alert to judge a 200-row window within its minute on a saturated server
-# (tests/server/test_server_audit.py).
-FLOOR_S = 0.5
 
 
 def wilson(k: int, n: int, z: float = Z) -> tuple[float, float]:

@@ -2,18 +2,18 @@
 goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
-NumPy operations. A worker thread gathers them until it holds ``BATCH_ROWS`` rows or
-``FLUSH_S`` has passed, sends them to the Teacher in one call, compares its answers with
-the Student's and tallies the agreement (``ebjr.core.audit``). That worker runs only on
-otherwise idle CPU (``ebjr.core.priority``): at normal priority its Teacher calls took cores
-from the requests on a saturated server. So that a saturated server is still audited, a clock
-thread at normal priority audits one gathered batch itself whenever ``FLOOR_S`` has passed
-without an audit (at most ``BATCH_ROWS`` rows per ``FLOOR_S`` per router instance; both in
-``ebjr.core.audit``). The clock also sends the tally and the dropped rows to Triton's metrics
-every ``FLUSH_S`` (each metric update is a round trip to the server, so ``execute`` makes
-none), as the router's own metrics do. The response never waits for the audit and an
-audited row's answer is never changed. A full queue drops the batch (counted), so a slow
-Teacher or a busy server cannot make the audit hold memory or requests.
+NumPy operations. A clock thread, every ``FLUSH_S``, sends at most ``BATCH_ROWS`` of them, the
+newest first, to the Teacher in one call, compares its answers with the Student's, tallies the
+agreement (``ebjr.core.audit``) and sends the tally and the dropped rows to Triton's metrics
+(each metric update is a round trip to the server, so ``execute`` makes none), as the router's
+own metrics do. That pace is a hard cap on the audit's CPU: 16 rows/s per router instance, a
+few percent of a core, whatever the load. An audit that took more (a worker on otherwise idle
+CPU at ``SCHED_IDLE``, tried before) cost a saturated server 10-20% of its throughput, more than
+its own CPU: a starved thread of the router's process that waits for the GIL stalls the threads
+that answer requests. The response never waits for the audit and an audited row's answer is
+never changed. The queue keeps the newest ``QUEUE_BATCHES`` sampled batches and drops the
+oldest (counted), so a slow Teacher or a busy server cannot make the audit hold memory or
+requests, and what it audits is recent.
 
 Exported, labelled with the router's ``model``:
 
@@ -35,24 +35,14 @@ way.
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from ebjr.core.audit import (
-    BATCH_ROWS,
-    FLOOR_S,
-    AgreementTally,
-    AuditWindow,
-    Estimate,
-    Expectation,
-    sample,
-)
-from ebjr.core.priority import run_when_idle
+from ebjr.core.audit import BATCH_ROWS, AgreementTally, AuditWindow, Estimate, Expectation, sample
 from ebjr.core.ratelimit import RateLimited
 from ebjr.core.tally import FLUSH_S
 
@@ -106,8 +96,8 @@ class AuditMetrics:
 
 
 class Auditor:
-    """Samples ``share`` of the kept rows and audits them off the response path: in a worker
-    on idle CPU, and at least one batch per ``FLOOR_S`` at normal priority (see the module).
+    """Samples ``share`` of the kept rows and audits them off the response path, at most
+    ``BATCH_ROWS`` rows per ``FLUSH_S`` (see the module).
 
     ``call_teacher``: ``images (M, ...) -> logits (M, C)`` for at most ``max_rows`` rows,
     raising on failure; ``log``: the router's ``pb_utils.Logger``; ``metrics``: an
@@ -126,84 +116,73 @@ class Auditor:
         seed: int | None = None,
     ) -> None:
         self.name, self.share, self.expectation = name, share, expectation
-        self.max_rows = max_rows
         self.call_teacher, self.log, self.metrics = call_teacher, log, metrics
+        self.rows_per_call = min(BATCH_ROWS, max_rows)  # within the Teacher's batch limit
         self.window = AuditWindow(window)
         self.tally = AgreementTally(metrics.num_classes) if metrics is not None else None
         self.live: Estimate | None = None  # the window at the last audit not yet sent
-        self.dropped = 0  # rows sampled but not queued since the last send
+        self.dropped = 0  # rows sampled but not audited since the last send
         self.rng = np.random.default_rng(seed)
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+        self.queue: deque = deque()  # (images, classes) batches, the newest last
         self.drift_log = RateLimited(LOG_S)
         self.failure_log = RateLimited(LOG_S)
         if metrics is not None:
             metrics.set_expected(expectation.estimate)
-        self._lock = threading.Lock()  # the window, tally, ``live`` and ``dropped``: three threads
-        self._audited = time.monotonic()  # when the last audit call ended
+        self._lock = threading.Lock()  # the queue and ``dropped``: execute and the clock
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._work, name="audit", daemon=True),
-            threading.Thread(target=self._clock, name="audit-clock", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._clock = threading.Thread(target=self._run, name="audit", daemon=True)
+        self._clock.start()
+
+    @property
+    def queued_rows(self) -> int:
+        with self._lock:
+            return sum(len(images) for images, _ in self.queue)
 
     def offer(self, images: np.ndarray, kept: np.ndarray, classes: np.ndarray) -> None:
         """Queue the sampled rows of ``kept: (N,) bool`` (``images: (N, ...)``, the Student's
-        answered ``classes: (N,)``) for the audit; return at once."""
+        answered ``classes: (N,)``) for the audit, dropping the oldest queued batch when the
+        queue is full; return at once."""
         rows = sample(kept, self.share, self.rng)
         if len(rows) == 0:
             return
-        try:
-            self.queue.put_nowait((images[rows], classes[rows]))
-        except queue.Full:  # counted here, sent by the clock: no metric round trip in execute
-            with self._lock:
-                self.dropped += len(rows)
+        with self._lock:  # counted here, sent by the clock: no metric round trip in execute
+            if len(self.queue) == QUEUE_BATCHES:
+                self.dropped += len(self.queue.popleft()[0])
+            self.queue.append((images[rows], classes[rows]))
 
     def close(self) -> None:
-        """Stop both threads (a call under way finishes; rows still queued are not audited)
-        and send the last tally."""
+        """Stop the clock (a call under way finishes; rows still queued are not audited) and
+        send the last tally."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        self._send()  # after both: what the worker's last call tallied is sent too
+        self._clock.join()
+        self._send()  # after the clock: what its last call tallied is sent too
 
-    def _work(self) -> None:
-        """The worker, on idle CPU: every batch it gathers, in the Teacher's batch limit."""
-        if not run_when_idle():
-            self.log.log_warn(f"{self.name}: the audit runs at normal priority (no SCHED_IDLE)")
-        while not self._stop.is_set():
-            self._audit_all(self._gather(FLUSH_S))
-
-    def _clock(self) -> None:
-        """At normal priority, every ``FLUSH_S``: one gathered batch if no audit call ended in
-        ``FLOOR_S`` (the worker is starved), then the tally to the metrics."""
+    def _run(self) -> None:
+        """Every ``FLUSH_S``: one Teacher call for the newest queued rows, then the tally to the
+        metrics."""
         while not self._stop.wait(FLUSH_S):
-            if time.monotonic() - self._audited >= FLOOR_S:
-                self._audit_all(self._gather(0.0))
+            images, classes = self._take()
+            if len(images):
+                self._audit(images, classes)
             self._send()
 
-    def _gather(self, wait_s: float) -> list:
-        """Queued batches, from the first until they hold ``BATCH_ROWS`` rows or ``wait_s`` has
-        passed (none if nothing came)."""
-        batches: list = []
-        rows, until = 0, time.monotonic() + wait_s
-        while rows < BATCH_ROWS and not self._stop.is_set():
-            try:
-                batch = self.queue.get(timeout=max(until - time.monotonic(), 0.0))
-            except queue.Empty:
-                break
-            batches.append(batch)
-            rows += len(batch[0])
-        return batches
-
-    def _audit_all(self, batches: list) -> None:
-        if not batches:
-            return
-        images, classes = (np.concatenate(part) for part in zip(*batches, strict=True))
-        for start in range(0, len(images), self.max_rows):  # the Teacher's batch limit
-            chunk = slice(start, start + self.max_rows)
-            self._audit(images[chunk], classes[chunk])
+    def _take(self) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``rows_per_call`` queued rows, the newest first (``(0, ...)`` arrays when none
+        are queued); the rest of a batch that does not fit stays queued."""
+        parts: list = []
+        rows = 0
+        with self._lock:
+            while self.queue and rows < self.rows_per_call:
+                images, classes = self.queue.pop()
+                room = self.rows_per_call - rows
+                if len(images) > room:  # the older rows of this batch wait for the next call
+                    self.queue.append((images[:-room], classes[:-room]))
+                    images, classes = images[-room:], classes[-room:]
+                parts.append((images, classes))
+                rows += len(images)
+        if not parts:
+            return np.zeros((0,)), np.zeros((0,), dtype=np.int64)
+        return tuple(np.concatenate(part) for part in zip(*parts, strict=True))
 
     def _audit(self, images: np.ndarray, classes: np.ndarray) -> None:
         """One Teacher call for ``images``; tally and check its agreement."""
@@ -213,21 +192,19 @@ class Auditor:
             self._failed(err)
             return
         agree = classes == teacher
-        with self._lock:
-            self.window.add(agree)
-            self.live = live = self.window.estimate()
-            if self.tally is not None:
-                self.tally.add(agree, classes)
-            self._audited = time.monotonic()
+        self.window.add(agree)
+        self.live = live = self.window.estimate()
+        if self.tally is not None:
+            self.tally.add(agree, classes)
         self._check(live)
 
     def _send(self) -> None:
         """Send the tally and the dropped rows since the last send to Triton's metrics."""
         if self.metrics is None:
             return
+        live, self.live = self.live, None  # the clock's own, like the window and the tally
+        counts = self.tally.take() if live is not None else None
         with self._lock:
-            live, self.live = self.live, None
-            counts = self.tally.take() if live is not None else None
             dropped, self.dropped = self.dropped, 0
         if dropped:
             self.metrics.dropped.increment(float(dropped))

@@ -6,15 +6,13 @@ users, while the router logs the drift."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
-from conftest import AUDITED, SERVER_PROCESSES
+from conftest import AUDITED
 
 from ebjr.ops import prometheus as prom
 from ebjr.ops.client import classify, connect, infer
@@ -34,7 +32,7 @@ def audited(server) -> tuple[float, float]:
 
 
 def settled(server, expected: tuple[float, float], timeout_s: float = 20.0) -> tuple:
-    """The audit counts once they reach ``expected`` (the worker runs after the response)."""
+    """The audit counts once they reach ``expected`` (the audit runs after the response)."""
     deadline = time.monotonic() + timeout_s
     while (found := audited(server)) != expected and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -79,25 +77,6 @@ def test_answers_are_unchanged_and_each_kept_row_is_counted_by_its_agreement(cli
     classify(client, images, model=AUDITED, threshold="-inf")
     time.sleep(1.0)
     assert audited(server) == expected
-
-
-def idle_threads(server, model: str) -> list[int]:
-    """How many threads run at ``SCHED_IDLE`` in each of ``model``'s Python-backend stubs."""
-    stubs = [
-        p
-        for p in psutil.Process(server.process.pid).children(recursive=True)
-        if p.name() == SERVER_PROCESSES[1] and f"/{model}/" in " ".join(p.cmdline())
-    ]
-    return [
-        sum(os.sched_getscheduler(t.id) == os.SCHED_IDLE for t in stub.threads()) for stub in stubs
-    ]
-
-
-def test_only_the_audit_worker_runs_at_idle_priority(server):
-    """Its Teacher calls take only otherwise idle CPU (``ebjr.core.priority``), one worker per
-    router instance; the threads that answer requests keep their priority."""
-    assert idle_threads(server, AUDITED) == [1, 1]
-    assert idle_threads(server, "ebjr_router") == [0, 0]
 
 
 def noisy(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:

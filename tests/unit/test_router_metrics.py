@@ -212,4 +212,43 @@ def test_rows_a_full_audit_queue_drops_are_counted_off_the_request_path(audit_mo
     dropped = sum(metrics.dropped.increments)
     audited = sent(metrics, "ebjr_audit_rows_total", agree="yes", **{"class": "0"})
     assert dropped > 0
-    assert audited + dropped + auditor.queue.qsize() == offered
+    assert audited + dropped + auditor.queued_rows == offered
+
+
+def test_each_audit_call_takes_at_most_batch_rows_the_newest_first(audit_module):
+    """The audit's pace is its CPU cap: one Teacher call per tick, of at most ``BATCH_ROWS``
+    rows, the newest first; a batch that does not fit leaves its older rows for the next call,
+    and no row is audited twice."""
+    from ebjr.core.audit import BATCH_ROWS
+
+    calls, first, release = [], threading.Event(), threading.Event()
+
+    def teacher(images: np.ndarray) -> np.ndarray:
+        calls.append(images[:, 0, 0, 0].astype(int).tolist())
+        first.set()
+        release.wait()
+        return np.zeros((len(images), 10), dtype=np.float32)
+
+    log = types.SimpleNamespace(log_warn=lambda message: None)
+    expectation = Expectation(kept=1000, disagree=10)
+    auditor = audit_module.Auditor("r", 1.0, 200, expectation, teacher, 64, log, None, seed=0)
+
+    def offer(rows: list[int]) -> None:
+        images = np.array(rows, np.float32)[:, None, None, None] * np.ones((1, 1, 2, 2))
+        auditor.offer(images.astype(np.float32), np.ones(len(rows), bool), np.zeros(len(rows)))
+
+    try:
+        offer([0])
+        assert first.wait(5.0)  # the clock is in its first call: what follows queues
+        for batch in ([1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]):
+            offer(batch)
+        release.set()
+        for _ in range(100):
+            if len(calls) == 3:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        release.set()
+        auditor.close()
+    assert calls[:3] == [[0], [11, 12, 13, 14, 15, 8, 9, 10], [6, 7, 1, 2, 3, 4, 5]]
+    assert max(map(len, calls)) <= BATCH_ROWS
