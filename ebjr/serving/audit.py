@@ -1,5 +1,5 @@
-"""The live audit in a router's process: a uniform sample of the rows the Student keeps also
-goes to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
+"""The live audit in a router's process: a uniform sample of the rows the Student keeps also goes
+to the Teacher, after the response (``audit_share`` in ``config.pbtxt``; off by default).
 
 ``execute`` only samples the kept rows and queues them (``Auditor.offer``), which costs a few
 NumPy operations. A clock thread, every ``FLUSH_S``, sends at most ``BATCH_ROWS`` of them, the
@@ -7,13 +7,13 @@ newest first, to the Teacher in one call, compares its answers with the Student'
 agreement (``ebjr.core.audit``) and sends the tally and the dropped rows to Triton's metrics
 (each metric update is a round trip to the server, so ``execute`` makes none), as the router's
 own metrics do. That pace is a hard cap on the audit's CPU: 16 rows/s per router instance, a
-few percent of a core, whatever the load. An audit that took more (a worker on otherwise idle
-CPU at ``SCHED_IDLE``, tried before) cost a saturated server 10-20% of its throughput, more than
-its own CPU: a starved thread of the router's process that waits for the GIL stalls the threads
-that answer requests. The response never waits for the audit and an audited row's answer is
-never changed. The queue keeps the newest ``QUEUE_BATCHES`` sampled batches and drops the
-oldest (counted), so a slow Teacher or a busy server cannot make the audit hold memory or
-requests, and what it audits is recent.
+few percent of a core, whatever the load. A worker that audited more on otherwise idle CPU (at
+Linux's ``SCHED_IDLE``, tried before) cost a saturated server far more than the CPU it used,
+likely through the GIL: a starved thread of the router's process that waits for it stalls the
+threads that answer requests (docs/operations.md). The response never waits for the audit and
+an audited row's answer is never changed. The queue keeps the newest ``QUEUE_BATCHES`` sampled
+batches and drops the oldest (counted), so a slow Teacher or a busy server cannot make the
+audit hold memory or requests, and what it audits is recent.
 
 Exported, labelled with the router's ``model``:
 
