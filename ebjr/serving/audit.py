@@ -133,11 +133,6 @@ class Auditor:
         self._clock = threading.Thread(target=self._run, name="audit", daemon=True)
         self._clock.start()
 
-    @property
-    def queued_rows(self) -> int:
-        with self._lock:
-            return sum(len(images) for images, _ in self.queue)
-
     def offer(self, images: np.ndarray, kept: np.ndarray, classes: np.ndarray) -> None:
         """Queue the sampled rows of ``kept: (N,) bool`` (``images: (N, ...)``, the Student's
         answered ``classes: (N,)``) for the audit, dropping the oldest queued batch when the
