@@ -156,14 +156,14 @@ class Auditor:
         """Every ``FLUSH_S``: one Teacher call for the newest queued rows, then the tally to the
         metrics."""
         while not self._stop.wait(FLUSH_S):
-            images, classes = self._take()
-            if len(images):
-                self._audit(images, classes)
+            taken = self._take()
+            if taken is not None:
+                self._audit(*taken)
             self._send()
 
-    def _take(self) -> tuple[np.ndarray, np.ndarray]:
-        """Up to ``rows_per_call`` queued rows, the newest first (``(0, ...)`` arrays when none
-        are queued); the rest of a batch that does not fit stays queued."""
+    def _take(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Up to ``rows_per_call`` queued rows as ``(images, classes)``, the newest first (None
+        when none are queued); the rest of a batch that does not fit stays queued."""
         parts: list = []
         rows = 0
         with self._lock:
@@ -176,7 +176,7 @@ class Auditor:
                 parts.append((images, classes))
                 rows += len(images)
         if not parts:
-            return np.zeros((0,)), np.zeros((0,), dtype=np.int64)
+            return None
         return tuple(np.concatenate(part) for part in zip(*parts, strict=True))
 
     def _audit(self, images: np.ndarray, classes: np.ndarray) -> None:
